@@ -1,0 +1,94 @@
+// rnnkit — C++ kernel entry points.
+//
+// Legend: T = timesteps, B = batch, I = input features, H = hidden units, G = gates (1 for the
+// vanilla cell).  All matrices are row-major; a "row stride" (ld*) is the distance, in elements,
+// between consecutive rows of the (T*B, features) view of a time-major (T, B, features) array, so a
+// caller may pass a slice of a wider array (the reverse half of a bidirectional output, say).
+//
+// The functions below assume valid, non-overlapping input: python/rnnkit/functional.py and the
+// bindings validate every argument before calling them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rnnkit {
+
+enum class Activation { tanh, relu };
+
+// Parse "tanh" / "relu"; throws std::invalid_argument naming the bad value.
+Activation parse_activation(const std::string& name);
+
+// ---- dispatch (cpp/src/dispatch.cpp) ------------------------------------------------------------
+// The SIMD path is chosen once, on first use: RNNKIT_ISA if set, else the best this CPU supports.
+std::string active_isa();                        // "avx512", "avx2" or "scalar"
+void set_active_isa(const std::string& name);    // throws std::invalid_argument if unknown/unsupported
+std::vector<std::string> supported_isas();       // those this build *and* this CPU can run
+std::vector<std::string> compiled_isas();        // those this build contains
+// The pure decision behind the two functions above, exposed so that its refusals are testable on
+// any machine: returns the ISA to use for `requested` ("" = best available) or throws.
+std::string select_isa(const std::string& requested, bool cpu_has_avx2, bool cpu_has_avx512);
+
+// ---- threads (cpp/src/threads.cpp) --------------------------------------------------------------
+constexpr int kMaxThreads = 1024;
+void set_num_threads(int n);                     // 1 <= n <= kMaxThreads, else std::invalid_argument
+int get_num_threads();
+bool openmp_enabled();
+
+// ---- vanilla RNN --------------------------------------------------------------------------------
+// h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)       (PyTorch's nn.RNN)
+// With reverse = true the recurrence runs from t = T-1 down to 0 (the reverse direction of a
+// bidirectional layer) while x and y keep their time order: no copies of the sequence are made.
+template <typename Real>
+struct RnnForwardArgs {
+  int64_t steps = 0, batch = 0, input = 0, hidden = 0;
+  Activation act = Activation::tanh;
+  bool reverse = false;
+  const Real* x = nullptr;     // IN  (T, B, I), row stride ldx
+  int64_t ldx = 0;
+  const Real* h0 = nullptr;    // IN  (B, H) contiguous, or nullptr for zeros
+  const Real* w_ih = nullptr;  // IN  (H, I) contiguous
+  const Real* w_hh = nullptr;  // IN  (H, H) contiguous
+  const Real* b_ih = nullptr;  // IN  (H,) or nullptr
+  const Real* b_hh = nullptr;  // IN  (H,) or nullptr
+  Real* y = nullptr;           // OUT (T, B, H), row stride ldy: every h_t (also what backward needs)
+  int64_t ldy = 0;
+  Real* h_n = nullptr;         // OUT (B, H) contiguous: the last state (h0 when T = 0)
+};
+
+// Gradients of sum(y * dy) + sum(h_n * dh_n) with respect to everything rnn_forward read.
+// Overwrites dh0, dw_ih, dw_hh, db; overwrites dx, or adds to it when dx_accumulate is set (the two
+// directions of a bidirectional layer share one dx).  db is the gradient of b_ih and of b_hh alike.
+template <typename Real>
+struct RnnBackwardArgs {
+  int64_t steps = 0, batch = 0, input = 0, hidden = 0;
+  Activation act = Activation::tanh;
+  bool reverse = false;
+  const Real* x = nullptr;     // IN  (T, B, I), row stride ldx — as given to the forward
+  int64_t ldx = 0;
+  const Real* h0 = nullptr;    // IN  (B, H) or nullptr — as given to the forward
+  const Real* w_ih = nullptr;  // IN  (H, I)
+  const Real* w_hh = nullptr;  // IN  (H, H)
+  const Real* y = nullptr;     // IN  (T, B, H), row stride ldy — the forward's output
+  int64_t ldy = 0;
+  const Real* dy = nullptr;    // IN  (T, B, H), row stride lddy, or nullptr for zeros
+  int64_t lddy = 0;
+  const Real* dh_n = nullptr;  // IN  (B, H) or nullptr for zeros
+  Real* dx = nullptr;          // OUT (T, B, I), row stride lddx
+  int64_t lddx = 0;
+  bool dx_accumulate = false;
+  Real* dh0 = nullptr;         // OUT (B, H)
+  Real* dw_ih = nullptr;       // OUT (H, I)
+  Real* dw_hh = nullptr;       // OUT (H, H)
+  Real* db = nullptr;          // OUT (H,)
+};
+
+template <typename Real> void rnn_forward(const RnnForwardArgs<Real>& args);
+template <typename Real> void rnn_backward(const RnnBackwardArgs<Real>& args);
+
+// ---- vectorised math, as the kernels use it (for tests and error measurements) -----------------
+enum class MathFunction { exp, tanh, sigmoid };
+template <typename Real> void vector_math(MathFunction f, const Real* x, Real* y, int64_t n);
+
+}  // namespace rnnkit

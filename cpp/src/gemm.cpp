@@ -1,0 +1,129 @@
+// The team GEMM (see gemm.hpp).  Portable code: the arithmetic happens in the ISA's register tile.
+#include "gemm.hpp"
+
+#include <algorithm>
+
+namespace rnnkit {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Pack rows [m0, m0 + mc) x columns [k0, k0 + kc) of A into tiles of up to mr rows:
+// tile t (rows m0 + t*mr ...) sits at dst + t*mr*kc with element (i, p) at [p * height + i].
+template <typename Real>
+void pack_a_block(MatrixView<Real> A, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr, Real* dst) {
+  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+    const int m = int(std::min<int64_t>(mr, mc - i0));
+    Real* tile = dst + i0 * kc;
+    if (A.row_stride == 1) {  // columns of A are contiguous (a transposed operand)
+      for (int64_t p = 0; p < kc; ++p) {
+        const Real* src = &A(m0 + i0, k0 + p);
+        for (int i = 0; i < m; ++i) tile[p * m + i] = src[i];
+      }
+    } else {
+      for (int i = 0; i < m; ++i) {
+        const Real* src = &A(m0 + i0 + i, k0);
+        const int64_t cs = A.col_stride;
+        for (int64_t p = 0; p < kc; ++p) tile[p * m + i] = src[p * cs];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename Real>
+void pack_panel(MatrixView<Real> B, int64_t k0, int64_t kc, int64_t n0, int64_t n_total, int nr, Real* dst) {
+  const int n_valid = int(std::max<int64_t>(0, std::min<int64_t>(nr, n_total - n0)));
+  if (B.col_stride == 1) {  // rows of B are contiguous
+    for (int64_t p = 0; p < kc; ++p) {
+      const Real* src = &B(k0 + p, n0);
+      Real* out = dst + p * nr;
+      for (int j = 0; j < n_valid; ++j) out[j] = src[j];
+      for (int j = n_valid; j < nr; ++j) out[j] = Real(0);
+    }
+  } else {
+    for (int j = 0; j < n_valid; ++j) {
+      const Real* src = &B(k0, n0 + j);
+      const int64_t rs = B.row_stride;
+      for (int64_t p = 0; p < kc; ++p) dst[p * nr + j] = src[p * rs];
+    }
+    for (int64_t p = 0; p < kc; ++p)
+      for (int j = n_valid; j < nr; ++j) dst[p * nr + j] = Real(0);
+  }
+}
+
+template <typename Real>
+GemmWorkspace<Real>::GemmWorkspace(const KernelTable<Real>& k, int threads) {
+  packed_b = allocate<Real>(int64_t(k.kc) * ceil_div(k.nc, k.nr) * k.nr);
+  a_stride = int64_t(k.mc) * k.kc;
+  packed_a = allocate<Real>(a_stride * threads);
+}
+
+template <typename Real>
+void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64_t M,
+               int64_t N, int64_t K, MatrixView<Real> A, MatrixView<Real> B, Real* C, int64_t ldc,
+               const Real* bias, bool accumulate) {
+  if (M <= 0 || N <= 0) return;  // the same decision on every thread: no barrier is skipped by some
+  if (K <= 0) {
+    if (!accumulate) {
+      int64_t r0, r1;
+      team.share(M, r0, r1);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = 0; c < N; ++c) C[r * ldc + c] = bias ? bias[c] : Real(0);
+    }
+    team.barrier();
+    return;
+  }
+  const int nr = k.nr, mr = k.mr;
+  Real* my_a = ws.packed_a.get() + ws.a_stride * team.tid;
+  for (int64_t jc = 0; jc < N; jc += k.nc) {
+    const int64_t nc = std::min<int64_t>(k.nc, N - jc);
+    const int64_t panels = ceil_div(nc, nr);
+    for (int64_t pc = 0; pc < K; pc += k.kc) {
+      const int64_t kc = std::min<int64_t>(k.kc, K - pc);
+      for (int64_t p = team.tid; p < panels; p += team.size)
+        pack_panel(B, pc, kc, jc + p * nr, N, nr, ws.packed_b.get() + p * kc * nr);
+      team.barrier();
+
+      const bool acc = accumulate || pc > 0;
+      const Real* block_bias = (!acc && bias) ? bias + jc : nullptr;
+      // Work items: (block of mc rows) x (group of panels); enough of them to keep the team busy.
+      const int64_t ic_blocks = ceil_div(M, k.mc);
+      const int64_t groups = std::min<int64_t>(panels, std::max<int64_t>(1, ceil_div(2 * team.size, ic_blocks)));
+      int64_t item0, item1;
+      team.share(ic_blocks * groups, item0, item1);
+      int64_t packed_ic = -1;
+      for (int64_t item = item0; item < item1; ++item) {
+        const int64_t ic = item / groups, g = item % groups;
+        const int64_t m0 = ic * k.mc, mc = std::min<int64_t>(k.mc, M - m0);
+        if (ic != packed_ic) {
+          pack_a_block(A, m0, mc, pc, kc, mr, my_a);
+          packed_ic = ic;
+        }
+        for (int64_t p = panels * g / groups; p < panels * (g + 1) / groups; ++p) {
+          const int64_t n0 = jc + p * nr;
+          const int n_valid = int(std::min<int64_t>(nr, N - n0));
+          const Real* panel = ws.packed_b.get() + p * kc * nr;
+          for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+            const int m = int(std::min<int64_t>(mr, mc - i0));
+            k.gemm_tile(m, kc, my_a + i0 * kc, panel, C + (m0 + i0) * ldc + n0, ldc,
+                        block_bias ? block_bias + p * nr : nullptr, acc, n_valid);
+          }
+        }
+      }
+      team.barrier();
+    }
+  }
+}
+
+#define RNNKIT_INSTANTIATE_GEMM(Real)                                                              \
+  template struct GemmWorkspace<Real>;                                                             \
+  template void gemm_team<Real>(const Team&, const KernelTable<Real>&, GemmWorkspace<Real>&,       \
+                                int64_t, int64_t, int64_t, MatrixView<Real>, MatrixView<Real>,     \
+                                Real*, int64_t, const Real*, bool);                                \
+  template void pack_panel<Real>(MatrixView<Real>, int64_t, int64_t, int64_t, int64_t, int, Real*);
+RNNKIT_INSTANTIATE_GEMM(float)
+RNNKIT_INSTANTIATE_GEMM(double)
+
+}  // namespace rnnkit

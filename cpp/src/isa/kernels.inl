@@ -1,0 +1,269 @@
+// The kernels of one instruction set, written once against a SIMD wrapper `S`.
+//
+// Include this file ONLY from a translation unit in src/isa/, after defining RNNKIT_ISA_NS and the
+// wrappers: it is compiled once per ISA with that ISA's flags, and everything in it lives in the
+// ISA's own namespace so that no inline function or template instance compiled with, say, AVX-512
+// can be picked by the linker for the portable path.  It uses nothing from the C++ standard library
+// for the same reason.
+//
+// A wrapper S provides, for one scalar type T and a vector V of S::N lanes (mask type M):
+//   zero, set1, load, store, load_n / store_n (first n lanes, the others zero / untouched),
+//   add, sub, mul, div, fmadd(a, b, c) = a*b + c, fnmadd(a, b, c) = c - a*b, min, max, abs,
+//   lt(a, b) (ordered: false when either is NaN), isnan, select(m, a, b) = m ? a : b,
+//   round (to nearest, ties to even), pow2n(n) = 2^n for integral n within the normal exponent
+//   range, copysign(magnitude, sign).
+//
+// Legend: T = timesteps, B = batch, I = input, H = hidden, MR x NR = register tile.
+
+#ifndef RNNKIT_ISA_NS
+#error "define RNNKIT_ISA_NS before including kernels.inl"
+#endif
+
+namespace rnnkit {
+namespace RNNKIT_ISA_NS {
+
+// ---- vectorised exp, tanh, sigmoid ---------------------------------------------------------------
+// exp(x) = 2^n * e^r with n = round(x / ln 2) and r = x - n ln 2 split Cody–Waite style (|r| <= ln2/2),
+// e^r by its Taylor series (degree 7 for float: truncation < 6e-9; degree 13 for double: < 5e-18),
+// and 2^n applied as two factors so that results in the subnormal range are rounded only once.
+// Measured maximum errors against std:: functions are in tests/test_vmath.py and the README.
+template <typename T> struct ExpConstants;
+template <> struct ExpConstants<float> {
+  static constexpr float lo = -104.0f;  // exp(x) rounds to 0 below about -103.97
+  static constexpr float hi = 89.0f;    // and overflows to inf above about 88.72
+  static constexpr float ln2_hi = 0.693359375f;
+  static constexpr float ln2_lo = -2.12194440e-4f;
+  static constexpr int degree = 7;
+};
+template <> struct ExpConstants<double> {
+  static constexpr double lo = -746.0;
+  static constexpr double hi = 710.0;
+  static constexpr double ln2_hi = 6.93145751953125e-1;
+  static constexpr double ln2_lo = 1.42860682030941723212e-6;
+  static constexpr int degree = 13;
+};
+
+// 1/k! for k = 0..D, computed by the compiler.
+template <typename T, int D>
+struct TaylorExp {
+  T c[D + 1];
+  constexpr TaylorExp() : c() {
+    c[0] = T(1);
+    for (int k = 1; k <= D; ++k) c[k] = c[k - 1] / T(k);
+  }
+};
+
+template <class S>
+inline typename S::V vexp(typename S::V x) {
+  using T = typename S::T;
+  using V = typename S::V;
+  using C = ExpConstants<T>;
+  const auto nan = S::isnan(x);
+  V xc = S::min(S::max(x, S::set1(C::lo)), S::set1(C::hi));
+  const V n = S::round(S::mul(xc, S::set1(T(1.4426950408889634))));
+  V r = S::fnmadd(n, S::set1(C::ln2_hi), xc);
+  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
+  // Horner on the Taylor coefficients 1/k!, highest first.
+  constexpr TaylorExp<T, C::degree> taylor{};
+  V p = S::set1(taylor.c[C::degree]);
+#pragma GCC unroll 16
+  for (int k = C::degree - 1; k >= 0; --k) p = S::fmadd(p, r, S::set1(taylor.c[k]));
+  const V n1 = S::round(S::mul(n, S::set1(T(0.5))));
+  p = S::mul(S::mul(p, S::pow2n(n1)), S::pow2n(S::sub(n, n1)));
+  return S::select(nan, x, p);
+}
+
+// tanh: for |x| < 0.625 the odd minimax forms of Cephes (tanhf: polynomial; tanh: rational), else
+// 1 - 2 / (exp(2|x|) + 1) with the sign of x.  NaN propagates; +-inf give +-1.
+template <class S>
+inline typename S::V vtanh_small(typename S::V x, float) {
+  using V = typename S::V;
+  const V z = S::mul(x, x);
+  V p = S::set1(-5.70498872745e-3f);
+  p = S::fmadd(p, z, S::set1(2.06390887954e-2f));
+  p = S::fmadd(p, z, S::set1(-5.37397155531e-2f));
+  p = S::fmadd(p, z, S::set1(1.33314422036e-1f));
+  p = S::fmadd(p, z, S::set1(-3.33332819422e-1f));
+  return S::fmadd(S::mul(p, z), x, x);
+}
+template <class S>
+inline typename S::V vtanh_small(typename S::V x, double) {
+  using V = typename S::V;
+  const V z = S::mul(x, x);
+  V p = S::set1(-9.64399179425052238628e-1);
+  p = S::fmadd(p, z, S::set1(-9.92877231001918586564e1));
+  p = S::fmadd(p, z, S::set1(-1.61468768441708447952e3));
+  V q = S::add(z, S::set1(1.12811678491632931402e2));
+  q = S::fmadd(q, z, S::set1(2.23548839060100448583e3));
+  q = S::fmadd(q, z, S::set1(4.84406305325125486048e3));
+  return S::fmadd(S::mul(x, z), S::div(p, q), x);
+}
+
+template <class S>
+inline typename S::V vtanh(typename S::V x) {
+  using T = typename S::T;
+  using V = typename S::V;
+  const V ax = S::abs(x);
+  const V one = S::set1(T(1));
+  const V e = vexp<S>(S::add(ax, ax));
+  const V large = S::copysign(S::sub(one, S::div(S::set1(T(2)), S::add(e, one))), x);
+  return S::select(S::lt(ax, S::set1(T(0.625))), vtanh_small<S>(x, T(0)), large);
+}
+
+// sigmoid(x) = 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: no cancellation, and tiny
+// results keep their relative accuracy down to the subnormals.
+template <class S>
+inline typename S::V vsigmoid(typename S::V x) {
+  using T = typename S::T;
+  using V = typename S::V;
+  const V e = vexp<S>(S::sub(S::zero(), S::abs(x)));
+  const V d = S::div(S::set1(T(1)), S::add(S::set1(T(1)), e));
+  return S::select(S::lt(x, S::zero()), S::mul(e, d), d);
+}
+
+// relu keeps NaN (as torch does): the ordered compare is false for NaN, so select returns x.
+template <class S>
+inline typename S::V vrelu(typename S::V x) {
+  return S::select(S::lt(x, S::zero()), S::zero(), x);
+}
+
+template <class S, class F>
+inline void map_array(const typename S::T* x, typename S::T* y, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + S::N <= n; i += S::N) S::store(y + i, f(S::load(x + i)));
+  if (i < n) S::store_n(y + i, f(S::load_n(x + i, int(n - i))), int(n - i));
+}
+
+template <class S>
+void math(MathFunction fn, const typename S::T* x, typename S::T* y, int64_t n) {
+  using V = typename S::V;
+  switch (fn) {
+    case MathFunction::exp: map_array<S>(x, y, n, [](V v) { return vexp<S>(v); }); break;
+    case MathFunction::tanh: map_array<S>(x, y, n, [](V v) { return vtanh<S>(v); }); break;
+    case MathFunction::sigmoid: map_array<S>(x, y, n, [](V v) { return vsigmoid<S>(v); }); break;
+  }
+}
+
+// ---- cells: pointwise forward and backward -------------------------------------------------------
+template <class S>
+void activation(Activation act, typename S::T* v, int64_t n) {
+  using V = typename S::V;
+  if (act == Activation::tanh) map_array<S>(v, v, n, [](V a) { return vtanh<S>(a); });
+  else map_array<S>(v, v, n, [](V a) { return vrelu<S>(a); });
+}
+
+// dpre = (dy + dh) * act'(h), act' from the output: tanh' = 1 - h^2, relu' = [h > 0].
+template <class S>
+void vanilla_dpre(Activation act, const typename S::T* h, const typename S::T* dy,
+                  const typename S::T* dh, typename S::T* dpre, int64_t n) {
+  using T = typename S::T;
+  using V = typename S::V;
+  auto step = [&](int64_t i, int count) {
+    const bool full = count == S::N;
+    const V hv = full ? S::load(h + i) : S::load_n(h + i, count);
+    V g = full ? S::load(dh + i) : S::load_n(dh + i, count);
+    if (dy) g = S::add(g, full ? S::load(dy + i) : S::load_n(dy + i, count));
+    V d;
+    if (act == Activation::tanh) d = S::mul(g, S::fnmadd(hv, hv, S::set1(T(1))));
+    else d = S::select(S::lt(S::zero(), hv), g, S::zero());
+    if (full) S::store(dpre + i, d);
+    else S::store_n(dpre + i, d, count);
+  };
+  int64_t i = 0;
+  for (; i + S::N <= n; i += S::N) step(i, S::N);
+  if (i < n) step(i, int(n - i));
+}
+
+// ---- GEMM register tile --------------------------------------------------------------------------
+// C[M x NV*N] (+)= A * B over k, accumulators held in registers for the whole k loop.
+template <class S, int M, int NV>
+void gemm_tile_fixed(int64_t k, const typename S::T* a, const typename S::T* b, typename S::T* c,
+                     int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
+  using V = typename S::V;
+  constexpr int NR = NV * S::N;
+  V acc[M][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = S::zero();
+
+  for (int64_t p = 0; p < k; ++p) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = S::load(b + p * NR + j * S::N);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+      const V av = S::set1(a[p * M + i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] = S::fmadd(av, bv[j], acc[i][j]);
+    }
+  }
+
+  if (n_valid >= NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+      typename S::T* row = c + i * ldc;
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) {
+        V v = acc[i][j];
+        if (accumulate) v = S::add(S::load(row + j * S::N), v);
+        else if (bias) v = S::add(S::load(bias + j * S::N), v);
+        S::store(row + j * S::N, v);
+      }
+    }
+    return;
+  }
+  for (int i = 0; i < M; ++i) {
+    typename S::T* row = c + i * ldc;
+    for (int j = 0; j < NV; ++j) {
+      const int count = n_valid - j * S::N;
+      if (count <= 0) break;
+      const int cnt = count < S::N ? count : S::N;
+      V v = acc[i][j];
+      if (accumulate) v = S::add(S::load_n(row + j * S::N, cnt), v);
+      else if (bias) v = S::add(S::load_n(bias + j * S::N, cnt), v);
+      S::store_n(row + j * S::N, v, cnt);
+    }
+  }
+}
+
+template <class S, int NV, int M>
+struct TileDispatch {
+  static void call(int m, int64_t k, const typename S::T* a, const typename S::T* b,
+                   typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate,
+                   int n_valid) {
+    if (m == M) gemm_tile_fixed<S, M, NV>(k, a, b, c, ldc, bias, accumulate, n_valid);
+    else TileDispatch<S, NV, M - 1>::call(m, k, a, b, c, ldc, bias, accumulate, n_valid);
+  }
+};
+template <class S, int NV>
+struct TileDispatch<S, NV, 0> {
+  static void call(int, int64_t, const typename S::T*, const typename S::T*, typename S::T*,
+                   int64_t, const typename S::T*, bool, int) {}
+};
+
+template <class S, int MR, int NV>
+void gemm_tile(int m, int64_t k, const typename S::T* a, const typename S::T* b, typename S::T* c,
+               int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
+  TileDispatch<S, NV, MR>::call(m, k, a, b, c, ldc, bias, accumulate, n_valid);
+}
+
+// ---- the table -----------------------------------------------------------------------------------
+template <class S, int MR, int NV>
+KernelTable<typename S::T> make_table(const char* name, int kc, int mc, int nc) {
+  KernelTable<typename S::T> t;
+  t.isa = name;
+  t.mr = MR;
+  t.nr = NV * S::N;
+  t.kc = kc;
+  t.mc = mc;
+  t.nc = nc;
+  t.gemm_tile = &gemm_tile<S, MR, NV>;
+  t.activation = &activation<S>;
+  t.vanilla_dpre = &vanilla_dpre<S>;
+  t.math = &math<S>;
+  return t;
+}
+
+}  // namespace RNNKIT_ISA_NS
+}  // namespace rnnkit

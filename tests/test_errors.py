@@ -1,0 +1,173 @@
+"""Bad input is refused with a TypeError or ValueError that names the argument, what it got and what
+was expected — by the C++ path and the reference alike."""
+
+import re
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import reference
+from helpers import make_rnn_problem
+
+BACKENDS = {"cpp": rnnkit, "numpy": reference}
+
+
+@pytest.fixture(params=BACKENDS.keys())
+def api(request):
+    return BACKENDS[request.param]
+
+
+def good(dtype=np.float32):
+    return make_rnn_problem(4, 3, 5, 6, dtype)
+
+
+def call(api, **changes):
+    problem = {**good(), **changes}
+    return api.rnn_forward(**problem)
+
+
+@pytest.mark.parametrize(("name", "value", "pattern"), [
+    ("x", np.zeros((4, 3), np.float32), r"x must have 3 dimensions \(T, B, I\), got shape \(4, 3\)"),
+    ("w_hh", np.zeros((6,), np.float32), r"w_hh must have 2 dimensions \(H, H\), got shape \(6,\)"),
+    ("w_ih", np.zeros((6, 5, 1), np.float32), r"w_ih must have 2 dimensions \(H, I\), got shape \(6, 5, 1\)"),
+    ("w_hh", np.zeros((6, 7), np.float32), r"w_hh has shape \(6, 7\); expected \(6, 6\)"),
+    ("w_ih", np.zeros((7, 5), np.float32), r"w_ih has shape \(7, 5\); expected \(6, 5\)"),
+    ("w_ih", np.zeros((6, 4), np.float32), r"w_ih has shape \(6, 4\); expected \(6, 5\)"),
+    ("h0", np.zeros((2, 6), np.float32), r"h0 has shape \(2, 6\); expected \(3, 6\)"),
+    ("h0", np.zeros((3, 5), np.float32), r"h0 has shape \(3, 5\); expected \(3, 6\)"),
+    ("h0", np.zeros((1, 3, 6), np.float32), r"h0 has shape \(1, 3, 6\); expected \(3, 6\)"),
+    ("b_ih", np.zeros((5,), np.float32), r"b_ih has shape \(5,\); expected \(6,\)"),
+    ("b_hh", np.zeros((6, 1), np.float32), r"b_hh has shape \(6, 1\); expected \(6,\)"),
+    ("x", [[[1.0, 2.0]], [[3.0]]], r"x could not be converted to an array"),
+])
+def test_shape_errors_name_the_argument(api, name, value, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call(api, **{name: value})
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_, np.complex64, np.float16, object, "U3"],
+                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", ["x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"])
+def test_non_float_arrays_are_refused(api, name, dtype):
+    problem = good(np.float64)
+    bad = problem[name].astype(dtype)
+    with pytest.raises(TypeError, match=re.escape(name)):
+        api.rnn_forward(**{**problem, name: bad})
+
+
+def test_mixed_dtypes_are_refused(api):
+    problem = good(np.float32)
+    problem["w_hh"] = problem["w_hh"].astype(np.float64)
+    with pytest.raises(TypeError, match=r"same dtype .*w_hh: float64"):
+        api.rnn_forward(**problem)
+
+
+@pytest.mark.parametrize("name", ["x", "w_ih", "w_hh"])
+def test_none_for_a_required_array_is_refused(api, name):
+    with pytest.raises(TypeError, match=f"{name} must be an array of floats, got None"):
+        call(api, **{name: None})
+
+
+@pytest.mark.parametrize("value", ["abc", {"a": 1}, object()], ids=["str", "dict", "object"])
+def test_non_arrays_are_refused(api, value):
+    with pytest.raises(TypeError, match="x must be an array of floats"):
+        call(api, x=value)
+
+
+def test_nested_lists_of_floats_take_the_arrays_dtype(api):
+    problem = good(np.float32)
+    problem["x"] = problem["x"].tolist()
+    y, _, _ = api.rnn_forward(**problem)
+    assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("value", ["sigmoid", "TANH", None, 1])
+def test_unknown_nonlinearity_is_refused(api, value):
+    with pytest.raises(ValueError, match="nonlinearity must be 'tanh' or 'relu'"):
+        api.rnn_forward(**good(), nonlinearity=value)
+
+
+def test_astronomically_large_broadcast_input_is_refused_before_the_kernel(api):
+    x = np.broadcast_to(np.float64(0.0), (10**6, 10**6, 4))
+    problem = good(np.float64)
+    with pytest.raises((MemoryError, ValueError)):
+        api.rnn_forward(x, None, np.zeros((6, 4)), problem["w_hh"], None, None)
+
+
+# ---- backward ---------------------------------------------------------------------------------------
+
+def forward(api, dtype=np.float32):
+    return api.rnn_forward(**good(dtype))
+
+
+@pytest.mark.parametrize("cache", [None, {}, (1, 2), "cache"], ids=["None", "dict", "tuple", "str"])
+def test_backward_refuses_something_that_is_not_a_cache(api, cache):
+    with pytest.raises(TypeError, match="cache must be the third value returned by"):
+        api.rnn_backward(cache, None, None)
+
+
+def test_backward_refuses_a_cache_from_the_other_backend():
+    _, _, numpy_cache = reference.rnn_forward(**good())
+    _, _, cpp_cache = rnnkit.rnn_forward(**good())
+    with pytest.raises(TypeError, match=r"made by rnnkit.reference.rnn_forward"):
+        rnnkit.rnn_backward(numpy_cache, None, None)
+    with pytest.raises(TypeError, match=r"made by rnnkit.rnn_forward"):
+        reference.rnn_backward(cpp_cache, None, None)
+
+
+def test_backward_refuses_gradients_of_another_dtype(api):
+    y, h_n, cache = forward(api, np.float32)
+    with pytest.raises(TypeError, match=r"dy has dtype float64; expected float32"):
+        api.rnn_backward(cache, y.astype(np.float64), None)
+    with pytest.raises(TypeError, match=r"dh_n has dtype float64; expected float32"):
+        api.rnn_backward(cache, None, h_n.astype(np.float64))
+
+
+@pytest.mark.parametrize(("name", "shape"), [("dy", (4, 3, 5)), ("dy", (3, 3, 6)), ("dy", (3, 6)),
+                                             ("dh_n", (3, 5)), ("dh_n", (1, 3, 6))])
+def test_backward_refuses_gradients_of_the_wrong_shape(api, name, shape):
+    _, _, cache = forward(api)
+    kwargs = {"dy": None, "dh_n": None, name: np.zeros(shape, np.float32)}
+    with pytest.raises(ValueError, match=rf"{name} has shape .*; expected"):
+        api.rnn_backward(cache, **kwargs)
+
+
+# ---- threads and the private module -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (-1, ValueError), (10**9, ValueError),
+                                              (2**70, ValueError), (2.0, TypeError), ("2", TypeError),
+                                              (True, TypeError), (None, TypeError)])
+def test_set_num_threads_refuses_bad_values(threads, value, error):
+    before = rnnkit.get_num_threads()
+    with pytest.raises(error, match="num_threads"):
+        rnnkit.set_num_threads(value)
+    assert rnnkit.get_num_threads() == before
+
+
+def test_numpy_integers_are_accepted_as_thread_counts(threads):
+    threads(np.int64(2))
+    assert rnnkit.get_num_threads() == 2
+
+
+def test_private_module_checks_structure_too():
+    """Even called directly, _core never lets a kernel touch memory it does not own."""
+    from rnnkit import _core
+
+    p = good(np.float64)
+    y = np.empty((4, 3, 6))
+    h_n = np.empty((3, 6))
+    with pytest.raises(ValueError, match=r"w_ih must have shape \(6, 5\)"):
+        _core.rnn_forward(p["x"], None, np.zeros((6, 4)), p["w_hh"], None, None, y, h_n, "tanh", False)
+    with pytest.raises(ValueError, match=r"y must have shape \(4, 3, 6\)"):
+        _core.rnn_forward(p["x"], None, p["w_ih"], p["w_hh"], None, None, np.empty((4, 3, 5)), h_n, "tanh", False)
+    with pytest.raises(ValueError, match="y must be writable"):
+        ro = np.empty((4, 3, 6))
+        ro.flags.writeable = False
+        _core.rnn_forward(p["x"], None, p["w_ih"], p["w_hh"], None, None, ro, h_n, "tanh", False)
+    with pytest.raises(ValueError, match="x must be C-contiguous"):
+        _core.rnn_forward(p["x"][::-1], None, p["w_ih"], p["w_hh"], None, None, y, h_n, "tanh", False)
+    with pytest.raises(TypeError, match="w_hh must have dtype float64"):
+        _core.rnn_forward(p["x"], None, p["w_ih"], p["w_hh"].astype(np.float32), None, None, y, h_n, "tanh", False)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        _core.rnn_forward(p["x"], None, p["w_ih"], p["w_hh"], None, None, y, h_n, "gelu", False)

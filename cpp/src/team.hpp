@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -54,21 +53,18 @@ void run_team(int threads, F&& f) {
 
 // 64-byte aligned scratch memory.  Sizes are checked before the multiplication can overflow;
 // failures raise std::bad_alloc, which the bindings turn into MemoryError.
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
+constexpr std::align_val_t kAlignment{64};
+struct AlignedDeleter {
+  void operator()(void* p) const { ::operator delete(p, kAlignment); }
 };
 template <typename Real>
-using Buffer = std::unique_ptr<Real[], FreeDeleter>;
+using Buffer = std::unique_ptr<Real[], AlignedDeleter>;
 
 template <typename Real>
 Buffer<Real> allocate(int64_t count) {
   if (count < 0 || uint64_t(count) > (uint64_t(1) << 60) / sizeof(Real)) throw std::bad_alloc();
-  size_t bytes = size_t(count) * sizeof(Real);
-  bytes = (bytes + 63) / 64 * 64;
-  if (bytes == 0) bytes = 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
-  return Buffer<Real>(static_cast<Real*>(p));
+  const size_t bytes = count == 0 ? 64 : size_t(count) * sizeof(Real);
+  return Buffer<Real>(static_cast<Real*>(::operator new(bytes, kAlignment)));
 }
 
 template <typename Real>

@@ -239,6 +239,30 @@ PYBIND11_MODULE(_core, m) {
       "Fill dx, dh0, dw_ih, dw_hh, db in place (dx is added to when dx_accumulate).");
 
   m.def(
+      "matmul",
+      [](const py::array& a, const py::array& b) -> py::array {
+        if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(0))
+          throw py::value_error("matmul needs a (M, K) and b (K, N), got " + shape_str(a) + " and " + shape_str(b));
+        auto run = [&](auto tag) -> py::array {
+          using Real = decltype(tag);
+          const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
+          const Real* pa = dense_in<Real>(a, "a", {M, K}, false);
+          const Real* pb = dense_in<Real>(b, "b", {K, N}, false);
+          py::array_t<Real> c({M, N});
+          Real* pc = c.mutable_data();
+          {
+            py::gil_scoped_release release;
+            rnnkit::matmul<Real>(M, N, K, pa, pb, pc);
+          }
+          return c;
+        };
+        if (is_float32(a)) return run(float{});
+        if (is_float64(a)) return run(double{});
+        bad_dtype(a, "a");
+      },
+      py::arg("a"), py::arg("b"), "c = a @ b with the kernels' GEMM (C-contiguous float32/float64), for benchmarks.");
+
+  m.def(
       "vector_math",
       [](const std::string& name, const py::array& x) -> py::array {
         rnnkit::MathFunction f;

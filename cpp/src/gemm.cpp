@@ -1,6 +1,8 @@
 // The team GEMM (see gemm.hpp).  Portable code: the arithmetic happens in the ISA's register tile.
 #include "gemm.hpp"
 
+#include "rnnkit/rnnkit.hpp"
+
 #include <algorithm>
 
 namespace rnnkit {
@@ -117,7 +119,18 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
   }
 }
 
+template <typename Real>
+void matmul(int64_t M, int64_t N, int64_t K, const Real* a, const Real* b, Real* c) {
+  const KernelTable<Real>& k = active_kernels<Real>();
+  const int threads = get_num_threads();
+  GemmWorkspace<Real> ws(k, threads);
+  run_team(threads, [&](const Team& team) {
+    gemm_team<Real>(team, k, ws, M, N, K, MatrixView<Real>{a, K, 1}, MatrixView<Real>{b, N, 1}, c, N, nullptr, false);
+  });
+}
+
 #define RNNKIT_INSTANTIATE_GEMM(Real)                                                              \
+  template void matmul<Real>(int64_t, int64_t, int64_t, const Real*, const Real*, Real*);          \
   template struct GemmWorkspace<Real>;                                                             \
   template void gemm_team<Real>(const Team&, const KernelTable<Real>&, GemmWorkspace<Real>&,       \
                                 int64_t, int64_t, int64_t, MatrixView<Real>, MatrixView<Real>,     \

@@ -87,6 +87,10 @@ struct RnnBackwardArgs {
 template <typename Real> void rnn_forward(const RnnForwardArgs<Real>& args);
 template <typename Real> void rnn_backward(const RnnBackwardArgs<Real>& args);
 
+// ---- the GEMM the kernels use for their all-timestep products ------------------------------------
+// c (M x N) = a (M x K) * b (K x N), all row-major and contiguous; run by get_num_threads() threads.
+template <typename Real> void matmul(int64_t M, int64_t N, int64_t K, const Real* a, const Real* b, Real* c);
+
 // ---- vectorised math, as the kernels use it (for tests and error measurements) -----------------
 enum class MathFunction { exp, tanh, sigmoid };
 template <typename Real> void vector_math(MathFunction f, const Real* x, Real* y, int64_t n);

@@ -8,7 +8,9 @@ import pytest
 
 import rnnkit
 from rnnkit import reference
-from helpers import make_rnn_problem
+from helpers import CELLS, STATES, make_problem, make_rnn_problem
+from helpers import backward as run_backward
+from helpers import forward as run_forward
 
 BACKENDS = {"cpp": rnnkit, "numpy": reference}
 
@@ -31,7 +33,7 @@ def call(api, **changes):
     ("x", np.zeros((4, 3), np.float32), r"x must have 3 dimensions \(T, B, I\), got shape \(4, 3\)"),
     ("w_hh", np.zeros((6,), np.float32), r"w_hh must have 2 dimensions \(H, H\), got shape \(6,\)"),
     ("w_ih", np.zeros((6, 5, 1), np.float32), r"w_ih must have 2 dimensions \(H, I\), got shape \(6, 5, 1\)"),
-    ("w_hh", np.zeros((6, 7), np.float32), r"w_hh has shape \(6, 7\); expected \(6, 6\)"),
+    ("w_hh", np.zeros((6, 7), np.float32), r"w_hh has shape \(6, 7\); expected \(7, 7\) = \(H, H\)"),
     ("w_ih", np.zeros((7, 5), np.float32), r"w_ih has shape \(7, 5\); expected \(6, 5\)"),
     ("w_ih", np.zeros((6, 4), np.float32), r"w_ih has shape \(6, 4\); expected \(6, 5\)"),
     ("h0", np.zeros((2, 6), np.float32), r"h0 has shape \(2, 6\); expected \(3, 6\)"),
@@ -103,7 +105,7 @@ def forward(api, dtype=np.float32):
 
 @pytest.mark.parametrize("cache", [None, {}, (1, 2), "cache"], ids=["None", "dict", "tuple", "str"])
 def test_backward_refuses_something_that_is_not_a_cache(api, cache):
-    with pytest.raises(TypeError, match="cache must be the third value returned by"):
+    with pytest.raises(TypeError, match="cache must be the last value returned by"):
         api.rnn_backward(cache, None, None)
 
 
@@ -171,3 +173,47 @@ def test_private_module_checks_structure_too():
         _core.rnn_forward(p["x"], None, p["w_ih"], p["w_hh"].astype(np.float32), None, None, y, h_n, "tanh", False)
     with pytest.raises(ValueError, match="nonlinearity"):
         _core.rnn_forward(p["x"], None, p["w_ih"], p["w_hh"], None, None, y, h_n, "gelu", False)
+
+
+# ---- LSTM and GRU -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cell", "gates"), [("lstm", 4), ("gru", 3)])
+def test_gated_cells_need_gate_blocks_of_rows(api, cell, gates):
+    problem = make_problem(cell, 4, 3, 5, 6, np.float32)
+    wrong = {**problem, "w_hh": problem["w_hh"][:6]}
+    with pytest.raises(ValueError, match=rf"w_hh has shape \(6, 6\); expected \({gates * 6}, 6\) = \(G\*H, H\) with G = {gates}"):
+        run_forward(api, cell, wrong)
+    wrong = {**problem, "w_ih": problem["w_ih"][:6]}
+    with pytest.raises(ValueError, match=rf"w_ih has shape \(6, 5\); expected \({gates * 6}, 5\)"):
+        run_forward(api, cell, wrong)
+    wrong = {**problem, "b_hh": problem["b_hh"][:6]}
+    with pytest.raises(ValueError, match=rf"b_hh has shape \(6,\); expected \({gates * 6},\)"):
+        run_forward(api, cell, wrong)
+
+
+@pytest.mark.parametrize(("cell", "state"), [(cell, state) for cell in CELLS for state in STATES[cell]])
+def test_initial_states_are_checked(api, cell, state):
+    problem = make_problem(cell, 4, 3, 5, 6, np.float32)
+    with pytest.raises(ValueError, match=rf"{state} has shape \(3, 7\); expected \(3, 6\)"):
+        run_forward(api, cell, {**problem, state: np.zeros((3, 7), np.float32)})
+    with pytest.raises(TypeError, match=rf"{state} has dtype int64"):
+        run_forward(api, cell, {**problem, state: np.zeros((3, 6), np.int64)})
+
+
+KIND = {"tanh": "rnn", "relu": "rnn", "lstm": "lstm", "gru": "gru"}
+
+
+@pytest.mark.parametrize(("made_by", "used_by"), [(a, b) for a in CELLS for b in CELLS if KIND[a] != KIND[b]])
+def test_a_cache_only_fits_the_backward_of_its_own_cell(api, made_by, used_by):
+    _, cache = run_forward(api, made_by, make_problem(made_by, 2, 1, 3, 4, np.float64))
+    with pytest.raises(TypeError, match=r"cache was made by rnnkit\..*_forward; this backward pass needs one from"):
+        run_backward(api, used_by, cache, {})
+
+
+def test_lstm_backward_checks_dc_n(api):
+    _, cache = run_forward(api, "lstm", make_problem("lstm", 4, 3, 5, 6, np.float32))
+    with pytest.raises(TypeError, match="dc_n has dtype float64; expected float32"):
+        api.lstm_backward(cache, None, None, np.zeros((3, 6)))
+    with pytest.raises(ValueError, match=r"dc_n has shape \(6, 3\); expected \(3, 6\)"):
+        api.lstm_backward(cache, None, None, np.zeros((6, 3), np.float32))

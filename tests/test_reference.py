@@ -4,59 +4,77 @@ import numpy as np
 import pytest
 
 from rnnkit import reference
-from helpers import make_rnn_problem, upstream_gradients
-
-NAMES = ["x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"]
+from helpers import CELLS, backward, forward, gradient_names, make_problem, upstream
 
 
-def loss(problem, dy, dh_n, nonlinearity):
-    y, h_n, _ = reference.rnn_forward(**problem, nonlinearity=nonlinearity)
-    return float(np.sum(y * dy) + np.sum(h_n * dh_n))
+def loss(cell, problem, grads):
+    outputs, _ = forward(reference, cell, problem)
+    total = np.sum(outputs[0] * grads["dy"]) + np.sum(outputs[1] * grads["dh_n"])
+    if cell == "lstm":
+        total += np.sum(outputs[2] * grads["dc_n"])
+    return float(total)
 
 
-@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize(("steps", "batch", "inputs", "hidden"), [(1, 1, 1, 1), (4, 3, 5, 6)], ids=["tiny", "small"])
-def test_reference_gradients_match_finite_differences(nonlinearity, steps, batch, inputs, hidden):
-    problem = make_rnn_problem(steps, batch, inputs, hidden, np.float64, seed=3)
-    dy, dh_n = upstream_gradients(steps, batch, hidden, np.float64)
-    _, _, cache = reference.rnn_forward(**problem, nonlinearity=nonlinearity)
-    grads = dict(zip(NAMES, reference.rnn_backward(cache, dy, dh_n)))
+def test_reference_gradients_match_finite_differences(cell, steps, batch, inputs, hidden):
+    problem = make_problem(cell, steps, batch, inputs, hidden, np.float64, seed=3, scale=2.0)
+    grads = upstream(cell, steps, batch, hidden, np.float64)
+    _, cache = forward(reference, cell, problem)
+    analytic = dict(zip(gradient_names(cell), backward(reference, cell, cache, grads)))
     eps = 1e-6
-    for name in NAMES:
-        value = problem[name]
+    for name, value in problem.items():
         numeric = np.zeros_like(value)
         for index in np.ndindex(value.shape):
             saved = value[index]
             value[index] = saved + eps
-            up = loss(problem, dy, dh_n, nonlinearity)
+            up = loss(cell, problem, grads)
             value[index] = saved - eps
-            down = loss(problem, dy, dh_n, nonlinearity)
+            down = loss(cell, problem, grads)
             value[index] = saved
             numeric[index] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(analytic["d" + name], numeric, rtol=1e-6, atol=1e-7, err_msg=f"{cell} d{name}")
 
 
-def test_reference_backward_without_optional_arguments_matches_zeros():
-    problem = make_rnn_problem(3, 2, 4, 5, np.float64, h0=False, bias=False)
-    y, h_n, cache = reference.rnn_forward(**problem)
-    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = reference.rnn_backward(cache, None, None)
-    assert db_ih is None and db_hh is None
-    for g in (dx, dh0, dw_ih, dw_hh):
+@pytest.mark.parametrize("cell", CELLS)
+def test_reference_backward_without_optional_arguments(cell):
+    problem = make_problem(cell, 3, 2, 4, 5, np.float64, h0=False, bias=False)
+    outputs, cache = forward(reference, cell, problem)
+    grads = backward(reference, cell, cache, {})
+    assert grads[-1] is None and grads[-2] is None
+    for g in grads[:-2]:
         assert not g.any()
-    # dy given only through dh_n equals dy that is zero except at the last step
-    _, dh_n = upstream_gradients(3, 2, 5, np.float64)
-    dy = np.zeros_like(y)
+    # a gradient given through dh_n equals dy that is zero except at the last step
+    dh_n = upstream(cell, 3, 2, 5, np.float64)["dh_n"]
+    dy = np.zeros_like(outputs[0])
     dy[-1] = dh_n
-    a = reference.rnn_backward(cache, None, dh_n)
-    b = reference.rnn_backward(cache, dy, None)
-    for ga, gb in zip(a[:4], b[:4]):
-        np.testing.assert_allclose(ga, gb, rtol=1e-13, atol=1e-13)
+    for a, b in zip(backward(reference, cell, cache, {"dh_n": dh_n}), backward(reference, cell, cache, {"dy": dy})):
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
 
 
-def test_reference_matches_its_equation_at_one_step():
-    problem = make_rnn_problem(1, 2, 3, 4, np.float64)
-    y, h_n, _ = reference.rnn_forward(**problem, nonlinearity="relu")
-    p = problem
-    expected = np.maximum(p["x"][0] @ p["w_ih"].T + p["b_ih"] + p["h0"] @ p["w_hh"].T + p["b_hh"], 0)
-    np.testing.assert_allclose(y[0], expected, rtol=1e-14)
-    np.testing.assert_array_equal(h_n, y[0])
+def sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def test_reference_matches_the_equations_at_one_step():
+    """One step written out by hand for each cell, independently of the reference's own code."""
+    for cell in CELLS:
+        p = make_problem(cell, 1, 2, 3, 4, np.float64, scale=2.0)
+        outputs, _ = forward(reference, cell, p)
+        x, h, w_ih, w_hh, b_ih, b_hh = p["x"][0], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"]
+        if cell in ("tanh", "relu"):
+            pre = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+            expected = np.tanh(pre) if cell == "tanh" else np.maximum(pre, 0)
+        elif cell == "lstm":
+            i, f, g, o = np.split(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh, 4, axis=1)
+            c = sigmoid(f) * p["c0"] + sigmoid(i) * np.tanh(g)
+            expected = sigmoid(o) * np.tanh(c)
+            np.testing.assert_allclose(outputs[2], c, rtol=1e-13)
+        else:
+            xr, xz, xn = np.split(x @ w_ih.T + b_ih, 3, axis=1)
+            hr, hz, hn = np.split(h @ w_hh.T + b_hh, 3, axis=1)
+            r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+            expected = (1 - z) * np.tanh(xn + r * hn) + z * h
+        np.testing.assert_allclose(outputs[0][0], expected, rtol=1e-13, err_msg=cell)
+        np.testing.assert_array_equal(outputs[1], outputs[0][0])

@@ -8,27 +8,27 @@ import numpy as np
 import pytest
 
 import rnnkit
-from helpers import make_rnn_problem, upstream_gradients
+from helpers import CELLS, backward, forward, make_problem, make_rnn_problem, upstream
 
 SHAPES = {"odd": (7, 5, 13, 37), "chunks": (60, 11, 9, 70), "wide": (3, 40, 100, 300)}
 
 
-def forward_backward(problem, dy, dh_n, nonlinearity):
-    y, h_n, cache = rnnkit.rnn_forward(**problem, nonlinearity=nonlinearity)
-    return (y, h_n, *rnnkit.rnn_backward(cache, dy, dh_n))
+def forward_backward(cell, problem, grads):
+    outputs, cache = forward(rnnkit, cell, problem)
+    return (*outputs, *backward(rnnkit, cell, cache, grads))
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
-def test_results_are_bitwise_identical_for_any_thread_count(isa, threads, dtype, nonlinearity, shape):
-    problem = make_rnn_problem(*shape, dtype)
-    dy, dh_n = upstream_gradients(shape[0], shape[1], shape[3], dtype)
+@pytest.mark.parametrize("cell", CELLS)
+def test_results_are_bitwise_identical_for_any_thread_count(isa, threads, dtype, cell, shape):
+    problem = make_problem(cell, *shape, dtype)
+    grads = upstream(cell, shape[0], shape[1], shape[3], dtype)
     threads(1)
-    baseline = forward_backward(problem, dy, dh_n, nonlinearity)
+    baseline = forward_backward(cell, problem, grads)
     for n in (2, 3, 4, 1):
         threads(n)
-        for got, want in zip(forward_backward(problem, dy, dh_n, nonlinearity), baseline):
+        for got, want in zip(forward_backward(cell, problem, grads), baseline):
             np.testing.assert_array_equal(got, want, err_msg=f"{n} threads")
 
 

@@ -1,47 +1,72 @@
-"""A torch.nn.RNN's weights give torch's numbers: outputs and every gradient (skipped without torch)."""
+"""A torch module's weights give torch's numbers: outputs and every gradient, for nn.RNN (tanh,
+relu), nn.LSTM and nn.GRU (skipped without torch)."""
 
 import numpy as np
 import pytest
 
 import rnnkit
-from helpers import assert_close, upstream_gradients
+from helpers import CELLS, assert_close, backward, gradient_names, upstream
 
 torch = pytest.importorskip("torch")
 
 
-@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("with_h0", [True, False], ids=["h0", "no-h0"])
-def test_matches_torch_rnn(isa, dtype, nonlinearity, with_h0):
-    steps, batch, inputs, hidden = 7, 4, 10, 19
+def torch_module(cell, inputs, hidden, dtype):
     torch.manual_seed(0)
-    module = torch.nn.RNN(inputs, hidden, nonlinearity=nonlinearity).to(torch.float64 if dtype == np.float64 else torch.float32)
+    if cell == "lstm":
+        module = torch.nn.LSTM(inputs, hidden)
+    elif cell == "gru":
+        module = torch.nn.GRU(inputs, hidden)
+    else:
+        module = torch.nn.RNN(inputs, hidden, nonlinearity=cell)
+    return module.to(torch.float64 if dtype == np.float64 else torch.float32)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("with_state", [True, False], ids=["state", "no-state"])
+def test_matches_torch(isa, dtype, cell, with_state):
+    steps, batch, inputs, hidden = 7, 4, 10, 19
+    module = torch_module(cell, inputs, hidden, dtype)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
-    h0 = rng.standard_normal((batch, hidden)).astype(dtype) if with_h0 else None
-    dy, dh_n = upstream_gradients(steps, batch, hidden, dtype)
+    states = {name: rng.standard_normal((batch, hidden)).astype(dtype) for name in (["h0", "c0"] if cell == "lstm" else ["h0"])}
+    grads = upstream(cell, steps, batch, hidden, dtype)
 
     xt = torch.tensor(x, requires_grad=True)
-    h0t = torch.tensor(h0[None], requires_grad=True) if with_h0 else None
-    yt, hnt = module(xt, h0t)
-    (yt * torch.tensor(dy)).sum().backward(retain_graph=True)
-    (hnt[0] * torch.tensor(dh_n)).sum().backward()
+    st = {k: torch.tensor(v[None], requires_grad=True) for k, v in states.items()}
+    if cell == "lstm":
+        yt, (hnt, cnt) = module(xt, (st["h0"], st["c0"]) if with_state else None)
+        final = [hnt[0], cnt[0]]
+    else:
+        yt, hnt = module(xt, st["h0"] if with_state else None)
+        final = [hnt[0]]
+    loss = (yt * torch.tensor(grads["dy"])).sum() + (final[0] * torch.tensor(grads["dh_n"])).sum()
+    if cell == "lstm":
+        loss = loss + (final[1] * torch.tensor(grads["dc_n"])).sum()
+    loss.backward()
 
-    weights = {k: v.detach().numpy() for k, v in module.state_dict().items()}
-    y, h_n, cache = rnnkit.rnn_forward(x, h0, weights["weight_ih_l0"], weights["weight_hh_l0"],
-                                       weights["bias_ih_l0"], weights["bias_hh_l0"], nonlinearity=nonlinearity)
-    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = rnnkit.rnn_backward(cache, dy, dh_n)
+    w = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+    weights = (w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"], w["bias_hh_l0"])
+    given = states if with_state else {k: None for k in states}
+    if cell == "lstm":
+        *outputs, cache = rnnkit.lstm_forward(x, given["h0"], given["c0"], *weights)
+    elif cell == "gru":
+        *outputs, cache = rnnkit.gru_forward(x, given["h0"], *weights)
+    else:
+        *outputs, cache = rnnkit.rnn_forward(x, given["h0"], *weights, nonlinearity=cell)
+    assert_close(outputs[0], yt.detach().numpy(), dtype, "y")
+    for name, got, want in zip(["h_n", "c_n"], outputs[1:], final):
+        assert_close(got, want.detach().numpy(), dtype, name)
 
-    assert_close(y, yt.detach().numpy(), dtype, "y")
-    assert_close(h_n, hnt[0].detach().numpy(), dtype, "h_n")
-    assert_close(dx, xt.grad.numpy(), dtype, "dx")
-    if with_h0:
-        assert_close(dh0, h0t.grad[0].numpy(), dtype, "dh0")
-    grads = {name: p.grad.numpy() for name, p in module.named_parameters()}
-    assert_close(dw_ih, grads["weight_ih_l0"], dtype, "dw_ih")
-    assert_close(dw_hh, grads["weight_hh_l0"], dtype, "dw_hh")
-    assert_close(db_ih, grads["bias_ih_l0"], dtype, "db_ih")
-    assert_close(db_hh, grads["bias_hh_l0"], dtype, "db_hh")
+    got = dict(zip(gradient_names(cell), backward(rnnkit, cell, cache, grads)))
+    assert_close(got["dx"], xt.grad.numpy(), dtype, "dx")
+    if with_state:
+        for name in states:
+            assert_close(got["d" + name], st[name].grad[0].numpy(), dtype, "d" + name)
+    params = {name: p.grad.numpy() for name, p in module.named_parameters()}
+    for ours, theirs in [("dw_ih", "weight_ih_l0"), ("dw_hh", "weight_hh_l0"), ("db_ih", "bias_ih_l0"),
+                         ("db_hh", "bias_hh_l0")]:
+        assert_close(got[ours], params[theirs], dtype, ours)
 
 
 def test_torch_tensors_are_accepted_as_inputs():

@@ -60,7 +60,9 @@ const Real* dense_in(const py::object& obj, const char* name, std::initializer_l
 }
 
 template <typename Real>
-Real* dense_out(py::array a, const char* name, std::initializer_list<int64_t> shape) {
+Real* dense_out(const py::object& obj, const char* name, std::initializer_list<int64_t> shape) {
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + " must be a numpy array");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
   check_array<Real>(a, name, shape, true);
   if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
   return static_cast<Real*>(a.mutable_data());
@@ -110,76 +112,95 @@ Sequence<Real> sequence(const py::object& obj, const char* name, int64_t T, int6
   return s;
 }
 
-template <typename Real>
-void rnn_forward_impl(const py::array& x_arr, const py::object& h0, const py::object& w_ih, const py::object& w_hh,
-                      const py::object& b_ih, const py::object& b_hh, const py::array& y, const py::array& h_n,
-                      const std::string& nonlinearity, bool reverse) {
-  if (x_arr.ndim() != 3) throw py::value_error("x must have 3 dimensions (T, B, I), got shape " + shape_str(x_arr));
-  if (!py::isinstance<py::array>(w_hh)) throw py::type_error("w_hh must be a numpy array");
-  const py::array w_hh_arr = py::reinterpret_borrow<py::array>(w_hh);
-  if (w_hh_arr.ndim() != 2) throw py::value_error("w_hh must have 2 dimensions (H, H), got shape " + shape_str(w_hh_arr));
-  rnnkit::RnnForwardArgs<Real> a;
-  a.steps = x_arr.shape(0);
-  a.batch = x_arr.shape(1);
-  a.input = x_arr.shape(2);
-  a.hidden = w_hh_arr.shape(0);
-  const int64_t T = a.steps, B = a.batch, I = a.input, H = a.hidden;
-  a.act = rnnkit::parse_activation(nonlinearity);
-  a.reverse = reverse;
-  const auto x = sequence<Real>(x_arr, "x", T, B, I, false, false);
-  a.x = x.data;
-  a.ldx = x.ld;
-  a.h0 = dense_in<Real>(h0, "h0", {B, H}, true);
-  a.w_ih = dense_in<Real>(w_ih, "w_ih", {H, I}, false);
-  a.w_hh = dense_in<Real>(w_hh, "w_hh", {H, H}, false);
-  a.b_ih = dense_in<Real>(b_ih, "b_ih", {H}, true);
-  a.b_hh = dense_in<Real>(b_hh, "b_hh", {H}, true);
-  const auto ys = sequence<Real>(y, "y", T, B, H, false, true);
-  a.y = ys.mutable_data;
-  a.ldy = ys.ld;
-  a.h_n = dense_out<Real>(h_n, "h_n", {B, H});
-  py::gil_scoped_release release;
-  rnnkit::rnn_forward(a);
+// Everything a pass reads or writes, as Python objects (None where absent).
+struct PassArrays {
+  rnnkit::Cell cell;
+  std::string nonlinearity = "tanh";
+  bool reverse = false, dx_accumulate = false;
+  py::object x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, gates, cells, hidden_n;
+  py::object dy, dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
+};
+
+struct Dims {
+  int64_t T, B, I, H, GH;
+};
+
+Dims dims_of(const PassArrays& p) {
+  if (!py::isinstance<py::array>(p.x)) throw py::type_error("x must be a numpy array");
+  if (!py::isinstance<py::array>(p.w_hh)) throw py::type_error("w_hh must be a numpy array");
+  const auto x = py::reinterpret_borrow<py::array>(p.x);
+  const auto w_hh = py::reinterpret_borrow<py::array>(p.w_hh);
+  if (x.ndim() != 3) throw py::value_error("x must have 3 dimensions (T, B, I), got shape " + shape_str(x));
+  if (w_hh.ndim() != 2) throw py::value_error("w_hh must have 2 dimensions (G*H, H), got shape " + shape_str(w_hh));
+  const int64_t H = w_hh.shape(1);
+  return {x.shape(0), x.shape(1), x.shape(2), H, rnnkit::gate_count(p.cell) * H};
 }
 
 template <typename Real>
-void rnn_backward_impl(const py::array& x_arr, const py::object& h0, const py::object& w_ih, const py::object& w_hh,
-                       const py::array& y_arr, const py::object& dy, const py::object& dh_n, const py::array& dx,
-                       const py::array& dh0, const py::array& dw_ih, const py::array& dw_hh, const py::array& db,
-                       const std::string& nonlinearity, bool reverse, bool dx_accumulate) {
-  if (x_arr.ndim() != 3) throw py::value_error("x must have 3 dimensions (T, B, I), got shape " + shape_str(x_arr));
-  if (y_arr.ndim() != 3) throw py::value_error("y must have 3 dimensions (T, B, H), got shape " + shape_str(y_arr));
-  rnnkit::RnnBackwardArgs<Real> a;
-  a.steps = x_arr.shape(0);
-  a.batch = x_arr.shape(1);
-  a.input = x_arr.shape(2);
-  a.hidden = y_arr.shape(2);
-  const int64_t T = a.steps, B = a.batch, I = a.input, H = a.hidden;
-  a.act = rnnkit::parse_activation(nonlinearity);
-  a.reverse = reverse;
-  a.dx_accumulate = dx_accumulate;
-  const auto x = sequence<Real>(x_arr, "x", T, B, I, false, false);
-  a.x = x.data;
-  a.ldx = x.ld;
-  a.h0 = dense_in<Real>(h0, "h0", {B, H}, true);
-  a.w_ih = dense_in<Real>(w_ih, "w_ih", {H, I}, false);
-  a.w_hh = dense_in<Real>(w_hh, "w_hh", {H, H}, false);
-  const auto y = sequence<Real>(y_arr, "y", T, B, H, false, false);
-  a.y = y.data;
-  a.ldy = y.ld;
-  const auto dys = sequence<Real>(dy, "dy", T, B, H, true, false);
-  a.dy = dys.data;
-  a.lddy = dys.ld;
-  a.dh_n = dense_in<Real>(dh_n, "dh_n", {B, H}, true);
-  const auto dxs = sequence<Real>(dx, "dx", T, B, I, false, true);
-  a.dx = dxs.mutable_data;
-  a.lddx = dxs.ld;
-  a.dh0 = dense_out<Real>(dh0, "dh0", {B, H});
-  a.dw_ih = dense_out<Real>(dw_ih, "dw_ih", {H, I});
-  a.dw_hh = dense_out<Real>(dw_hh, "dw_hh", {H, H});
-  a.db = dense_out<Real>(db, "db", {H});
+void run_forward(const PassArrays& p) {
+  const Dims d = dims_of(p);
+  const bool lstm = p.cell == rnnkit::Cell::lstm, gru = p.cell == rnnkit::Cell::gru;
+  rnnkit::ForwardArgs<Real> a;
+  a.cell = p.cell;
+  a.act = rnnkit::parse_activation(p.nonlinearity);
+  a.steps = d.T, a.batch = d.B, a.input = d.I, a.hidden = d.H;
+  a.reverse = p.reverse;
+  const auto x = sequence<Real>(p.x, "x", d.T, d.B, d.I, false, false);
+  a.x = x.data, a.ldx = x.ld;
+  a.h0 = dense_in<Real>(p.h0, "h0", {d.B, d.H}, true);
+  if (lstm) a.c0 = dense_in<Real>(p.c0, "c0", {d.B, d.H}, true);
+  a.w_ih = dense_in<Real>(p.w_ih, "w_ih", {d.GH, d.I}, false);
+  a.w_hh = dense_in<Real>(p.w_hh, "w_hh", {d.GH, d.H}, false);
+  a.b_ih = dense_in<Real>(p.b_ih, "b_ih", {d.GH}, true);
+  a.b_hh = dense_in<Real>(p.b_hh, "b_hh", {d.GH}, true);
+  const auto y = sequence<Real>(p.y, "y", d.T, d.B, d.H, false, true);
+  a.y = y.mutable_data, a.ldy = y.ld;
+  a.h_n = dense_out<Real>(p.h_n, "h_n", {d.B, d.H});
+  if (lstm) {
+    a.c_n = dense_out<Real>(p.c_n, "c_n", {d.B, d.H});
+    a.cells = dense_out<Real>(p.cells, "cells", {d.T, d.B, d.H});
+  }
+  if (lstm || gru) a.gates = dense_out<Real>(p.gates, "gates", {d.T, d.B, d.GH});
+  if (gru) a.hidden_n = dense_out<Real>(p.hidden_n, "hidden_n", {d.T, d.B, d.H});
   py::gil_scoped_release release;
-  rnnkit::rnn_backward(a);
+  rnnkit::sequence_forward(a);
+}
+
+template <typename Real>
+void run_backward(const PassArrays& p) {
+  const Dims d = dims_of(p);
+  const bool lstm = p.cell == rnnkit::Cell::lstm, gru = p.cell == rnnkit::Cell::gru;
+  rnnkit::BackwardArgs<Real> a;
+  a.cell = p.cell;
+  a.act = rnnkit::parse_activation(p.nonlinearity);
+  a.steps = d.T, a.batch = d.B, a.input = d.I, a.hidden = d.H;
+  a.reverse = p.reverse;
+  a.dx_accumulate = p.dx_accumulate;
+  const auto x = sequence<Real>(p.x, "x", d.T, d.B, d.I, false, false);
+  a.x = x.data, a.ldx = x.ld;
+  a.h0 = dense_in<Real>(p.h0, "h0", {d.B, d.H}, true);
+  if (lstm) a.c0 = dense_in<Real>(p.c0, "c0", {d.B, d.H}, true);
+  a.w_ih = dense_in<Real>(p.w_ih, "w_ih", {d.GH, d.I}, false);
+  a.w_hh = dense_in<Real>(p.w_hh, "w_hh", {d.GH, d.H}, false);
+  const auto y = sequence<Real>(p.y, "y", d.T, d.B, d.H, false, false);
+  a.y = y.data, a.ldy = y.ld;
+  if (lstm || gru) a.gates = dense_in<Real>(p.gates, "gates", {d.T, d.B, d.GH}, false);
+  if (lstm) a.cells = dense_in<Real>(p.cells, "cells", {d.T, d.B, d.H}, false);
+  if (gru) a.hidden_n = dense_in<Real>(p.hidden_n, "hidden_n", {d.T, d.B, d.H}, false);
+  const auto dy = sequence<Real>(p.dy, "dy", d.T, d.B, d.H, true, false);
+  a.dy = dy.data, a.lddy = dy.ld;
+  a.dh_n = dense_in<Real>(p.dh_n, "dh_n", {d.B, d.H}, true);
+  if (lstm) a.dc_n = dense_in<Real>(p.dc_n, "dc_n", {d.B, d.H}, true);
+  const auto dx = sequence<Real>(p.dx, "dx", d.T, d.B, d.I, false, true);
+  a.dx = dx.mutable_data, a.lddx = dx.ld;
+  a.dh0 = dense_out<Real>(p.dh0, "dh0", {d.B, d.H});
+  if (lstm) a.dc0 = dense_out<Real>(p.dc0, "dc0", {d.B, d.H});
+  a.dw_ih = dense_out<Real>(p.dw_ih, "dw_ih", {d.GH, d.I});
+  a.dw_hh = dense_out<Real>(p.dw_hh, "dw_hh", {d.GH, d.H});
+  a.db_ih = dense_out<Real>(p.db_ih, "db_ih", {d.GH});
+  a.db_hh = p.db_hh.is(p.db_ih) ? a.db_ih : dense_out<Real>(p.db_hh, "db_hh", {d.GH});
+  py::gil_scoped_release release;
+  rnnkit::sequence_backward(a);
 }
 
 bool is_float32(const py::array& a) { return py::isinstance<py::array_t<float>>(a); }
@@ -206,37 +227,102 @@ PYBIND11_MODULE(_core, m) {
   m.def("openmp_enabled", &rnnkit::openmp_enabled);
   m.attr("MAX_THREADS") = rnnkit::kMaxThreads;
 
+  // Each pass dispatches on x's dtype; every other array must match it (checked in run_*).
+  auto forward = [](const PassArrays& p) {
+    if (!py::isinstance<py::array>(p.x)) throw py::type_error("x must be a numpy array");
+    const auto x = py::reinterpret_borrow<py::array>(p.x);
+    if (is_float32(x)) run_forward<float>(p);
+    else if (is_float64(x)) run_forward<double>(p);
+    else bad_dtype(x, "x");
+  };
+  auto backward = [](const PassArrays& p) {
+    if (!py::isinstance<py::array>(p.x)) throw py::type_error("x must be a numpy array");
+    const auto x = py::reinterpret_borrow<py::array>(p.x);
+    if (is_float32(x)) run_backward<float>(p);
+    else if (is_float64(x)) run_backward<double>(p);
+    else bad_dtype(x, "x");
+  };
+  using O = const py::object&;
+
   m.def(
       "rnn_forward",
-      [](const py::array& x, const py::object& h0, const py::object& w_ih, const py::object& w_hh,
-         const py::object& b_ih, const py::object& b_hh, const py::array& y, const py::array& h_n,
-         const std::string& nonlinearity, bool reverse) {
-        if (is_float32(x)) rnn_forward_impl<float>(x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, nonlinearity, reverse);
-        else if (is_float64(x)) rnn_forward_impl<double>(x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, nonlinearity, reverse);
-        else bad_dtype(x, "x");
+      [forward](O x, O h0, O w_ih, O w_hh, O b_ih, O b_hh, O y, O h_n, const std::string& nonlinearity, bool reverse) {
+        PassArrays p{rnnkit::Cell::vanilla};
+        p.nonlinearity = nonlinearity, p.reverse = reverse;
+        p.x = x, p.h0 = h0, p.w_ih = w_ih, p.w_hh = w_hh, p.b_ih = b_ih, p.b_hh = b_hh, p.y = y, p.h_n = h_n;
+        forward(p);
       },
       py::arg("x"), py::arg("h0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
       py::arg("y"), py::arg("h_n"), py::arg("nonlinearity"), py::arg("reverse"),
-      "Fill y (T, B, H) and h_n (B, H) in place.");
-
+      "Vanilla cell: fill y (T, B, H) and h_n (B, H) in place.");
   m.def(
       "rnn_backward",
-      [](const py::array& x, const py::object& h0, const py::object& w_ih, const py::object& w_hh,
-         const py::array& y, const py::object& dy, const py::object& dh_n, const py::array& dx,
-         const py::array& dh0, const py::array& dw_ih, const py::array& dw_hh, const py::array& db,
-         const std::string& nonlinearity, bool reverse, bool dx_accumulate) {
-        if (is_float32(x))
-          rnn_backward_impl<float>(x, h0, w_ih, w_hh, y, dy, dh_n, dx, dh0, dw_ih, dw_hh, db, nonlinearity, reverse,
-                                   dx_accumulate);
-        else if (is_float64(x))
-          rnn_backward_impl<double>(x, h0, w_ih, w_hh, y, dy, dh_n, dx, dh0, dw_ih, dw_hh, db, nonlinearity, reverse,
-                                    dx_accumulate);
-        else bad_dtype(x, "x");
+      [backward](O x, O h0, O w_ih, O w_hh, O y, O dy, O dh_n, O dx, O dh0, O dw_ih, O dw_hh, O db,
+                 const std::string& nonlinearity, bool reverse, bool dx_accumulate) {
+        PassArrays p{rnnkit::Cell::vanilla};
+        p.nonlinearity = nonlinearity, p.reverse = reverse, p.dx_accumulate = dx_accumulate;
+        p.x = x, p.h0 = h0, p.w_ih = w_ih, p.w_hh = w_hh, p.y = y, p.dy = dy, p.dh_n = dh_n;
+        p.dx = dx, p.dh0 = dh0, p.dw_ih = dw_ih, p.dw_hh = dw_hh, p.db_ih = db, p.db_hh = db;
+        backward(p);
       },
       py::arg("x"), py::arg("h0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("y"), py::arg("dy"), py::arg("dh_n"),
       py::arg("dx"), py::arg("dh0"), py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db"), py::arg("nonlinearity"),
       py::arg("reverse"), py::arg("dx_accumulate"),
-      "Fill dx, dh0, dw_ih, dw_hh, db in place (dx is added to when dx_accumulate).");
+      "Vanilla cell: fill dx, dh0, dw_ih, dw_hh, db in place (dx is added to when dx_accumulate).");
+  m.def(
+      "lstm_forward",
+      [forward](O x, O h0, O c0, O w_ih, O w_hh, O b_ih, O b_hh, O y, O h_n, O c_n, O gates, O cells, bool reverse) {
+        PassArrays p{rnnkit::Cell::lstm};
+        p.reverse = reverse;
+        p.x = x, p.h0 = h0, p.c0 = c0, p.w_ih = w_ih, p.w_hh = w_hh, p.b_ih = b_ih, p.b_hh = b_hh;
+        p.y = y, p.h_n = h_n, p.c_n = c_n, p.gates = gates, p.cells = cells;
+        forward(p);
+      },
+      py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
+      py::arg("y"), py::arg("h_n"), py::arg("c_n"), py::arg("gates"), py::arg("cells"), py::arg("reverse"),
+      "LSTM: fill y, h_n, c_n and the saved gates (T, B, 4H) and cells (T, B, H) in place.");
+  m.def(
+      "lstm_backward",
+      [backward](O x, O h0, O c0, O w_ih, O w_hh, O y, O gates, O cells, O dy, O dh_n, O dc_n, O dx, O dh0, O dc0,
+                 O dw_ih, O dw_hh, O db, bool reverse, bool dx_accumulate) {
+        PassArrays p{rnnkit::Cell::lstm};
+        p.reverse = reverse, p.dx_accumulate = dx_accumulate;
+        p.x = x, p.h0 = h0, p.c0 = c0, p.w_ih = w_ih, p.w_hh = w_hh, p.y = y, p.gates = gates, p.cells = cells;
+        p.dy = dy, p.dh_n = dh_n, p.dc_n = dc_n, p.dx = dx, p.dh0 = dh0, p.dc0 = dc0;
+        p.dw_ih = dw_ih, p.dw_hh = dw_hh, p.db_ih = db, p.db_hh = db;
+        backward(p);
+      },
+      py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("y"), py::arg("gates"),
+      py::arg("cells"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"),
+      py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db"), py::arg("reverse"), py::arg("dx_accumulate"),
+      "LSTM: fill dx, dh0, dc0, dw_ih, dw_hh, db in place.");
+  m.def(
+      "gru_forward",
+      [forward](O x, O h0, O w_ih, O w_hh, O b_ih, O b_hh, O y, O h_n, O gates, O hidden_n, bool reverse) {
+        PassArrays p{rnnkit::Cell::gru};
+        p.reverse = reverse;
+        p.x = x, p.h0 = h0, p.w_ih = w_ih, p.w_hh = w_hh, p.b_ih = b_ih, p.b_hh = b_hh;
+        p.y = y, p.h_n = h_n, p.gates = gates, p.hidden_n = hidden_n;
+        forward(p);
+      },
+      py::arg("x"), py::arg("h0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("y"),
+      py::arg("h_n"), py::arg("gates"), py::arg("hidden_n"), py::arg("reverse"),
+      "GRU: fill y, h_n and the saved gates (T, B, 3H) and W_hn h + b_hn (T, B, H) in place.");
+  m.def(
+      "gru_backward",
+      [backward](O x, O h0, O w_ih, O w_hh, O y, O gates, O hidden_n, O dy, O dh_n, O dx, O dh0, O dw_ih, O dw_hh,
+                 O db_ih, O db_hh, bool reverse, bool dx_accumulate) {
+        PassArrays p{rnnkit::Cell::gru};
+        p.reverse = reverse, p.dx_accumulate = dx_accumulate;
+        p.x = x, p.h0 = h0, p.w_ih = w_ih, p.w_hh = w_hh, p.y = y, p.gates = gates, p.hidden_n = hidden_n;
+        p.dy = dy, p.dh_n = dh_n, p.dx = dx, p.dh0 = dh0, p.dw_ih = dw_ih, p.dw_hh = dw_hh;
+        p.db_ih = db_ih, p.db_hh = db_hh;
+        backward(p);
+      },
+      py::arg("x"), py::arg("h0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("y"), py::arg("gates"),
+      py::arg("hidden_n"), py::arg("dy"), py::arg("dh_n"), py::arg("dx"), py::arg("dh0"), py::arg("dw_ih"),
+      py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"), py::arg("reverse"), py::arg("dx_accumulate"),
+      "GRU: fill dx, dh0, dw_ih, dw_hh, db_ih, db_hh in place.");
 
   m.def(
       "matmul",

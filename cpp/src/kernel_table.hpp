@@ -38,6 +38,19 @@ struct KernelTable {
   void (*vanilla_dpre)(Activation act, const Real* h, const Real* dy, const Real* dh, Real* dpre,
                        int64_t n);
 
+  // LSTM and GRU cells for one row of n hidden units (see src/isa/kernels.inl for the equations).
+  // Gate k of unit j sits at gates[k * gate_stride + j]; pointers marked "or null" mean zeros.
+  void (*lstm_forward_row)(int64_t n, Real* gates, int64_t gate_stride, const Real* c_prev /*or null*/,
+                           Real* c, Real* h);
+  void (*lstm_backward_row)(int64_t n, const Real* gates, int64_t gate_stride, const Real* c,
+                            const Real* c_prev /*or null*/, const Real* dy /*or null*/, const Real* dh,
+                            Real* dc, Real* dpre);
+  void (*gru_forward_row)(int64_t n, Real* gates, int64_t gate_stride, const Real* hn,
+                          const Real* h_prev /*or null*/, Real* h);
+  void (*gru_backward_row)(int64_t n, const Real* gates, int64_t gate_stride, const Real* hn,
+                           const Real* h_prev /*or null*/, const Real* dy /*or null*/, Real* dh,
+                           Real* dpre_x, Real* dhn);
+
   // y[0:n] = f(x[0:n]) with the vectorised exp/tanh/sigmoid the cells use.
   void (*math)(MathFunction f, const Real* x, Real* y, int64_t n);
 };

@@ -1,13 +1,14 @@
-// The time loops of the vanilla cell: forward and backpropagation through time.
+// The time loops: forward and backpropagation through time, for the vanilla, LSTM and GRU cells.
 //
-// Legend: T = timesteps, B = batch, I = input, H = hidden, G = gates (1 here), mr x nr = the ISA's
+// Legend: T = timesteps, B = batch, I = input, H = hidden, G = gates, GH = G*H, mr x nr = the ISA's
 // register tile.  Row index of a (T, B, .) array viewed as (T*B, .): t*B + b.
 //
 // Both passes run inside ONE parallel region.  Each thread owns a fixed, contiguous set of blocks of
-// nr hidden units for the whole call: it packs the matching panels of W_hh once (so they stay in its
-// own cache for all T steps), computes those units at every step, and meets the others at one
-// barrier per step.  The state each step needs from all threads is exchanged through a packed,
-// double-buffered copy written by the step that produced it, so nobody repacks anything.
+// nr hidden units for the whole call — all G gates of those units: it packs the matching panels of
+// W_hh once (so they stay in its own cache for all T steps), computes those units at every step,
+// applies the cell while the tile is in cache, and meets the others at one barrier per step.  The
+// state each step needs from all threads is exchanged through a packed, double-buffered copy written
+// by the step that produced it, so nobody repacks anything.
 //
 // Nothing here depends on the number of threads except who computes what: every output element is
 // produced by the same sequence of operations, so results are bitwise identical for any team size.
@@ -35,111 +36,161 @@ struct RowTiles {
   int64_t offset(int64_t r) const { return r * mr * depth; }
 };
 
-// Copy columns [u0, u0 + n) of a row-major block (rows x ld) into the packed layout at depth u0.
+// Copy columns [col0, col0 + n) of a row-major (rows x ld) block into the packed layout at depth
+// [depth0, depth0 + n).
 template <typename Real>
-void pack_columns(const RowTiles& tiles, const Real* src, int64_t ld, int64_t u0, int n, Real* packed) {
+void pack_columns(const RowTiles& tiles, const Real* src, int64_t ld, int64_t col0, int64_t depth0, int n,
+                  Real* packed) {
   for (int64_t r = 0; r < tiles.count(); ++r) {
     const int m = tiles.height(r);
-    Real* tile = packed + tiles.offset(r);
-    const Real* rows = src + tiles.first_row(r) * ld;
+    Real* tile = packed + tiles.offset(r) + depth0 * m;
+    const Real* rows = src + tiles.first_row(r) * ld + col0;
     for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) tile[(u0 + j) * m + i] = rows[i * ld + u0 + j];
+      for (int j = 0; j < n; ++j) tile[j * m + i] = rows[i * ld + j];
   }
 }
 
 // Steps per chunk of the backward's reductions: the weight gradients are accumulated with one GEMM
-// per chunk of ~kChunkRows rows of dpre, so the scratch for dpre stays O(B*H) rather than O(T*B*H)
+// per chunk of ~kChunkRows rows of dpre, so the scratch for dpre stays O(B*GH) rather than O(T*B*GH)
 // while each GEMM is still long enough in K to run near peak.
 constexpr int64_t kChunkRows = 512;
+
+// The unit blocks a thread owns: [begin, end) of ceil(H / nr) blocks.
+struct UnitBlocks {
+  int64_t begin, end;
+  int nr;
+  int64_t hidden;
+  int64_t first(int64_t jb) const { return jb * nr; }
+  int width(int64_t jb) const { return int(std::min<int64_t>(nr, hidden - jb * nr)); }
+};
 
 }  // namespace
 
 template <typename Real>
-void rnn_forward(const RnnForwardArgs<Real>& a) {
+void sequence_forward(const ForwardArgs<Real>& a) {
   const KernelTable<Real>& k = active_kernels<Real>();
   const int64_t T = a.steps, B = a.batch, I = a.input, H = a.hidden;
+  const int G = gate_count(a.cell);
+  const int64_t GH = G * H;
+  const bool lstm = a.cell == Cell::lstm, gru = a.cell == Cell::gru;
   if (B == 0 || H == 0) return;
   if (T == 0) {  // no step: the last state is the initial one
     for (int64_t i = 0; i < B * H; ++i) a.h_n[i] = a.h0 ? a.h0[i] : Real(0);
+    if (lstm)
+      for (int64_t i = 0; i < B * H; ++i) a.c_n[i] = a.c0 ? a.c0[i] : Real(0);
     return;
   }
   const int threads = get_num_threads();
 
-  // b_ih + b_hh enters the input projection once, as the GEMM's bias.
+  // The input projection's bias: b_ih + b_hh, except the GRU's n block, where b_hn belongs inside
+  // r * (W_hn h + b_hn) and is added to the recurrent product instead.
   Buffer<Real> bias;
   if (a.b_ih || a.b_hh) {
-    bias = allocate<Real>(H);
-    for (int64_t j = 0; j < H; ++j) bias[j] = (a.b_ih ? a.b_ih[j] : Real(0)) + (a.b_hh ? a.b_hh[j] : Real(0));
+    bias = allocate<Real>(GH);
+    for (int64_t j = 0; j < GH; ++j) {
+      const bool hidden_side = a.b_hh && !(gru && j >= 2 * H);
+      bias[j] = (a.b_ih ? a.b_ih[j] : Real(0)) + (hidden_side ? a.b_hh[j] : Real(0));
+    }
   }
+  const Real* b_hn = gru && a.b_hh ? a.b_hh + 2 * H : nullptr;
+  // Vanilla: the projection goes straight into y; LSTM/GRU: into the gates, which the cell overwrites
+  // with their activations.
+  Real* proj = a.cell == Cell::vanilla ? a.y : a.gates;
+  const int64_t ld_proj = a.cell == Cell::vanilla ? a.ldy : GH;
+
   const int nr = k.nr;
   const int64_t blocks = ceil_div(H, nr);
   const RowTiles tiles{B, H, k.mr};
-  Buffer<Real> w_packed = allocate<Real>(blocks * H * nr);  // panels of W_hh^T, one per unit block
-  Buffer<Real> h_packed = allocate<Real>(2 * B * H);        // h_{t-1} and h_t, packed as A operands
+  Buffer<Real> w_packed = allocate<Real>(blocks * G * H * nr);  // panel (jb, g) of W_hh^T
+  Buffer<Real> h_packed = allocate<Real>(2 * B * H);            // h_{t-1} and h_t as A operands
   GemmWorkspace<Real> ws(k, threads);
+  auto panel = [&](int64_t jb, int g) { return w_packed.get() + (jb * G + g) * H * nr; };
 
   const MatrixView<Real> x{a.x, a.ldx, 1};
-  const MatrixView<Real> w_ih_t{a.w_ih, 1, I};  // W_ih^T (I x H): element (i, j) = w_ih[j*I + i]
-  const MatrixView<Real> w_hh_t{a.w_hh, 1, H};
+  const MatrixView<Real> w_ih_t{a.w_ih, 1, I};  // W_ih^T (I x GH): element (i, j) = w_ih[j*I + i]
+  const MatrixView<Real> w_hh_t{a.w_hh, 1, H};  // W_hh^T (H x GH)
 
   run_team(threads, [&](const Team& team) {
-    int64_t jb0, jb1;
-    team.share(blocks, jb0, jb1);
-    for (int64_t jb = jb0; jb < jb1; ++jb) {
-      pack_panel(w_hh_t, 0, H, jb * nr, H, nr, w_packed.get() + jb * H * nr);
-      if (a.h0) pack_columns(tiles, a.h0, H, jb * nr, int(std::min<int64_t>(nr, H - jb * nr)), h_packed.get());
+    UnitBlocks own{0, 0, nr, H};
+    team.share(blocks, own.begin, own.end);
+    for (int64_t jb = own.begin; jb < own.end; ++jb) {
+      for (int g = 0; g < G; ++g) pack_panel(w_hh_t, 0, H, g * H + own.first(jb), g * H + H, nr, panel(jb, g));
+      if (a.h0) pack_columns(tiles, a.h0, H, own.first(jb), own.first(jb), own.width(jb), h_packed.get());
     }
-    // Input projection for all timesteps at once, straight into y: y = x W_ih^T + b_ih + b_hh.
-    // (gemm_team ends with a barrier, which also publishes the packed h0.)
-    gemm_team<Real>(team, k, ws, T * B, H, I, x, w_ih_t, a.y, a.ldy, bias.get(), false);
+    // Input projection for all timesteps at once.  (gemm_team ends with a barrier, which also
+    // publishes the packed h0.)
+    gemm_team<Real>(team, k, ws, T * B, GH, I, x, w_ih_t, proj, ld_proj, bias.get(), false);
 
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = a.reverse ? T - 1 - s : s;
+      const int64_t t_prev = a.reverse ? t + 1 : t - 1;  // valid when s > 0
       const Real* prev = h_packed.get() + (s & 1) * B * H;
       Real* next = h_packed.get() + ((s + 1) & 1) * B * H;
       const bool has_prev = s > 0 || a.h0 != nullptr;
-      for (int64_t jb = jb0; jb < jb1; ++jb) {
-        const int64_t u0 = jb * nr;
-        const int n_valid = int(std::min<int64_t>(nr, H - u0));
-        Real* yt = a.y + t * B * a.ldy;
+      Real* yt = a.y + t * B * a.ldy;
+      for (int64_t jb = own.begin; jb < own.end; ++jb) {
+        const int64_t u0 = own.first(jb);
+        const int n = own.width(jb);
         for (int64_t r = 0; r < tiles.count(); ++r) {
           const int m = tiles.height(r);
-          Real* c = yt + tiles.first_row(r) * a.ldy + u0;
-          // y_t += h_{t-1} W_hh^T for this tile, then the activation while it is in cache.
-          if (has_prev)
-            k.gemm_tile(m, H, prev + tiles.offset(r), w_packed.get() + jb * H * nr, c, a.ldy, nullptr, true, n_valid);
-          for (int i = 0; i < m; ++i) k.activation(a.act, c + i * a.ldy, n_valid);
+          const int64_t row0 = t * B + tiles.first_row(r);
+          const Real* a_tile = prev + tiles.offset(r);
+          // The recurrent product of each gate for this tile, onto the input projection ...
+          for (int g = 0; g < G; ++g) {
+            if (gru && g == 2)  // ... except the GRU's W_hn h + b_hn, kept apart (and saved)
+              k.gemm_tile(m, has_prev ? H : 0, a_tile, panel(jb, g), a.hidden_n + row0 * H + u0, H,
+                          b_hn ? b_hn + u0 : nullptr, false, n);
+            else if (has_prev)
+              k.gemm_tile(m, H, a_tile, panel(jb, g), proj + row0 * ld_proj + g * H + u0, ld_proj, nullptr, true, n);
+          }
+          // ... then the cell, while the tile is in cache.
+          for (int i = 0; i < m; ++i) {
+            const int64_t b = tiles.first_row(r) + i, row = row0 + i;
+            Real* h = yt + b * a.ldy + u0;
+            if (a.cell == Cell::vanilla) {
+              k.activation(a.act, h, n);
+            } else if (lstm) {
+              const Real* c_prev = s > 0 ? a.cells + (t_prev * B + b) * H + u0 : (a.c0 ? a.c0 + b * H + u0 : nullptr);
+              k.lstm_forward_row(n, a.gates + row * GH + u0, H, c_prev, a.cells + row * H + u0, h);
+            } else {
+              const Real* h_prev = s > 0 ? a.y + (t_prev * B + b) * a.ldy + u0 : (a.h0 ? a.h0 + b * H + u0 : nullptr);
+              k.gru_forward_row(n, a.gates + row * GH + u0, H, a.hidden_n + row * H + u0, h_prev, h);
+            }
+          }
         }
-        if (s + 1 < T) pack_columns(tiles, yt, a.ldy, u0, n_valid, next);
+        if (s + 1 < T) pack_columns(tiles, yt, a.ldy, u0, u0, n, next);
       }
       if (s + 1 < T) team.barrier();
     }
   });
 
-  const Real* last = a.y + (a.reverse ? 0 : T - 1) * B * a.ldy;
+  const int64_t t_last = a.reverse ? 0 : T - 1;
+  const Real* last = a.y + t_last * B * a.ldy;
   for (int64_t b = 0; b < B; ++b) std::memcpy(a.h_n + b * H, last + b * a.ldy, size_t(H) * sizeof(Real));
+  if (lstm) std::memcpy(a.c_n, a.cells + t_last * B * H, size_t(B * H) * sizeof(Real));
 }
 
 template <typename Real>
-void rnn_backward(const RnnBackwardArgs<Real>& a) {
+void sequence_backward(const BackwardArgs<Real>& a) {
   const KernelTable<Real>& k = active_kernels<Real>();
   const int64_t T = a.steps, B = a.batch, I = a.input, H = a.hidden;
-  const int64_t GH = H;  // gate rows of W_hh (one gate)
-  auto zero_dx = [&] {
-    if (a.dx_accumulate) return;
-    for (int64_t row = 0; row < T * B; ++row)
-      std::memset(a.dx + row * a.lddx, 0, size_t(I) * sizeof(Real));
-  };
+  const int G = gate_count(a.cell);
+  const int64_t GH = G * H;
+  const bool lstm = a.cell == Cell::lstm, gru = a.cell == Cell::gru;
   std::memset(a.dw_ih, 0, size_t(GH * I) * sizeof(Real));
   std::memset(a.dw_hh, 0, size_t(GH * H) * sizeof(Real));
-  std::memset(a.db, 0, size_t(GH) * sizeof(Real));
+  std::memset(a.db_ih, 0, size_t(GH) * sizeof(Real));
+  if (a.db_hh != a.db_ih) std::memset(a.db_hh, 0, size_t(GH) * sizeof(Real));
   if (B == 0) return;
   if (H == 0) {  // no hidden units: nothing flows back to x
-    zero_dx();
+    if (!a.dx_accumulate)
+      for (int64_t row = 0; row < T * B; ++row) std::memset(a.dx + row * a.lddx, 0, size_t(I) * sizeof(Real));
     return;
   }
   if (T == 0) {
     for (int64_t i = 0; i < B * H; ++i) a.dh0[i] = a.dh_n ? a.dh_n[i] : Real(0);
+    if (lstm)
+      for (int64_t i = 0; i < B * H; ++i) a.dc0[i] = a.dc_n ? a.dc_n[i] : Real(0);
     return;
   }
   const int threads = get_num_threads();
@@ -147,97 +198,137 @@ void rnn_backward(const RnnBackwardArgs<Real>& a) {
   const int64_t blocks = ceil_div(H, nr);
   const int64_t chunk_steps = std::min<int64_t>(T, std::max<int64_t>(1, ceil_div(kChunkRows, B)));
   const RowTiles tiles{B, GH, k.mr};
-  Buffer<Real> dpre = allocate<Real>(chunk_steps * B * GH);  // dL/d(pre-activation) of one chunk
+  // dpre: gradient of the input-side pre-activations of one chunk — also the hidden side's, except
+  // the GRU's n block, whose hidden-side gradient (of W_hn h + b_hn) is dhn.
+  Buffer<Real> dpre = allocate<Real>(chunk_steps * B * GH);
+  Buffer<Real> dhn = allocate<Real>(gru ? chunk_steps * B * H : 0);
   Buffer<Real> w_packed = allocate<Real>(blocks * GH * nr);  // panels of W_hh (GH x H) by unit block
-  Buffer<Real> dpre_packed = allocate<Real>(2 * B * GH);     // dpre_t packed as the A operand
-  Buffer<Real> dh = allocate<Real>(B * H);                  // dL/dh_t carried to the previous step
+  Buffer<Real> dpre_packed = allocate<Real>(2 * B * GH);     // hidden-side dpre_t as the A operand
+  Buffer<Real> dh = allocate<Real>(B * H);                   // dL/dh carried to the previous step
+  Buffer<Real> dc = allocate<Real>(lstm ? B * H : 0);        // dL/dc carried (LSTM)
   GemmWorkspace<Real> ws(k, threads);
 
   const MatrixView<Real> w_hh{a.w_hh, H, 1};
   const MatrixView<Real> w_ih{a.w_ih, I, 1};
 
   run_team(threads, [&](const Team& team) {
-    int64_t jb0, jb1;
-    team.share(blocks, jb0, jb1);
-    for (int64_t jb = jb0; jb < jb1; ++jb) {
-      pack_panel(w_hh, 0, GH, jb * nr, H, nr, w_packed.get() + jb * GH * nr);
-      const int64_t u0 = jb * nr, n = std::min<int64_t>(nr, H - u0);
+    UnitBlocks own{0, 0, nr, H};
+    team.share(blocks, own.begin, own.end);
+    for (int64_t jb = own.begin; jb < own.end; ++jb) {
+      pack_panel(w_hh, 0, GH, own.first(jb), H, nr, w_packed.get() + jb * GH * nr);
       for (int64_t b = 0; b < B; ++b)
-        for (int64_t j = u0; j < u0 + n; ++j) dh[b * H + j] = a.dh_n ? a.dh_n[b * H + j] : Real(0);
+        for (int64_t j = own.first(jb); j < own.first(jb) + own.width(jb); ++j) {
+          dh[b * H + j] = a.dh_n ? a.dh_n[b * H + j] : Real(0);
+          if (lstm) dc[b * H + j] = a.dc_n ? a.dc_n[b * H + j] : Real(0);
+        }
     }
 
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = a.reverse ? s : T - 1 - s;  // the forward's steps, last first
+      const int64_t t_prev = a.reverse ? t + 1 : t - 1;
+      const bool first_step = s == T - 1;           // t is the forward's first step: h_{t-1} = h0
       const int64_t t_lo = t / chunk_steps * chunk_steps, t_hi = std::min(T, t_lo + chunk_steps);
       Real* dpre_t = dpre.get() + (t - t_lo) * B * GH;
+      Real* dhn_t = gru ? dhn.get() + (t - t_lo) * B * H : nullptr;
       Real* packed = dpre_packed.get() + (s & 1) * B * GH;
 
-      // dpre_t = (dy_t + dh_t) * act'(h_t) for this thread's units.
-      for (int64_t jb = jb0; jb < jb1; ++jb) {
-        const int64_t u0 = jb * nr;
-        const int n_valid = int(std::min<int64_t>(nr, H - u0));
+      // The cell's backward for this thread's units: dpre_t, and dh/dc's own parts.
+      for (int64_t jb = own.begin; jb < own.end; ++jb) {
+        const int64_t u0 = own.first(jb);
+        const int n = own.width(jb);
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
-          k.vanilla_dpre(a.act, a.y + row * a.ldy + u0, a.dy ? a.dy + row * a.lddy + u0 : nullptr,
-                         dh.get() + b * H + u0, dpre_t + b * GH + u0, n_valid);
+          const Real* dy = a.dy ? a.dy + row * a.lddy + u0 : nullptr;
+          Real* dh_b = dh.get() + b * H + u0;
+          if (a.cell == Cell::vanilla) {
+            k.vanilla_dpre(a.act, a.y + row * a.ldy + u0, dy, dh_b, dpre_t + b * GH + u0, n);
+          } else if (lstm) {
+            const Real* c_prev = !first_step ? a.cells + (t_prev * B + b) * H + u0 : (a.c0 ? a.c0 + b * H + u0 : nullptr);
+            k.lstm_backward_row(n, a.gates + row * GH + u0, H, a.cells + row * H + u0, c_prev, dy, dh_b,
+                                dc.get() + b * H + u0, dpre_t + b * GH + u0);
+          } else {
+            const Real* h_prev = !first_step ? a.y + (t_prev * B + b) * a.ldy + u0 : (a.h0 ? a.h0 + b * H + u0 : nullptr);
+            k.gru_backward_row(n, a.gates + row * GH + u0, H, a.hidden_n + row * H + u0, h_prev, dy, dh_b,
+                               dpre_t + b * GH + u0, dhn_t + b * H + u0);
+          }
         }
-        pack_columns(tiles, dpre_t, GH, u0, n_valid, packed);
+        for (int g = 0; g < G; ++g) {
+          if (gru && g == 2) pack_columns(tiles, dhn_t, H, u0, g * H + u0, n, packed);
+          else pack_columns(tiles, dpre_t, GH, g * H + u0, g * H + u0, n, packed);
+        }
       }
       team.barrier();
 
-      // dh_{t-1} = dpre_t W_hh for this thread's units (needs every thread's dpre_t).
-      for (int64_t jb = jb0; jb < jb1; ++jb) {
-        const int64_t u0 = jb * nr;
-        const int n_valid = int(std::min<int64_t>(nr, H - u0));
+      // dh_{t-1} (+)= dpre_t W_hh for this thread's units (needs every thread's dpre_t).  The GRU adds
+      // to its direct part dh_t * z, which its cell left in dh.
+      for (int64_t jb = own.begin; jb < own.end; ++jb)
         for (int64_t r = 0; r < tiles.count(); ++r)
           k.gemm_tile(tiles.height(r), GH, packed + tiles.offset(r), w_packed.get() + jb * GH * nr,
-                      dh.get() + tiles.first_row(r) * H + u0, H, nullptr, false, n_valid);
-      }
+                      dh.get() + tiles.first_row(r) * H + own.first(jb), H, nullptr, gru, own.width(jb));
 
       const bool chunk_done = a.reverse ? t == t_hi - 1 : t == t_lo;
       if (!chunk_done) continue;
       // The chunk's reductions over its rows, each one GEMM (DESIGN.md, "Where the time goes").
       const int64_t rows = (t_hi - t_lo) * B;
-      const MatrixView<Real> dpre_rows{dpre.get(), GH, 1};
-      auto dpre_cols = [&](int64_t t_first) {  // dpre^T from time t_first on: (GH x rows)
-        return MatrixView<Real>{dpre.get() + (t_first - t_lo) * B * GH, 1, GH};
+      auto columns = [&](const Real* base, int64_t ld, int64_t t_first) {  // (cols x rows) view from t_first
+        return MatrixView<Real>{base + (t_first - t_lo) * B * ld, 1, ld};
       };
       // dW_ih += dpre^T x
-      gemm_team<Real>(team, k, ws, GH, I, rows, dpre_cols(t_lo), MatrixView<Real>{a.x + t_lo * B * a.ldx, a.ldx, 1},
-                a.dw_ih, I, nullptr, true);
-      // dW_hh += dpre^T h_prev: rows whose previous state is in y, then the step that starts from h0.
-      const int64_t dir = a.reverse ? -1 : 1;
+      gemm_team<Real>(team, k, ws, GH, I, rows, columns(dpre.get(), GH, t_lo),
+                      MatrixView<Real>{a.x + t_lo * B * a.ldx, a.ldx, 1}, a.dw_ih, I, nullptr, true);
+      // dW_hh += dpre_hidden^T h_prev, for the rows whose previous state is in y, then for the step
+      // that starts from h0.  The GRU's n block takes dhn instead of dpre.
+      auto dw_hh_update = [&](int64_t t_first, int64_t count, MatrixView<Real> h_prev) {
+        const int64_t K = count * B;
+        if (gru) {
+          gemm_team<Real>(team, k, ws, 2 * H, H, K, columns(dpre.get(), GH, t_first), h_prev, a.dw_hh, H, nullptr, true);
+          gemm_team<Real>(team, k, ws, H, H, K, columns(dhn.get(), H, t_first), h_prev, a.dw_hh + 2 * H * H, H,
+                          nullptr, true);
+        } else {
+          gemm_team<Real>(team, k, ws, GH, H, K, columns(dpre.get(), GH, t_first), h_prev, a.dw_hh, H, nullptr, true);
+        }
+      };
       const int64_t y_t0 = a.reverse ? t_lo : std::max<int64_t>(t_lo, 1);
       const int64_t y_t1 = a.reverse ? std::min(t_hi, T - 1) : t_hi;
-      if (y_t1 > y_t0)
-        gemm_team<Real>(team, k, ws, GH, H, (y_t1 - y_t0) * B, dpre_cols(y_t0),
-                  MatrixView<Real>{a.y + (y_t0 - dir) * B * a.ldy, a.ldy, 1}, a.dw_hh, H, nullptr, true);
+      const int64_t dir = a.reverse ? -1 : 1;
+      if (y_t1 > y_t0) dw_hh_update(y_t0, y_t1 - y_t0, MatrixView<Real>{a.y + (y_t0 - dir) * B * a.ldy, a.ldy, 1});
       const int64_t t_first = a.reverse ? T - 1 : 0;
-      if (a.h0 && t_first >= t_lo && t_first < t_hi)
-        gemm_team<Real>(team, k, ws, GH, H, B, dpre_cols(t_first), MatrixView<Real>{a.h0, H, 1}, a.dw_hh, H, nullptr, true);
-      // db += column sums of dpre, rows in order.
+      if (a.h0 && t_first >= t_lo && t_first < t_hi) dw_hh_update(t_first, 1, MatrixView<Real>{a.h0, H, 1});
+      // db_ih += column sums of dpre (and the GRU's db_hh n block of dhn), rows in order.
       int64_t c0, c1;
       team.share(GH, c0, c1);
       for (int64_t row = 0; row < rows; ++row) {
         const Real* src = dpre.get() + row * GH;
-        for (int64_t c = c0; c < c1; ++c) a.db[c] += src[c];
+        for (int64_t c = c0; c < c1; ++c) a.db_ih[c] += src[c];
+      }
+      if (gru) {
+        team.share(H, c0, c1);
+        for (int64_t row = 0; row < rows; ++row) {
+          const Real* src = dhn.get() + row * H;
+          for (int64_t c = c0; c < c1; ++c) a.db_hh[2 * H + c] += src[c];
+        }
       }
       // dx = dpre W_ih for the chunk's rows.
-      gemm_team<Real>(team, k, ws, rows, I, GH, dpre_rows, w_ih, a.dx + t_lo * B * a.lddx, a.lddx, nullptr, a.dx_accumulate);
+      gemm_team<Real>(team, k, ws, rows, I, GH, MatrixView<Real>{dpre.get(), GH, 1}, w_ih,
+                      a.dx + t_lo * B * a.lddx, a.lddx, nullptr, a.dx_accumulate);
       team.barrier();  // dpre is rewritten by the next chunk
     }
 
-    for (int64_t jb = jb0; jb < jb1; ++jb) {
-      const int64_t u0 = jb * nr, n = std::min<int64_t>(nr, H - u0);
+    for (int64_t jb = own.begin; jb < own.end; ++jb)
       for (int64_t b = 0; b < B; ++b)
-        for (int64_t j = u0; j < u0 + n; ++j) a.dh0[b * H + j] = dh[b * H + j];
-    }
+        for (int64_t j = own.first(jb); j < own.first(jb) + own.width(jb); ++j) {
+          a.dh0[b * H + j] = dh[b * H + j];
+          if (lstm) a.dc0[b * H + j] = dc[b * H + j];
+        }
   });
+  // Both biases enter every pre-activation the same way, except the GRU's n block.  (A caller that
+  // wants one db may pass the same array for both.)
+  if (a.db_hh != a.db_ih) std::memcpy(a.db_hh, a.db_ih, size_t(gru ? 2 * H : GH) * sizeof(Real));
 }
 
-template void rnn_forward<float>(const RnnForwardArgs<float>&);
-template void rnn_forward<double>(const RnnForwardArgs<double>&);
-template void rnn_backward<float>(const RnnBackwardArgs<float>&);
-template void rnn_backward<double>(const RnnBackwardArgs<double>&);
+template void sequence_forward<float>(const ForwardArgs<float>&);
+template void sequence_forward<double>(const ForwardArgs<double>&);
+template void sequence_backward<float>(const BackwardArgs<float>&);
+template void sequence_backward<double>(const BackwardArgs<double>&);
 
 }  // namespace rnnkit

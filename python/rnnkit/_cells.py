@@ -43,69 +43,139 @@ class _Saved:
     w_hh: np.ndarray
     y: np.ndarray
     has_bias: tuple
-    extra: object = None  # the reference's cache, or a cell's saved gates
+    extra: dict  # the C++ path's saved gates/cells, or the reference's cache
 
 
 def _flip(a):
     return None if a is None else a[::-1]
 
 
-class VanillaCell:
-    """h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu."""
+def _state(states, i):
+    return None if states is None else states[i]
 
-    gates = 1
-    num_states = 1
 
-    def __init__(self, nonlinearity: str):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
-        self.name = nonlinearity
+class Cell:
+    """One cell kind: "tanh" / "relu" (vanilla), "lstm" or "gru"."""
 
+    def __init__(self, name: str):
+        if name not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(map(repr, CELLS))}, got {name!r}")
+        self.name = name
+        self.kind = name if name in ("lstm", "gru") else "rnn"
+        self.gates = {"rnn": 1, "lstm": 4, "gru": 3}[self.kind]
+        self.num_states = 2 if self.kind == "lstm" else 1
+
+    def __repr__(self):
+        return f"Cell({self.name!r})"
+
+    # ---- forward ----------------------------------------------------------------------------------
     def forward(self, x, state0, w_ih, w_hh, b_ih, b_hh, y, *, reverse=False, backend="cpp"):
-        h0 = None if state0 is None else state0[0]
-        batch, hidden = x.shape[1], w_hh.shape[1]
-        has_bias = (b_ih is not None, b_hh is not None)
-        if backend == "cpp":
-            h_n = np.empty((batch, hidden), x.dtype)
-            _core.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, self.nonlinearity, reverse)
-            extra = None
-        elif backend == "numpy":
-            xs = _flip(x) if reverse else x
-            ys, h_n, extra = reference.rnn_forward(xs, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity=self.nonlinearity)
-            y[...] = _flip(ys) if reverse else ys
-        else:
+        if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        saved = _Saved(backend, reverse, x, state0, w_ih, w_hh, y, has_bias, extra)
-        return (h_n,), saved
-
-    def backward(self, saved: _Saved, dy, dstate_n, dx, *, accumulate_dx=False):
-        dh_n = None if dstate_n is None else dstate_n[0]
-        x, w_ih, w_hh = saved.x, saved.w_ih, saved.w_hh
-        batch, hidden = x.shape[1], w_hh.shape[1]
-        if saved.backend == "cpp":
-            h0 = None if saved.state0 is None else saved.state0[0]
-            dh0 = np.empty((batch, hidden), x.dtype)
-            dw_ih, dw_hh = np.empty_like(w_ih), np.empty_like(w_hh)
-            db = np.empty(hidden, x.dtype)
-            _core.rnn_backward(x, h0, w_ih, w_hh, saved.y, dy, dh_n, dx, dh0, dw_ih, dw_hh, db,
-                               self.nonlinearity, saved.reverse, accumulate_dx)
+        h0, c0 = _state(state0, 0), (_state(state0, 1) if self.kind == "lstm" else None)
+        if backend == "cpp":
+            states, extra = self._forward_cpp(x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, reverse)
         else:
-            dys = _flip(dy) if saved.reverse else dy
-            dxs, dh0, dw_ih, dw_hh, db_ih, db_hh = reference.rnn_backward(saved.extra, dys, dh_n)
-            dxs = _flip(dxs) if saved.reverse else dxs
-            if accumulate_dx:
-                dx += dxs
-            else:
-                dx[...] = dxs
-            db = db_ih if db_ih is not None else db_hh  # the same gradient for both biases
-        db_ih = db if saved.has_bias[0] else None
-        db_hh = (db.copy() if saved.has_bias[0] else db) if saved.has_bias[1] else None
-        return (dh0,), dw_ih, dw_hh, db_ih, db_hh
+            states, extra = self._forward_numpy(x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, reverse)
+        saved = _Saved(backend, reverse, x, state0, w_ih, w_hh, y, (b_ih is not None, b_hh is not None), extra)
+        return states, saved
+
+    def _forward_cpp(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, reverse):
+        steps, batch = x.shape[:2]
+        hidden = w_hh.shape[1]
+
+        def new(*shape):
+            return np.empty(shape, x.dtype)
+
+        h_n = new(batch, hidden)
+        if self.kind == "rnn":
+            _core.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, self.name, reverse)
+            return (h_n,), {}
+        if self.kind == "lstm":
+            c_n, gates, cells = new(batch, hidden), new(steps, batch, 4 * hidden), new(steps, batch, hidden)
+            _core.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, gates, cells, reverse)
+            return (h_n, c_n), {"gates": gates, "cells": cells}
+        gates, hidden_n = new(steps, batch, 3 * hidden), new(steps, batch, hidden)
+        _core.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, gates, hidden_n, reverse)
+        return (h_n,), {"gates": gates, "hidden_n": hidden_n}
+
+    def _forward_numpy(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, reverse):
+        xs = _flip(x) if reverse else x
+        if self.kind == "rnn":
+            ys, h_n, cache = reference.rnn_forward(xs, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity=self.name)
+            states = (h_n,)
+        elif self.kind == "lstm":
+            ys, h_n, c_n, cache = reference.lstm_forward(xs, h0, c0, w_ih, w_hh, b_ih, b_hh)
+            states = (h_n, c_n)
+        else:
+            ys, h_n, cache = reference.gru_forward(xs, h0, w_ih, w_hh, b_ih, b_hh)
+            states = (h_n,)
+        y[...] = _flip(ys) if reverse else ys
+        return states, {"cache": cache}
+
+    # ---- backward ---------------------------------------------------------------------------------
+    def backward(self, saved: _Saved, dy, dstate_n, dx, *, accumulate_dx=False):
+        dh_n, dc_n = _state(dstate_n, 0), (_state(dstate_n, 1) if self.kind == "lstm" else None)
+        if saved.backend == "cpp":
+            dstate0, dw_ih, dw_hh, db_ih, db_hh = self._backward_cpp(saved, dy, dh_n, dc_n, dx, accumulate_dx)
+        else:
+            dstate0, dw_ih, dw_hh, db_ih, db_hh = self._backward_numpy(saved, dy, dh_n, dc_n, dx, accumulate_dx)
+        if saved.has_bias[0] and saved.has_bias[1] and db_hh is db_ih:
+            db_hh = db_ih.copy()
+        return (dstate0, dw_ih, dw_hh, db_ih if saved.has_bias[0] else None,
+                db_hh if saved.has_bias[1] else None)
+
+    def _backward_cpp(self, saved, dy, dh_n, dc_n, dx, accumulate_dx):
+        x, w_ih, w_hh, e = saved.x, saved.w_ih, saved.w_hh, saved.extra
+        batch, hidden = x.shape[1], w_hh.shape[1]
+        h0 = _state(saved.state0, 0)
+        dh0 = np.empty((batch, hidden), x.dtype)
+        dw_ih, dw_hh = np.empty_like(w_ih), np.empty_like(w_hh)
+        db = np.empty(w_hh.shape[0], x.dtype)
+        if self.kind == "rnn":
+            _core.rnn_backward(x, h0, w_ih, w_hh, saved.y, dy, dh_n, dx, dh0, dw_ih, dw_hh, db,
+                               self.name, saved.reverse, accumulate_dx)
+            return (dh0,), dw_ih, dw_hh, db, db
+        if self.kind == "lstm":
+            dc0 = np.empty((batch, hidden), x.dtype)
+            _core.lstm_backward(x, h0, _state(saved.state0, 1), w_ih, w_hh, saved.y, e["gates"], e["cells"], dy,
+                                dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh, db, saved.reverse, accumulate_dx)
+            return (dh0, dc0), dw_ih, dw_hh, db, db
+        db_hh = np.empty_like(db)
+        _core.gru_backward(x, h0, w_ih, w_hh, saved.y, e["gates"], e["hidden_n"], dy, dh_n, dx, dh0, dw_ih, dw_hh,
+                           db, db_hh, saved.reverse, accumulate_dx)
+        return (dh0,), dw_ih, dw_hh, db, db_hh
+
+    def _backward_numpy(self, saved, dy, dh_n, dc_n, dx, accumulate_dx):
+        cache = saved.extra["cache"]
+        dys = _flip(dy) if saved.reverse else dy
+        if self.kind == "rnn":
+            dxs, dh0, dw_ih, dw_hh, db_ih, db_hh = reference.rnn_backward(cache, dys, dh_n)
+            dstate0 = (dh0,)
+        elif self.kind == "lstm":
+            dxs, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = reference.lstm_backward(cache, dys, dh_n, dc_n)
+            dstate0 = (dh0, dc0)
+        else:
+            dxs, dh0, dw_ih, dw_hh, db_ih, db_hh = reference.gru_backward(cache, dys, dh_n)
+            dstate0 = (dh0,)
+        dxs = _flip(dxs) if saved.reverse else dxs
+        if accumulate_dx:
+            dx += dxs
+        else:
+            dx[...] = dxs
+        # (the reference gives None for an absent bias; the layer wants the gradient either way)
+        db_ih = db_ih if db_ih is not None else db_hh
+        db_hh = db_hh if db_hh is not None else db_ih
+        if db_ih is None:
+            db_ih = db_hh = np.zeros(saved.w_hh.shape[0], saved.x.dtype)
+        return dstate0, dw_ih, dw_hh, db_ih, db_hh
 
 
-def make_cell(cell: str):
-    """The cell for a layer's ``cell`` argument: "tanh" or "relu" (more cells arrive with the kernels)."""
-    if cell in ("tanh", "relu"):
-        return VanillaCell(cell)
-    raise ValueError(f"cell must be one of 'tanh', 'relu', got {cell!r}")
+CELLS = ("tanh", "relu", "lstm", "gru")
+
+
+def make_cell(cell: str) -> Cell:
+    """The cell for a layer's ``cell`` argument: "tanh", "relu", "lstm" or "gru"."""
+    if not isinstance(cell, str):
+        raise TypeError(f"cell must be a str, got {type(cell).__name__}")
+    return Cell(cell)

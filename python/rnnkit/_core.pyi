@@ -25,3 +25,25 @@ def rnn_backward(x: npt.NDArray[np.floating], h0: npt.NDArray[np.floating] | Non
                  nonlinearity: str, reverse: bool, dx_accumulate: bool) -> None: ...
 def vector_math(function: str, x: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]: ...
 def matmul(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]: ...
+def lstm_forward(x: npt.NDArray[np.floating], h0: npt.NDArray[np.floating] | None, c0: npt.NDArray[np.floating] | None,
+                 w_ih: npt.NDArray[np.floating], w_hh: npt.NDArray[np.floating], b_ih: npt.NDArray[np.floating] | None,
+                 b_hh: npt.NDArray[np.floating] | None, y: npt.NDArray[np.floating], h_n: npt.NDArray[np.floating],
+                 c_n: npt.NDArray[np.floating], gates: npt.NDArray[np.floating], cells: npt.NDArray[np.floating],
+                 reverse: bool) -> None: ...
+def lstm_backward(x: npt.NDArray[np.floating], h0: npt.NDArray[np.floating] | None, c0: npt.NDArray[np.floating] | None,
+                  w_ih: npt.NDArray[np.floating], w_hh: npt.NDArray[np.floating], y: npt.NDArray[np.floating],
+                  gates: npt.NDArray[np.floating], cells: npt.NDArray[np.floating], dy: npt.NDArray[np.floating] | None,
+                  dh_n: npt.NDArray[np.floating] | None, dc_n: npt.NDArray[np.floating] | None,
+                  dx: npt.NDArray[np.floating], dh0: npt.NDArray[np.floating], dc0: npt.NDArray[np.floating],
+                  dw_ih: npt.NDArray[np.floating], dw_hh: npt.NDArray[np.floating], db: npt.NDArray[np.floating],
+                  reverse: bool, dx_accumulate: bool) -> None: ...
+def gru_forward(x: npt.NDArray[np.floating], h0: npt.NDArray[np.floating] | None, w_ih: npt.NDArray[np.floating],
+                w_hh: npt.NDArray[np.floating], b_ih: npt.NDArray[np.floating] | None,
+                b_hh: npt.NDArray[np.floating] | None, y: npt.NDArray[np.floating], h_n: npt.NDArray[np.floating],
+                gates: npt.NDArray[np.floating], hidden_n: npt.NDArray[np.floating], reverse: bool) -> None: ...
+def gru_backward(x: npt.NDArray[np.floating], h0: npt.NDArray[np.floating] | None, w_ih: npt.NDArray[np.floating],
+                 w_hh: npt.NDArray[np.floating], y: npt.NDArray[np.floating], gates: npt.NDArray[np.floating],
+                 hidden_n: npt.NDArray[np.floating], dy: npt.NDArray[np.floating] | None,
+                 dh_n: npt.NDArray[np.floating] | None, dx: npt.NDArray[np.floating], dh0: npt.NDArray[np.floating],
+                 dw_ih: npt.NDArray[np.floating], dw_hh: npt.NDArray[np.floating], db_ih: npt.NDArray[np.floating],
+                 db_hh: npt.NDArray[np.floating], reverse: bool, dx_accumulate: bool) -> None: ...

@@ -100,32 +100,61 @@ def check_nonlinearity(nonlinearity) -> str:
     return nonlinearity
 
 
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def sequence_forward_args(cell: str, x, states: dict, w_ih, w_hh, b_ih, b_hh):
+    """Validated arrays for one direction of a recurrent layer.
+
+    ``cell`` is "rnn", "lstm" or "gru" (G = 1, 4, 3 gate blocks); ``states`` maps the initial-state
+    names ("h0", and "c0" for the LSTM) to arrays or None.  Returns (x, states, w_ih, w_hh, b_ih, b_hh)
+    as C-contiguous arrays of one float dtype.
+    """
+    gates = GATES[cell]
+    a, _ = as_float_arrays(
+        {"x": x, **states, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh},
+        optional=(*states, "b_ih", "b_hh"),
+    )
+    x, w_ih, w_hh = a["x"], a["w_ih"], a["w_hh"]
+    g = "G*H" if gates > 1 else "H"
+    check_ndim("x", x, 3, "(T, B, I)")
+    check_ndim("w_hh", w_hh, 2, f"({g}, H)")
+    check_ndim("w_ih", w_ih, 2, f"({g}, I)")
+    steps, batch, inputs = x.shape
+    hidden = w_hh.shape[1]
+    gate_note = f" with G = {gates} gate blocks" if gates > 1 else ""
+    check_shape("w_hh", w_hh, (gates * hidden, hidden), f"= ({g}, H){gate_note}")
+    why = f"= ({g}, I){gate_note}, from w_hh {fmt_shape(w_hh.shape)} and x {fmt_shape(x.shape)}"
+    check_shape("w_ih", w_ih, (gates * hidden, inputs), why)
+    for name in states:
+        check_shape(name, a[name], (batch, hidden), f"= (B, H) from x {fmt_shape(x.shape)} and w_hh {fmt_shape(w_hh.shape)}")
+    for name in ("b_ih", "b_hh"):
+        check_shape(name, a[name], (gates * hidden,), f"= ({g},) from w_hh {fmt_shape(w_hh.shape)}")
+    return x, {name: a[name] for name in states}, w_ih, w_hh, a["b_ih"], a["b_hh"]
+
+
 def rnn_forward_args(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity):
     """Validated arrays (x, h0, w_ih, w_hh, b_ih, b_hh) of one dtype, for the vanilla cell."""
     check_nonlinearity(nonlinearity)
-    a, _ = as_float_arrays(
-        {"x": x, "h0": h0, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh},
-        optional=("h0", "b_ih", "b_hh"),
-    )
-    x, w_ih, w_hh = a["x"], a["w_ih"], a["w_hh"]
-    check_ndim("x", x, 3, "(T, B, I)")
-    check_ndim("w_hh", w_hh, 2, "(H, H)")
-    check_ndim("w_ih", w_ih, 2, "(H, I)")
-    steps, batch, inputs = x.shape
-    hidden = w_hh.shape[0]
-    check_shape("w_hh", w_hh, (hidden, hidden), "(w_hh must be square: (H, H))")
-    check_shape("w_ih", w_ih, (hidden, inputs), f"(H, I) from w_hh {fmt_shape(w_hh.shape)} and x {fmt_shape(x.shape)}")
-    check_shape("h0", a["h0"], (batch, hidden), f"(B, H) from x {fmt_shape(x.shape)} and w_hh {fmt_shape(w_hh.shape)}")
-    check_shape("b_ih", a["b_ih"], (hidden,), f"(H,) from w_hh {fmt_shape(w_hh.shape)}")
-    check_shape("b_hh", a["b_hh"], (hidden,), f"(H,) from w_hh {fmt_shape(w_hh.shape)}")
-    return x, a["h0"], w_ih, w_hh, a["b_ih"], a["b_hh"]
+    x, states, w_ih, w_hh, b_ih, b_hh = sequence_forward_args("rnn", x, {"h0": h0}, w_ih, w_hh, b_ih, b_hh)
+    return x, states["h0"], w_ih, w_hh, b_ih, b_hh
+
+
+def sequence_backward_args(gradients: dict, steps: int, batch: int, hidden: int, dtype) -> dict:
+    """Validated upstream gradients: "dy" (T, B, H) and the final-state ones ("dh_n", "dc_n") (B, H),
+    each None or an array of the forward's dtype."""
+    a, _ = as_float_arrays(gradients, optional=tuple(gradients), dtype=dtype)
+    for name, array in a.items():
+        if name == "dy":
+            check_shape("dy", array, (steps, batch, hidden), "= (T, B, H), the shape of the forward's y")
+        else:
+            check_shape(name, array, (batch, hidden), f"= (B, H), the shape of the forward's {name[1:]}")
+    return a
 
 
 def rnn_backward_args(dy, dh_n, steps: int, batch: int, hidden: int, dtype):
     """Validated (dy, dh_n), each None or an array of the forward's dtype and shape."""
-    a, _ = as_float_arrays({"dy": dy, "dh_n": dh_n}, optional=("dy", "dh_n"), dtype=dtype)
-    check_shape("dy", a["dy"], (steps, batch, hidden), "(T, B, H), the shape of the forward's y")
-    check_shape("dh_n", a["dh_n"], (batch, hidden), "(B, H), the shape of the forward's h_n")
+    a = sequence_backward_args({"dy": dy, "dh_n": dh_n}, steps, batch, hidden, dtype)
     return a["dy"], a["dh_n"]
 
 

@@ -36,56 +36,79 @@ void set_num_threads(int n);                     // 1 <= n <= kMaxThreads, else 
 int get_num_threads();
 bool openmp_enabled();
 
-// ---- vanilla RNN --------------------------------------------------------------------------------
-// h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)       (PyTorch's nn.RNN)
+// ---- recurrent layers: one direction over a whole sequence ---------------------------------------
+// PyTorch's equations and weight layout (DESIGN.md):
+//   vanilla  h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)                      G = 1
+//   lstm     gate blocks [i | f | g | o];  c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)  G = 4
+//   gru      gate blocks [r | z | n];  n = tanh(W_in x + b_in + r (W_hn h + b_hn));
+//            h_t = (1 - z) n + z h_{t-1}                                           G = 3
 // With reverse = true the recurrence runs from t = T-1 down to 0 (the reverse direction of a
 // bidirectional layer) while x and y keep their time order: no copies of the sequence are made.
+enum class Cell { vanilla, lstm, gru };
+constexpr int gate_count(Cell cell) { return cell == Cell::lstm ? 4 : cell == Cell::gru ? 3 : 1; }
+
 template <typename Real>
-struct RnnForwardArgs {
+struct ForwardArgs {
+  Cell cell = Cell::vanilla;
+  Activation act = Activation::tanh;  // vanilla only
   int64_t steps = 0, batch = 0, input = 0, hidden = 0;
-  Activation act = Activation::tanh;
   bool reverse = false;
   const Real* x = nullptr;     // IN  (T, B, I), row stride ldx
   int64_t ldx = 0;
   const Real* h0 = nullptr;    // IN  (B, H) contiguous, or nullptr for zeros
-  const Real* w_ih = nullptr;  // IN  (H, I) contiguous
-  const Real* w_hh = nullptr;  // IN  (H, H) contiguous
-  const Real* b_ih = nullptr;  // IN  (H,) or nullptr
-  const Real* b_hh = nullptr;  // IN  (H,) or nullptr
-  Real* y = nullptr;           // OUT (T, B, H), row stride ldy: every h_t (also what backward needs)
+  const Real* c0 = nullptr;    // IN  (B, H) or nullptr for zeros — LSTM only
+  const Real* w_ih = nullptr;  // IN  (G*H, I) contiguous
+  const Real* w_hh = nullptr;  // IN  (G*H, H) contiguous
+  const Real* b_ih = nullptr;  // IN  (G*H,) or nullptr
+  const Real* b_hh = nullptr;  // IN  (G*H,) or nullptr
+  Real* y = nullptr;           // OUT (T, B, H), row stride ldy: every h_t
   int64_t ldy = 0;
-  Real* h_n = nullptr;         // OUT (B, H) contiguous: the last state (h0 when T = 0)
+  Real* h_n = nullptr;         // OUT (B, H): the last state (h0 when T = 0)
+  Real* c_n = nullptr;         // OUT (B, H) — LSTM only
+  // Saved for the backward pass: what it cannot recompute cheaply.
+  Real* gates = nullptr;       // OUT (T, B, G*H) — LSTM, GRU: the gate activations
+  Real* cells = nullptr;       // OUT (T, B, H)   — LSTM: every c_t
+  Real* hidden_n = nullptr;    // OUT (T, B, H)   — GRU: every W_hn h_{t-1} + b_hn
 };
 
-// Gradients of sum(y * dy) + sum(h_n * dh_n) with respect to everything rnn_forward read.
-// Overwrites dh0, dw_ih, dw_hh, db; overwrites dx, or adds to it when dx_accumulate is set (the two
-// directions of a bidirectional layer share one dx).  db is the gradient of b_ih and of b_hh alike.
+// Gradients of sum(y * dy) + sum(h_n * dh_n) [+ sum(c_n * dc_n)] with respect to everything the
+// forward read.  Overwrites dh0, dc0, dw_ih, dw_hh, db_ih, db_hh; overwrites dx, or adds to it when
+// dx_accumulate is set (the two directions of a bidirectional layer share one dx).  The IN arrays are
+// the forward's, unchanged.
 template <typename Real>
-struct RnnBackwardArgs {
-  int64_t steps = 0, batch = 0, input = 0, hidden = 0;
+struct BackwardArgs {
+  Cell cell = Cell::vanilla;
   Activation act = Activation::tanh;
+  int64_t steps = 0, batch = 0, input = 0, hidden = 0;
   bool reverse = false;
-  const Real* x = nullptr;     // IN  (T, B, I), row stride ldx — as given to the forward
+  const Real* x = nullptr;         // IN  (T, B, I), row stride ldx
   int64_t ldx = 0;
-  const Real* h0 = nullptr;    // IN  (B, H) or nullptr — as given to the forward
-  const Real* w_ih = nullptr;  // IN  (H, I)
-  const Real* w_hh = nullptr;  // IN  (H, H)
-  const Real* y = nullptr;     // IN  (T, B, H), row stride ldy — the forward's output
+  const Real* h0 = nullptr;        // IN  (B, H) or nullptr
+  const Real* c0 = nullptr;        // IN  (B, H) or nullptr — LSTM
+  const Real* w_ih = nullptr;      // IN  (G*H, I)
+  const Real* w_hh = nullptr;      // IN  (G*H, H)
+  const Real* y = nullptr;         // IN  (T, B, H), row stride ldy
   int64_t ldy = 0;
-  const Real* dy = nullptr;    // IN  (T, B, H), row stride lddy, or nullptr for zeros
+  const Real* gates = nullptr;     // IN  (T, B, G*H) — LSTM, GRU
+  const Real* cells = nullptr;     // IN  (T, B, H) — LSTM
+  const Real* hidden_n = nullptr;  // IN  (T, B, H) — GRU
+  const Real* dy = nullptr;        // IN  (T, B, H), row stride lddy, or nullptr for zeros
   int64_t lddy = 0;
-  const Real* dh_n = nullptr;  // IN  (B, H) or nullptr for zeros
-  Real* dx = nullptr;          // OUT (T, B, I), row stride lddx
+  const Real* dh_n = nullptr;      // IN  (B, H) or nullptr for zeros
+  const Real* dc_n = nullptr;      // IN  (B, H) or nullptr for zeros — LSTM
+  Real* dx = nullptr;              // OUT (T, B, I), row stride lddx
   int64_t lddx = 0;
   bool dx_accumulate = false;
-  Real* dh0 = nullptr;         // OUT (B, H)
-  Real* dw_ih = nullptr;       // OUT (H, I)
-  Real* dw_hh = nullptr;       // OUT (H, H)
-  Real* db = nullptr;          // OUT (H,)
+  Real* dh0 = nullptr;             // OUT (B, H)
+  Real* dc0 = nullptr;             // OUT (B, H) — LSTM
+  Real* dw_ih = nullptr;           // OUT (G*H, I)
+  Real* dw_hh = nullptr;           // OUT (G*H, H)
+  Real* db_ih = nullptr;           // OUT (G*H,)
+  Real* db_hh = nullptr;           // OUT (G*H,) — equal to db_ih except for the GRU's n block
 };
 
-template <typename Real> void rnn_forward(const RnnForwardArgs<Real>& args);
-template <typename Real> void rnn_backward(const RnnBackwardArgs<Real>& args);
+template <typename Real> void sequence_forward(const ForwardArgs<Real>& args);
+template <typename Real> void sequence_backward(const BackwardArgs<Real>& args);
 
 // ---- the GEMM the kernels use for their all-timestep products ------------------------------------
 // c (M x N) = a (M x K) * b (K x N), all row-major and contiguous; run by get_num_threads() threads.

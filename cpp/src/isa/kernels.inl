@@ -174,6 +174,123 @@ void vanilla_dpre(Activation act, const typename S::T* h, const typename S::T* d
   if (i < n) step(i, int(n - i));
 }
 
+// Loop over n lanes in vectors, the last one partial; f(i, count) with count == S::N except at the end.
+template <class S, class F>
+inline void for_lanes(int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + S::N <= n; i += S::N) f(i, S::N);
+  if (i < n) f(i, int(n - i));
+}
+
+template <class S>
+inline typename S::V load_or_zero(const typename S::T* p, int count) {
+  if (!p) return S::zero();
+  return count == S::N ? S::load(p) : S::load_n(p, count);
+}
+template <class S>
+inline void store_lanes(typename S::T* p, typename S::V v, int count) {
+  if (count == S::N) S::store(p, v);
+  else S::store_n(p, v, count);
+}
+
+// LSTM, one row of n hidden units; gate k of unit j at gates[k * gate_stride + j], blocks [i | f | g | o].
+// Forward: gates IN pre-activations, OUT activations (saved for the backward);
+//   c = f * c_prev + i * g  (c_prev null: zeros);  h = o * tanh(c).
+template <class S>
+void lstm_forward_row(int64_t n, typename S::T* gates, int64_t gate_stride, const typename S::T* c_prev,
+                      typename S::T* c, typename S::T* h) {
+  using V = typename S::V;
+  for_lanes<S>(n, [&](int64_t j, int cnt) {
+    typename S::T* gi = gates + j;
+    const V i = vsigmoid<S>(load_or_zero<S>(gi, cnt));
+    const V f = vsigmoid<S>(load_or_zero<S>(gi + gate_stride, cnt));
+    const V g = vtanh<S>(load_or_zero<S>(gi + 2 * gate_stride, cnt));
+    const V o = vsigmoid<S>(load_or_zero<S>(gi + 3 * gate_stride, cnt));
+    const V cn = S::fmadd(f, load_or_zero<S>(c_prev ? c_prev + j : nullptr, cnt), S::mul(i, g));
+    store_lanes<S>(gi, i, cnt);
+    store_lanes<S>(gi + gate_stride, f, cnt);
+    store_lanes<S>(gi + 2 * gate_stride, g, cnt);
+    store_lanes<S>(gi + 3 * gate_stride, o, cnt);
+    store_lanes<S>(c + j, cn, cnt);
+    store_lanes<S>(h + j, S::mul(o, vtanh<S>(cn)), cnt);
+  });
+}
+
+// Backward: from the saved activations and c, c_prev; dh = dL/dh_t from step t+1, dy the output's
+// gradient (null: zeros); dc IN dL/dc_t from step t+1, OUT dL/dc_{t-1}.  Writes dpre, the gradient of
+// the four pre-activations (same layout as gates).  tanh(c) is recomputed rather than saved.
+template <class S>
+void lstm_backward_row(int64_t n, const typename S::T* gates, int64_t gate_stride, const typename S::T* c,
+                       const typename S::T* c_prev, const typename S::T* dy, const typename S::T* dh,
+                       typename S::T* dc, typename S::T* dpre) {
+  using T = typename S::T;
+  using V = typename S::V;
+  const V one = S::set1(T(1));
+  for_lanes<S>(n, [&](int64_t j, int cnt) {
+    const T* gi = gates + j;
+    const V i = load_or_zero<S>(gi, cnt), f = load_or_zero<S>(gi + gate_stride, cnt);
+    const V g = load_or_zero<S>(gi + 2 * gate_stride, cnt), o = load_or_zero<S>(gi + 3 * gate_stride, cnt);
+    const V tc = vtanh<S>(load_or_zero<S>(c + j, cnt));
+    const V dht = S::add(load_or_zero<S>(dh + j, cnt), load_or_zero<S>(dy ? dy + j : nullptr, cnt));
+    const V dct = S::fmadd(S::mul(dht, o), S::fnmadd(tc, tc, one), load_or_zero<S>(dc + j, cnt));
+    const V cp = load_or_zero<S>(c_prev ? c_prev + j : nullptr, cnt);
+    T* d = dpre + j;
+    store_lanes<S>(d, S::mul(S::mul(dct, g), S::mul(i, S::sub(one, i))), cnt);
+    store_lanes<S>(d + gate_stride, S::mul(S::mul(dct, cp), S::mul(f, S::sub(one, f))), cnt);
+    store_lanes<S>(d + 2 * gate_stride, S::mul(S::mul(dct, i), S::fnmadd(g, g, one)), cnt);
+    store_lanes<S>(d + 3 * gate_stride, S::mul(S::mul(dht, tc), S::mul(o, S::sub(one, o))), cnt);
+    store_lanes<S>(dc + j, S::mul(dct, f), cnt);
+  });
+}
+
+// GRU, one row of n units; blocks [r | z | n] as in torch.  hn = W_hn h_{t-1} + b_hn (saved).
+// Forward: gates IN pre-activations of the input side (x W_i*^T + biases), OUT activations r, z, n;
+//   r = sigmoid(.), z = sigmoid(.), n = tanh(gate_n + r * hn), h = (1 - z) * n + z * h_prev.
+template <class S>
+void gru_forward_row(int64_t n, typename S::T* gates, int64_t gate_stride, const typename S::T* hn,
+                     const typename S::T* h_prev, typename S::T* h) {
+  using V = typename S::V;
+  for_lanes<S>(n, [&](int64_t j, int cnt) {
+    typename S::T* gr = gates + j;
+    const V r = vsigmoid<S>(load_or_zero<S>(gr, cnt));
+    const V z = vsigmoid<S>(load_or_zero<S>(gr + gate_stride, cnt));
+    const V nn = vtanh<S>(S::fmadd(r, load_or_zero<S>(hn + j, cnt), load_or_zero<S>(gr + 2 * gate_stride, cnt)));
+    const V hp = load_or_zero<S>(h_prev ? h_prev + j : nullptr, cnt);
+    store_lanes<S>(gr, r, cnt);
+    store_lanes<S>(gr + gate_stride, z, cnt);
+    store_lanes<S>(gr + 2 * gate_stride, nn, cnt);
+    store_lanes<S>(h + j, S::fmadd(z, S::sub(hp, nn), nn), cnt);
+  });
+}
+
+// Backward: dh IN dL/dh_t from step t+1, OUT the direct part of dL/dh_{t-1} (dh_t * z; the caller
+// adds the W_hh product).  dpre_x: gradient of the input-side pre-activations [r | z | n] (also the
+// hidden side's for r and z); dhn: gradient of hn = W_hn h + b_hn (the hidden side's n block).
+template <class S>
+void gru_backward_row(int64_t n, const typename S::T* gates, int64_t gate_stride, const typename S::T* hn,
+                      const typename S::T* h_prev, const typename S::T* dy, typename S::T* dh,
+                      typename S::T* dpre_x, typename S::T* dhn) {
+  using T = typename S::T;
+  using V = typename S::V;
+  const V one = S::set1(T(1));
+  for_lanes<S>(n, [&](int64_t j, int cnt) {
+    const T* gr = gates + j;
+    const V r = load_or_zero<S>(gr, cnt), z = load_or_zero<S>(gr + gate_stride, cnt);
+    const V nn = load_or_zero<S>(gr + 2 * gate_stride, cnt);
+    const V hp = load_or_zero<S>(h_prev ? h_prev + j : nullptr, cnt);
+    const V dht = S::add(load_or_zero<S>(dh + j, cnt), load_or_zero<S>(dy ? dy + j : nullptr, cnt));
+    const V dpre_n = S::mul(S::mul(dht, S::sub(one, z)), S::fnmadd(nn, nn, one));
+    const V dz = S::mul(dht, S::sub(hp, nn));
+    const V dr = S::mul(dpre_n, load_or_zero<S>(hn + j, cnt));
+    T* d = dpre_x + j;
+    store_lanes<S>(d, S::mul(dr, S::mul(r, S::sub(one, r))), cnt);
+    store_lanes<S>(d + gate_stride, S::mul(dz, S::mul(z, S::sub(one, z))), cnt);
+    store_lanes<S>(d + 2 * gate_stride, dpre_n, cnt);
+    store_lanes<S>(dhn + j, S::mul(dpre_n, r), cnt);
+    store_lanes<S>(dh + j, S::mul(dht, z), cnt);
+  });
+}
+
 // ---- GEMM register tile --------------------------------------------------------------------------
 // C[M x NV*N] (+)= A * B over k, accumulators held in registers for the whole k loop.
 template <class S, int M, int NV>
@@ -261,6 +378,10 @@ KernelTable<typename S::T> make_table(const char* name, int kc, int mc, int nc) 
   t.gemm_tile = &gemm_tile<S, MR, NV>;
   t.activation = &activation<S>;
   t.vanilla_dpre = &vanilla_dpre<S>;
+  t.lstm_forward_row = &lstm_forward_row<S>;
+  t.lstm_backward_row = &lstm_backward_row<S>;
+  t.gru_forward_row = &gru_forward_row<S>;
+  t.gru_backward_row = &gru_backward_row<S>;
   t.math = &math<S>;
   return t;
 }

@@ -12,6 +12,8 @@
 #include <string>
 
 #include "rnnkit/rnnkit.hpp"
+#include "profile.hpp"
+#include "team.hpp"
 
 namespace py = pybind11;
 
@@ -226,6 +228,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &rnnkit::get_num_threads);
   m.def("openmp_enabled", &rnnkit::openmp_enabled);
   m.attr("MAX_THREADS") = rnnkit::kMaxThreads;
+  m.def("_set_profiling", &rnnkit::set_profiling, py::arg("on"),
+        "Record where the time of each kernel call goes (thread 0's wall time by phase).");
+  m.def("_last_profile", [] {
+    py::dict d;
+    for (const auto& [name, seconds] : rnnkit::last_profile()) d[py::str(name)] = seconds;
+    return d;
+  }, "Seconds per phase of the last profiled call, and its total.");
+  m.def("_last_scratch_bytes", &rnnkit::last_scratch_bytes,
+        "Bytes of scratch memory the last kernel call on this thread took (beyond its outputs).");
 
   // Each pass dispatches on x's dtype; every other array must match it (checked in run_*).
   auto forward = [](const PassArrays& p) {

@@ -56,10 +56,14 @@ void pack_panel(MatrixView<Real> B, int64_t k0, int64_t kc, int64_t n0, int64_t 
 }
 
 template <typename Real>
-GemmWorkspace<Real>::GemmWorkspace(const KernelTable<Real>& k, int threads) {
-  packed_b = allocate<Real>(int64_t(k.kc) * ceil_div(k.nc, k.nr) * k.nr);
-  a_stride = int64_t(k.mc) * k.kc;
-  packed_a = allocate<Real>(a_stride * threads);
+GemmWorkspace<Real>::GemmWorkspace(const KernelTable<Real>& k, int threads, Scratch& scratch, int64_t max_m,
+                                   int64_t max_n, int64_t max_k) {
+  const int64_t kc = std::max<int64_t>(1, std::min<int64_t>(k.kc, max_k));
+  const int64_t nc = ceil_div(std::max<int64_t>(1, std::min<int64_t>(k.nc, max_n)), k.nr) * k.nr;
+  const int64_t mc = ceil_div(std::max<int64_t>(1, std::min<int64_t>(k.mc, max_m)), k.mr) * k.mr;
+  packed_b = scratch.take<Real>(kc * nc);
+  a_stride = mc * kc;
+  packed_a = scratch.take<Real>(a_stride * threads);
 }
 
 template <typename Real>
@@ -78,14 +82,14 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
     return;
   }
   const int nr = k.nr, mr = k.mr;
-  Real* my_a = ws.packed_a.get() + ws.a_stride * team.tid;
+  Real* my_a = ws.packed_a + ws.a_stride * team.tid;
   for (int64_t jc = 0; jc < N; jc += k.nc) {
     const int64_t nc = std::min<int64_t>(k.nc, N - jc);
     const int64_t panels = ceil_div(nc, nr);
     for (int64_t pc = 0; pc < K; pc += k.kc) {
       const int64_t kc = std::min<int64_t>(k.kc, K - pc);
       for (int64_t p = team.tid; p < panels; p += team.size)
-        pack_panel(B, pc, kc, jc + p * nr, N, nr, ws.packed_b.get() + p * kc * nr);
+        pack_panel(B, pc, kc, jc + p * nr, N, nr, ws.packed_b + p * kc * nr);
       team.barrier();
 
       const bool acc = accumulate || pc > 0;
@@ -106,7 +110,7 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
         for (int64_t p = panels * g / groups; p < panels * (g + 1) / groups; ++p) {
           const int64_t n0 = jc + p * nr;
           const int n_valid = int(std::min<int64_t>(nr, N - n0));
-          const Real* panel = ws.packed_b.get() + p * kc * nr;
+          const Real* panel = ws.packed_b + p * kc * nr;
           for (int64_t i0 = 0; i0 < mc; i0 += mr) {
             const int m = int(std::min<int64_t>(mr, mc - i0));
             k.gemm_tile(m, kc, my_a + i0 * kc, panel, C + (m0 + i0) * ldc + n0, ldc,
@@ -123,7 +127,8 @@ template <typename Real>
 void matmul(int64_t M, int64_t N, int64_t K, const Real* a, const Real* b, Real* c) {
   const KernelTable<Real>& k = active_kernels<Real>();
   const int threads = get_num_threads();
-  GemmWorkspace<Real> ws(k, threads);
+  Scratch scratch;
+  GemmWorkspace<Real> ws(k, threads, scratch, M, N, K);
   run_team(threads, [&](const Team& team) {
     gemm_team<Real>(team, k, ws, M, N, K, MatrixView<Real>{a, K, 1}, MatrixView<Real>{b, N, 1}, c, N, nullptr, false);
   });

@@ -22,12 +22,14 @@ struct MatrixView {
   const Real& operator()(int64_t r, int64_t c) const { return data[r * row_stride + c * col_stride]; }
 };
 
+// Packing buffers for GEMMs of at most max_m x max_n x max_k, taken from the call's scratch.
 template <typename Real>
 struct GemmWorkspace {
-  Buffer<Real> packed_b;   // kc x nc, shared by the team
-  Buffer<Real> packed_a;   // threads x (mc x kc), one block per thread
-  int64_t a_stride = 0;
-  GemmWorkspace(const KernelTable<Real>& k, int threads);
+  Real* packed_b;    // kc x nc, shared by the team
+  Real* packed_a;    // threads x (mc x kc), one block per thread
+  int64_t a_stride;
+  GemmWorkspace(const KernelTable<Real>& k, int threads, Scratch& scratch, int64_t max_m, int64_t max_n,
+                int64_t max_k);
 };
 
 // Called by every thread of the team (it contains barriers).

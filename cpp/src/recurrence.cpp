@@ -17,6 +17,7 @@
 
 #include "gemm.hpp"
 #include "kernel_table.hpp"
+#include "profile.hpp"
 #include "rnnkit/rnnkit.hpp"
 #include "team.hpp"
 
@@ -81,12 +82,14 @@ void sequence_forward(const ForwardArgs<Real>& a) {
     return;
   }
   const int threads = get_num_threads();
+  PhaseClock clock(profiling_enabled());
 
   // The input projection's bias: b_ih + b_hh, except the GRU's n block, where b_hn belongs inside
   // r * (W_hn h + b_hn) and is added to the recurrent product instead.
-  Buffer<Real> bias;
+  Scratch scratch;
+  Real* bias = nullptr;
   if (a.b_ih || a.b_hh) {
-    bias = allocate<Real>(GH);
+    bias = scratch.take<Real>(GH);
     for (int64_t j = 0; j < GH; ++j) {
       const bool hidden_side = a.b_hh && !(gru && j >= 2 * H);
       bias[j] = (a.b_ih ? a.b_ih[j] : Real(0)) + (hidden_side ? a.b_hh[j] : Real(0));
@@ -101,31 +104,36 @@ void sequence_forward(const ForwardArgs<Real>& a) {
   const int nr = k.nr;
   const int64_t blocks = ceil_div(H, nr);
   const RowTiles tiles{B, H, k.mr};
-  Buffer<Real> w_packed = allocate<Real>(blocks * G * H * nr);  // panel (jb, g) of W_hh^T
-  Buffer<Real> h_packed = allocate<Real>(2 * B * H);            // h_{t-1} and h_t as A operands
-  GemmWorkspace<Real> ws(k, threads);
-  auto panel = [&](int64_t jb, int g) { return w_packed.get() + (jb * G + g) * H * nr; };
+  Real* w_packed = scratch.take<Real>(blocks * G * H * nr);  // panel (jb, g) of W_hh^T
+  Real* h_packed = scratch.take<Real>(2 * B * H);            // h_{t-1} and h_t as A operands
+  GemmWorkspace<Real> ws(k, threads, scratch, T * B, GH, I);
+  auto panel = [&](int64_t jb, int g) { return w_packed + (jb * G + g) * H * nr; };
 
   const MatrixView<Real> x{a.x, a.ldx, 1};
   const MatrixView<Real> w_ih_t{a.w_ih, 1, I};  // W_ih^T (I x GH): element (i, j) = w_ih[j*I + i]
   const MatrixView<Real> w_hh_t{a.w_hh, 1, H};  // W_hh^T (H x GH)
 
   run_team(threads, [&](const Team& team) {
+    auto mark = [&](Phase phase) {
+      if (team.tid == 0) clock.mark(phase);
+    };
     UnitBlocks own{0, 0, nr, H};
     team.share(blocks, own.begin, own.end);
     for (int64_t jb = own.begin; jb < own.end; ++jb) {
       for (int g = 0; g < G; ++g) pack_panel(w_hh_t, 0, H, g * H + own.first(jb), g * H + H, nr, panel(jb, g));
-      if (a.h0) pack_columns(tiles, a.h0, H, own.first(jb), own.first(jb), own.width(jb), h_packed.get());
+      if (a.h0) pack_columns(tiles, a.h0, H, own.first(jb), own.first(jb), own.width(jb), h_packed);
     }
+    mark(Phase::setup);
     // Input projection for all timesteps at once.  (gemm_team ends with a barrier, which also
     // publishes the packed h0.)
-    gemm_team<Real>(team, k, ws, T * B, GH, I, x, w_ih_t, proj, ld_proj, bias.get(), false);
+    gemm_team<Real>(team, k, ws, T * B, GH, I, x, w_ih_t, proj, ld_proj, bias, false);
+    mark(Phase::input_gemm);
 
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = a.reverse ? T - 1 - s : s;
       const int64_t t_prev = a.reverse ? t + 1 : t - 1;  // valid when s > 0
-      const Real* prev = h_packed.get() + (s & 1) * B * H;
-      Real* next = h_packed.get() + ((s + 1) & 1) * B * H;
+      const Real* prev = h_packed + (s & 1) * B * H;
+      Real* next = h_packed + ((s + 1) & 1) * B * H;
       const bool has_prev = s > 0 || a.h0 != nullptr;
       Real* yt = a.y + t * B * a.ldy;
       for (int64_t jb = own.begin; jb < own.end; ++jb) {
@@ -143,6 +151,7 @@ void sequence_forward(const ForwardArgs<Real>& a) {
             else if (has_prev)
               k.gemm_tile(m, H, a_tile, panel(jb, g), proj + row0 * ld_proj + g * H + u0, ld_proj, nullptr, true, n);
           }
+          mark(Phase::recurrent_gemm);
           // ... then the cell, while the tile is in cache.
           for (int i = 0; i < m; ++i) {
             const int64_t b = tiles.first_row(r) + i, row = row0 + i;
@@ -159,8 +168,10 @@ void sequence_forward(const ForwardArgs<Real>& a) {
           }
         }
         if (s + 1 < T) pack_columns(tiles, yt, a.ldy, u0, u0, n, next);
+        mark(Phase::cell);
       }
       if (s + 1 < T) team.barrier();
+      mark(Phase::barrier);
     }
   });
 
@@ -168,6 +179,7 @@ void sequence_forward(const ForwardArgs<Real>& a) {
   const Real* last = a.y + t_last * B * a.ldy;
   for (int64_t b = 0; b < B; ++b) std::memcpy(a.h_n + b * H, last + b * a.ldy, size_t(H) * sizeof(Real));
   if (lstm) std::memcpy(a.c_n, a.cells + t_last * B * H, size_t(B * H) * sizeof(Real));
+  clock.publish();
 }
 
 template <typename Real>
@@ -194,43 +206,51 @@ void sequence_backward(const BackwardArgs<Real>& a) {
     return;
   }
   const int threads = get_num_threads();
+  PhaseClock clock(profiling_enabled());
   const int nr = k.nr;
   const int64_t blocks = ceil_div(H, nr);
   const int64_t chunk_steps = std::min<int64_t>(T, std::max<int64_t>(1, ceil_div(kChunkRows, B)));
   const RowTiles tiles{B, GH, k.mr};
   // dpre: gradient of the input-side pre-activations of one chunk — also the hidden side's, except
   // the GRU's n block, whose hidden-side gradient (of W_hn h + b_hn) is dhn.
-  Buffer<Real> dpre = allocate<Real>(chunk_steps * B * GH);
-  Buffer<Real> dhn = allocate<Real>(gru ? chunk_steps * B * H : 0);
-  Buffer<Real> w_packed = allocate<Real>(blocks * GH * nr);  // panels of W_hh (GH x H) by unit block
-  Buffer<Real> dpre_packed = allocate<Real>(2 * B * GH);     // hidden-side dpre_t as the A operand
-  Buffer<Real> dh = allocate<Real>(B * H);                   // dL/dh carried to the previous step
-  Buffer<Real> dc = allocate<Real>(lstm ? B * H : 0);        // dL/dc carried (LSTM)
-  GemmWorkspace<Real> ws(k, threads);
+  const int64_t chunk_rows = chunk_steps * B;
+  Scratch scratch;
+  Real* dpre = scratch.take<Real>(chunk_rows * GH);
+  Real* dhn = gru ? scratch.take<Real>(chunk_rows * H) : nullptr;
+  Real* w_packed = scratch.take<Real>(blocks * GH * nr);  // panels of W_hh (GH x H) by unit block
+  Real* dpre_packed = scratch.take<Real>(2 * B * GH);     // hidden-side dpre_t as the A operand
+  Real* dh = scratch.take<Real>(B * H);                   // dL/dh carried to the previous step
+  Real* dc = lstm ? scratch.take<Real>(B * H) : nullptr;  // dL/dc carried (LSTM)
+  // The GEMMs: dW_ih (GH x I, K = rows), dW_hh (GH x H, K = rows), dx (rows x I, K = GH).
+  GemmWorkspace<Real> ws(k, threads, scratch, std::max(GH, chunk_rows), std::max(I, H), std::max(GH, chunk_rows));
 
   const MatrixView<Real> w_hh{a.w_hh, H, 1};
   const MatrixView<Real> w_ih{a.w_ih, I, 1};
 
   run_team(threads, [&](const Team& team) {
+    auto mark = [&](Phase phase) {
+      if (team.tid == 0) clock.mark(phase);
+    };
     UnitBlocks own{0, 0, nr, H};
     team.share(blocks, own.begin, own.end);
     for (int64_t jb = own.begin; jb < own.end; ++jb) {
-      pack_panel(w_hh, 0, GH, own.first(jb), H, nr, w_packed.get() + jb * GH * nr);
+      pack_panel(w_hh, 0, GH, own.first(jb), H, nr, w_packed + jb * GH * nr);
       for (int64_t b = 0; b < B; ++b)
         for (int64_t j = own.first(jb); j < own.first(jb) + own.width(jb); ++j) {
           dh[b * H + j] = a.dh_n ? a.dh_n[b * H + j] : Real(0);
           if (lstm) dc[b * H + j] = a.dc_n ? a.dc_n[b * H + j] : Real(0);
         }
     }
+    mark(Phase::setup);
 
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = a.reverse ? s : T - 1 - s;  // the forward's steps, last first
       const int64_t t_prev = a.reverse ? t + 1 : t - 1;
       const bool first_step = s == T - 1;           // t is the forward's first step: h_{t-1} = h0
       const int64_t t_lo = t / chunk_steps * chunk_steps, t_hi = std::min(T, t_lo + chunk_steps);
-      Real* dpre_t = dpre.get() + (t - t_lo) * B * GH;
-      Real* dhn_t = gru ? dhn.get() + (t - t_lo) * B * H : nullptr;
-      Real* packed = dpre_packed.get() + (s & 1) * B * GH;
+      Real* dpre_t = dpre + (t - t_lo) * B * GH;
+      Real* dhn_t = gru ? dhn + (t - t_lo) * B * H : nullptr;
+      Real* packed = dpre_packed + (s & 1) * B * GH;
 
       // The cell's backward for this thread's units: dpre_t, and dh/dc's own parts.
       for (int64_t jb = own.begin; jb < own.end; ++jb) {
@@ -239,13 +259,13 @@ void sequence_backward(const BackwardArgs<Real>& a) {
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
           const Real* dy = a.dy ? a.dy + row * a.lddy + u0 : nullptr;
-          Real* dh_b = dh.get() + b * H + u0;
+          Real* dh_b = dh + b * H + u0;
           if (a.cell == Cell::vanilla) {
             k.vanilla_dpre(a.act, a.y + row * a.ldy + u0, dy, dh_b, dpre_t + b * GH + u0, n);
           } else if (lstm) {
             const Real* c_prev = !first_step ? a.cells + (t_prev * B + b) * H + u0 : (a.c0 ? a.c0 + b * H + u0 : nullptr);
             k.lstm_backward_row(n, a.gates + row * GH + u0, H, a.cells + row * H + u0, c_prev, dy, dh_b,
-                                dc.get() + b * H + u0, dpre_t + b * GH + u0);
+                                dc + b * H + u0, dpre_t + b * GH + u0);
           } else {
             const Real* h_prev = !first_step ? a.y + (t_prev * B + b) * a.ldy + u0 : (a.h0 ? a.h0 + b * H + u0 : nullptr);
             k.gru_backward_row(n, a.gates + row * GH + u0, H, a.hidden_n + row * H + u0, h_prev, dy, dh_b,
@@ -257,14 +277,17 @@ void sequence_backward(const BackwardArgs<Real>& a) {
           else pack_columns(tiles, dpre_t, GH, g * H + u0, g * H + u0, n, packed);
         }
       }
+      mark(Phase::cell);
       team.barrier();
+      mark(Phase::barrier);
 
       // dh_{t-1} (+)= dpre_t W_hh for this thread's units (needs every thread's dpre_t).  The GRU adds
       // to its direct part dh_t * z, which its cell left in dh.
       for (int64_t jb = own.begin; jb < own.end; ++jb)
         for (int64_t r = 0; r < tiles.count(); ++r)
-          k.gemm_tile(tiles.height(r), GH, packed + tiles.offset(r), w_packed.get() + jb * GH * nr,
-                      dh.get() + tiles.first_row(r) * H + own.first(jb), H, nullptr, gru, own.width(jb));
+          k.gemm_tile(tiles.height(r), GH, packed + tiles.offset(r), w_packed + jb * GH * nr,
+                      dh + tiles.first_row(r) * H + own.first(jb), H, nullptr, gru, own.width(jb));
+      mark(Phase::recurrent_gemm);
 
       const bool chunk_done = a.reverse ? t == t_hi - 1 : t == t_lo;
       if (!chunk_done) continue;
@@ -274,18 +297,18 @@ void sequence_backward(const BackwardArgs<Real>& a) {
         return MatrixView<Real>{base + (t_first - t_lo) * B * ld, 1, ld};
       };
       // dW_ih += dpre^T x
-      gemm_team<Real>(team, k, ws, GH, I, rows, columns(dpre.get(), GH, t_lo),
+      gemm_team<Real>(team, k, ws, GH, I, rows, columns(dpre, GH, t_lo),
                       MatrixView<Real>{a.x + t_lo * B * a.ldx, a.ldx, 1}, a.dw_ih, I, nullptr, true);
       // dW_hh += dpre_hidden^T h_prev, for the rows whose previous state is in y, then for the step
       // that starts from h0.  The GRU's n block takes dhn instead of dpre.
       auto dw_hh_update = [&](int64_t t_first, int64_t count, MatrixView<Real> h_prev) {
         const int64_t K = count * B;
         if (gru) {
-          gemm_team<Real>(team, k, ws, 2 * H, H, K, columns(dpre.get(), GH, t_first), h_prev, a.dw_hh, H, nullptr, true);
-          gemm_team<Real>(team, k, ws, H, H, K, columns(dhn.get(), H, t_first), h_prev, a.dw_hh + 2 * H * H, H,
+          gemm_team<Real>(team, k, ws, 2 * H, H, K, columns(dpre, GH, t_first), h_prev, a.dw_hh, H, nullptr, true);
+          gemm_team<Real>(team, k, ws, H, H, K, columns(dhn, H, t_first), h_prev, a.dw_hh + 2 * H * H, H,
                           nullptr, true);
         } else {
-          gemm_team<Real>(team, k, ws, GH, H, K, columns(dpre.get(), GH, t_first), h_prev, a.dw_hh, H, nullptr, true);
+          gemm_team<Real>(team, k, ws, GH, H, K, columns(dpre, GH, t_first), h_prev, a.dw_hh, H, nullptr, true);
         }
       };
       const int64_t y_t0 = a.reverse ? t_lo : std::max<int64_t>(t_lo, 1);
@@ -298,20 +321,23 @@ void sequence_backward(const BackwardArgs<Real>& a) {
       int64_t c0, c1;
       team.share(GH, c0, c1);
       for (int64_t row = 0; row < rows; ++row) {
-        const Real* src = dpre.get() + row * GH;
+        const Real* src = dpre + row * GH;
         for (int64_t c = c0; c < c1; ++c) a.db_ih[c] += src[c];
       }
       if (gru) {
         team.share(H, c0, c1);
         for (int64_t row = 0; row < rows; ++row) {
-          const Real* src = dhn.get() + row * H;
+          const Real* src = dhn + row * H;
           for (int64_t c = c0; c < c1; ++c) a.db_hh[2 * H + c] += src[c];
         }
       }
+      mark(Phase::weight_grad_gemm);
       // dx = dpre W_ih for the chunk's rows.
-      gemm_team<Real>(team, k, ws, rows, I, GH, MatrixView<Real>{dpre.get(), GH, 1}, w_ih,
+      gemm_team<Real>(team, k, ws, rows, I, GH, MatrixView<Real>{dpre, GH, 1}, w_ih,
                       a.dx + t_lo * B * a.lddx, a.lddx, nullptr, a.dx_accumulate);
+      mark(Phase::dx_gemm);
       team.barrier();  // dpre is rewritten by the next chunk
+      mark(Phase::barrier);
     }
 
     for (int64_t jb = own.begin; jb < own.end; ++jb)
@@ -324,6 +350,7 @@ void sequence_backward(const BackwardArgs<Real>& a) {
   // Both biases enter every pre-activation the same way, except the GRU's n block.  (A caller that
   // wants one db may pass the same array for both.)
   if (a.db_hh != a.db_ih) std::memcpy(a.db_hh, a.db_ih, size_t(gru ? 2 * H : GH) * sizeof(Real));
+  clock.publish();
 }
 
 template void sequence_forward<float>(const ForwardArgs<float>&);

@@ -51,27 +51,38 @@ void run_team(int threads, F&& f) {
   f(Team{});
 }
 
-// 64-byte aligned scratch memory.  Sizes are checked before the multiplication can overflow;
-// failures raise std::bad_alloc, which the bindings turn into MemoryError.
-constexpr std::align_val_t kAlignment{64};
-struct AlignedDeleter {
-  void operator()(void* p) const { ::operator delete(p, kAlignment); }
+// Scratch memory of one kernel call.  Each calling thread keeps an arena between calls, so a model
+// that calls the kernels over and over allocates nothing after its first step: a call takes 64-byte
+// aligned slices; at its end the arena grows to the call's total for next time (or is released when
+// that total is above kKeepBytes).  Failures raise std::bad_alloc (MemoryError in Python).
+constexpr size_t kKeepBytes = size_t(256) << 20;
+
+class Scratch {
+ public:
+  Scratch();
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+  template <typename Real>
+  Real* take(int64_t count) {
+    if (count < 0 || uint64_t(count) > (uint64_t(1) << 60) / sizeof(Real)) throw std::bad_alloc();
+    return static_cast<Real*>(take_bytes(size_t(count) * sizeof(Real)));
+  }
+  template <typename Real>
+  Real* take_zeroed(int64_t count) {
+    Real* p = take<Real>(count);
+    std::memset(p, 0, size_t(count) * sizeof(Real));
+    return p;
+  }
+
+ private:
+  void* take_bytes(size_t bytes);
+  size_t used_ = 0;   // bytes taken by this call so far
+  bool outer_;        // false for a Scratch opened while another is open on this thread
 };
-template <typename Real>
-using Buffer = std::unique_ptr<Real[], AlignedDeleter>;
 
-template <typename Real>
-Buffer<Real> allocate(int64_t count) {
-  if (count < 0 || uint64_t(count) > (uint64_t(1) << 60) / sizeof(Real)) throw std::bad_alloc();
-  const size_t bytes = count == 0 ? 64 : size_t(count) * sizeof(Real);
-  return Buffer<Real>(static_cast<Real*>(::operator new(bytes, kAlignment)));
-}
-
-template <typename Real>
-Buffer<Real> allocate_zeroed(int64_t count) {
-  Buffer<Real> b = allocate<Real>(count);
-  std::memset(b.get(), 0, size_t(count) * sizeof(Real));
-  return b;
-}
+// Bytes of scratch the last finished call on this thread took (for the memory figures).
+size_t last_scratch_bytes();
 
 }  // namespace rnnkit

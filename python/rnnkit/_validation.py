@@ -47,6 +47,14 @@ def as_float_arrays(args: dict, optional: tuple = (), dtype=None) -> tuple[dict,
     the dtype (arrays of another dtype are refused) — used by the backward passes, whose dtype is the
     forward's.  Returns the converted arguments and the dtype.
     """
+    # Fast path: every argument already a C-contiguous array of one float dtype (the usual case in a
+    # training loop) needs no conversion.
+    present = [a for a in args.values() if a is not None]
+    if present and all(type(a) is np.ndarray and a.flags.c_contiguous for a in present):
+        first = present[0].dtype
+        if (dtype is None or first == dtype) and first in FLOAT_DTYPES and all(a.dtype == first for a in present):
+            if all(args[n] is not None or n in optional for n in args):
+                return dict(args), first
     converted: dict = {}
     binding: dict[str, np.dtype] = {}
     for name, value in args.items():
@@ -89,9 +97,11 @@ def check_ndim(name: str, array: np.ndarray, ndim: int, meaning: str) -> None:
         raise ValueError(f"{name} must have {ndim} dimensions {meaning}, got shape {fmt_shape(array.shape)}")
 
 
-def check_shape(name: str, array, expected: tuple, why: str) -> None:
-    if array is not None and tuple(array.shape) != tuple(expected):
-        raise ValueError(f"{name} has shape {fmt_shape(array.shape)}; expected {fmt_shape(expected)} {why}")
+def check_shape(name: str, array, expected: tuple, why) -> None:
+    """``why`` is a string, or a function returning one (so that no message is built on success)."""
+    if array is not None and array.shape != tuple(expected):
+        reason = why() if callable(why) else why
+        raise ValueError(f"{name} has shape {fmt_shape(array.shape)}; expected {fmt_shape(expected)} {reason}")
 
 
 def check_nonlinearity(nonlinearity) -> str:
@@ -123,13 +133,14 @@ def sequence_forward_args(cell: str, x, states: dict, w_ih, w_hh, b_ih, b_hh):
     steps, batch, inputs = x.shape
     hidden = w_hh.shape[1]
     gate_note = f" with G = {gates} gate blocks" if gates > 1 else ""
-    check_shape("w_hh", w_hh, (gates * hidden, hidden), f"= ({g}, H){gate_note}")
-    why = f"= ({g}, I){gate_note}, from w_hh {fmt_shape(w_hh.shape)} and x {fmt_shape(x.shape)}"
-    check_shape("w_ih", w_ih, (gates * hidden, inputs), why)
+    check_shape("w_hh", w_hh, (gates * hidden, hidden), lambda: f"= ({g}, H){gate_note}")
+    check_shape("w_ih", w_ih, (gates * hidden, inputs),
+                lambda: f"= ({g}, I){gate_note}, from w_hh {fmt_shape(w_hh.shape)} and x {fmt_shape(x.shape)}")
     for name in states:
-        check_shape(name, a[name], (batch, hidden), f"= (B, H) from x {fmt_shape(x.shape)} and w_hh {fmt_shape(w_hh.shape)}")
+        check_shape(name, a[name], (batch, hidden),
+                    lambda: f"= (B, H) from x {fmt_shape(x.shape)} and w_hh {fmt_shape(w_hh.shape)}")
     for name in ("b_ih", "b_hh"):
-        check_shape(name, a[name], (gates * hidden,), f"= ({g},) from w_hh {fmt_shape(w_hh.shape)}")
+        check_shape(name, a[name], (gates * hidden,), lambda: f"= ({g},) from w_hh {fmt_shape(w_hh.shape)}")
     return x, {name: a[name] for name in states}, w_ih, w_hh, a["b_ih"], a["b_hh"]
 
 
@@ -148,7 +159,7 @@ def sequence_backward_args(gradients: dict, steps: int, batch: int, hidden: int,
         if name == "dy":
             check_shape("dy", array, (steps, batch, hidden), "= (T, B, H), the shape of the forward's y")
         else:
-            check_shape(name, array, (batch, hidden), f"= (B, H), the shape of the forward's {name[1:]}")
+            check_shape(name, array, (batch, hidden), lambda: f"= (B, H), the shape of the forward's {name[1:]}")
     return a
 
 

@@ -92,11 +92,11 @@ struct F64 {
 
 namespace rnnkit {
 const KernelTable<float>* avx2_kernels_f32() {
-  static const KernelTable<float> table = avx2::make_table<avx2::F32, 6, 2>("avx2", 256, 96, 3072);
+  static const KernelTable<float> table = avx2::make_table<avx2::F32, 6, 2>("avx2", 384, 192, 3072);
   return &table;
 }
 const KernelTable<double>* avx2_kernels_f64() {
-  static const KernelTable<double> table = avx2::make_table<avx2::F64, 6, 2>("avx2", 256, 96, 1536);
+  static const KernelTable<double> table = avx2::make_table<avx2::F64, 6, 2>("avx2", 384, 192, 1536);
   return &table;
 }
 }  // namespace rnnkit

@@ -88,11 +88,11 @@ struct F64 {
 
 namespace rnnkit {
 const KernelTable<float>* avx512_kernels_f32() {
-  static const KernelTable<float> table = avx512::make_table<avx512::F32, 12, 2>("avx512", 256, 96, 3072);
+  static const KernelTable<float> table = avx512::make_table<avx512::F32, 12, 2>("avx512", 384, 192, 3072);
   return &table;
 }
 const KernelTable<double>* avx512_kernels_f64() {
-  static const KernelTable<double> table = avx512::make_table<avx512::F64, 12, 2>("avx512", 256, 96, 1536);
+  static const KernelTable<double> table = avx512::make_table<avx512::F64, 12, 2>("avx512", 384, 192, 1536);
   return &table;
 }
 }  // namespace rnnkit

@@ -291,20 +291,25 @@ void gru_backward_row(int64_t n, const typename S::T* gates, int64_t gate_stride
   });
 }
 
-// ---- GEMM register tile --------------------------------------------------------------------------
-// C[M x NV*N] (+)= A * B over k, accumulators held in registers for the whole k loop.
-template <class S, int M, int NV>
+// ---- GEMM register tile ----------------------------------------------------------------------------
+// C[M x NV*N] (+)= A * B over k, accumulators held in registers for the whole k loop.  Tiles of one to
+// three rows have too few independent FMA chains to hide the FMA latency, so they split k into KS
+// interleaved partial sums, added in a fixed order at the end; each C element's arithmetic depends
+// only on (M, k), never on the thread count.
+template <class S, int M, int NV, int KS>
 void gemm_tile_fixed(int64_t k, const typename S::T* a, const typename S::T* b, typename S::T* c,
                      int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
   using V = typename S::V;
   constexpr int NR = NV * S::N;
-  V acc[M][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < M; ++i)
+  V acc[KS][M][NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[i][j] = S::zero();
+  for (int s = 0; s < KS; ++s)
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[s][i][j] = S::zero();
 
-  for (int64_t p = 0; p < k; ++p) {
+  auto step = [&](int64_t p, V (&sum)[M][NV]) {
     V bv[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) bv[j] = S::load(b + p * NR + j * S::N);
@@ -312,8 +317,25 @@ void gemm_tile_fixed(int64_t k, const typename S::T* a, const typename S::T* b, 
     for (int i = 0; i < M; ++i) {
       const V av = S::set1(a[p * M + i]);
 #pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[i][j] = S::fmadd(av, bv[j], acc[i][j]);
+      for (int j = 0; j < NV; ++j) sum[i][j] = S::fmadd(av, bv[j], sum[i][j]);
     }
+  };
+  int64_t p = 0;
+  for (; p + KS <= k; p += KS)
+#pragma GCC unroll 4
+    for (int s = 0; s < KS; ++s) step(p + s, acc[s]);
+  for (; p < k; ++p) step(p, acc[0]);
+  if (KS == 4) {
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j)
+        acc[0][i][j] = S::add(S::add(acc[0][i][j], acc[1 % KS][i][j]), S::add(acc[2 % KS][i][j], acc[3 % KS][i][j]));
+  } else if (KS == 2) {
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[0][i][j] = S::add(acc[0][i][j], acc[1 % KS][i][j]);
   }
 
   if (n_valid >= NR) {
@@ -322,7 +344,7 @@ void gemm_tile_fixed(int64_t k, const typename S::T* a, const typename S::T* b, 
       typename S::T* row = c + i * ldc;
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) {
-        V v = acc[i][j];
+        V v = acc[0][i][j];
         if (accumulate) v = S::add(S::load(row + j * S::N), v);
         else if (bias) v = S::add(S::load(bias + j * S::N), v);
         S::store(row + j * S::N, v);
@@ -330,13 +352,15 @@ void gemm_tile_fixed(int64_t k, const typename S::T* a, const typename S::T* b, 
     }
     return;
   }
+#pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
     typename S::T* row = c + i * ldc;
+#pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) {
       const int count = n_valid - j * S::N;
-      if (count <= 0) break;
+      if (count <= 0) continue;
       const int cnt = count < S::N ? count : S::N;
-      V v = acc[i][j];
+      V v = acc[0][i][j];
       if (accumulate) v = S::add(S::load_n(row + j * S::N, cnt), v);
       else if (bias) v = S::add(S::load_n(bias + j * S::N, cnt), v);
       S::store_n(row + j * S::N, v, cnt);
@@ -344,12 +368,14 @@ void gemm_tile_fixed(int64_t k, const typename S::T* a, const typename S::T* b, 
   }
 }
 
+constexpr int k_split(int rows) { return rows == 1 ? 4 : rows <= 3 ? 2 : 1; }
+
 template <class S, int NV, int M>
 struct TileDispatch {
   static void call(int m, int64_t k, const typename S::T* a, const typename S::T* b,
                    typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate,
                    int n_valid) {
-    if (m == M) gemm_tile_fixed<S, M, NV>(k, a, b, c, ldc, bias, accumulate, n_valid);
+    if (m == M) gemm_tile_fixed<S, M, NV, k_split(M)>(k, a, b, c, ldc, bias, accumulate, n_valid);
     else TileDispatch<S, NV, M - 1>::call(m, k, a, b, c, ldc, bias, accumulate, n_valid);
   }
 };

@@ -90,11 +90,28 @@ def test_unknown_nonlinearity_is_refused(api, value):
         api.rnn_forward(**good(), nonlinearity=value)
 
 
-def test_astronomically_large_broadcast_input_is_refused_before_the_kernel(api):
-    x = np.broadcast_to(np.float64(0.0), (10**6, 10**6, 4))
+def test_astronomically_large_broadcast_input_is_refused_before_anything_is_allocated(api):
+    x = np.broadcast_to(np.float64(0.0), (10**6, 10**6, 4))  # 29 TB described by 8 bytes
     problem = good(np.float64)
-    with pytest.raises((MemoryError, ValueError)):
+    with pytest.raises(MemoryError, match=r"of shape \(1000000, 1000000, .*\) needs .* TB; this machine has"):
         api.rnn_forward(x, None, np.zeros((6, 4)), problem["w_hh"], None, None)
+
+
+def test_an_input_larger_than_memory_is_named(api):
+    x = np.broadcast_to(np.float32(0.0), (10**3, 10**3, 10**7))  # y (1000, 1000, 6) would fit
+    w_ih = np.broadcast_to(np.float32(0.0), (6, 10**7))
+    with pytest.raises(MemoryError, match=r"x of shape \(1000, 1000, 10000000\) needs 36.4 TB"):
+        api.rnn_forward(x, None, w_ih, np.zeros((6, 6), np.float32), None, None)
+
+
+@pytest.mark.parametrize(("cell", "width"), [("tanh", 64), ("lstm", 6 * 64), ("gru", 5 * 64)])
+def test_outputs_larger_than_memory_are_refused_before_anything_is_allocated(api, cell, width):
+    x = np.broadcast_to(np.float32(0.0), (10**6, 10**3, 1))  # fits, but y (T, B, 64) needs 238 GB
+    problem = {**make_problem(cell, 1, 1, 1, 64, np.float32), "x": x}
+    for name in STATES[cell]:
+        problem[name] = None
+    with pytest.raises(MemoryError, match=rf"the output y.* of shape \(1000000, 1000, {width}\) needs"):
+        run_forward(api, cell, problem)
 
 
 # ---- backward ---------------------------------------------------------------------------------------
@@ -217,3 +234,19 @@ def test_lstm_backward_checks_dc_n(api):
         api.lstm_backward(cache, None, None, np.zeros((3, 6)))
     with pytest.raises(ValueError, match=r"dc_n has shape \(6, 3\); expected \(3, 6\)"):
         api.lstm_backward(cache, None, None, np.zeros((6, 3), np.float32))
+
+
+def test_masked_arrays_are_refused_rather_than_computed_on_hidden_values(api):
+    problem = good(np.float64)
+    masked = np.ma.masked_array(problem["x"], mask=np.zeros_like(problem["x"], bool))
+    with pytest.raises(TypeError, match="x is a masked array"):
+        api.rnn_forward(**{**problem, "x": masked})
+
+
+def test_non_native_byte_order_is_data_like_any_other(api):
+    problem = good(np.float64)
+    swapped = {k: v.astype(v.dtype.newbyteorder(">")) for k, v in problem.items()}
+    got, _, _ = api.rnn_forward(**swapped)
+    want, _, _ = api.rnn_forward(**problem)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.float64 and got.dtype.isnative

@@ -11,7 +11,9 @@ float32 or float64, all the same.  Nested lists and scalars are data: they take 
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 
 import numpy as np
 
@@ -24,9 +26,39 @@ def fmt_shape(shape) -> str:
     return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
 
 
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not available on this platform
+        return 1 << 62
+
+
+def _human(nbytes: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB"):
+        if nbytes < 1024 or unit == "EB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return ""
+
+
+def check_allocatable(name: str, shape, itemsize: int) -> None:
+    """MemoryError, before anything is allocated, for an array larger than this machine's memory (a
+    broadcast view can describe petabytes in a few bytes)."""
+    nbytes = math.prod(int(d) for d in shape) * itemsize
+    if nbytes > _physical_memory():
+        raise MemoryError(f"{name} of shape {fmt_shape(shape)} needs {_human(nbytes)}; "
+                          f"this machine has {_human(_physical_memory())} of memory")
+
+
 def _to_array(name: str, value):
     """(array, dtype_is_binding): NumPy arrays and array objects keep their dtype; lists do not."""
+    if isinstance(value, np.ma.MaskedArray):
+        # np.asarray would silently compute on the masked-out values
+        raise TypeError(f"{name} is a masked array; fill it (a.filled(value)) or drop the masked entries first")
     if isinstance(value, np.ndarray):
+        check_allocatable(name, value.shape, value.dtype.itemsize)
+        if value.dtype.kind == "f" and not value.dtype.isnative:  # big-endian data from a file, say
+            value = value.astype(value.dtype.newbyteorder("="))
         return value, True
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be an array of floats, got {type(value).__name__}")
@@ -111,6 +143,19 @@ def check_nonlinearity(nonlinearity) -> str:
 
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+# Per (t, b): the floats a forward allocates in units of H — y, plus what the backward needs saved
+# (LSTM: gates and c_t; GRU: gates and W_hn h + b_hn).
+OUTPUT_WIDTH = {"rnn": 1, "lstm": 6, "gru": 5}
+
+
+def _check_output_size(cell, x, w_hh) -> None:
+    """Refuse, before converting any input, a forward whose outputs cannot fit in memory."""
+    x_shape, w_shape = getattr(x, "shape", None), getattr(w_hh, "shape", None)
+    if x_shape is None or w_shape is None or len(x_shape) != 3 or len(w_shape) != 2:
+        return  # (lists are already materialised; wrong ndims are reported later)
+    itemsize = getattr(getattr(x, "dtype", None), "itemsize", 8)
+    shape = (x_shape[0], x_shape[1], OUTPUT_WIDTH[cell] * w_shape[1])
+    check_allocatable(f"the output y{' with what the backward needs' if cell != 'rnn' else ''}", shape, itemsize)
 
 
 def sequence_forward_args(cell: str, x, states: dict, w_ih, w_hh, b_ih, b_hh):
@@ -121,6 +166,7 @@ def sequence_forward_args(cell: str, x, states: dict, w_ih, w_hh, b_ih, b_hh):
     as C-contiguous arrays of one float dtype.
     """
     gates = GATES[cell]
+    _check_output_size(cell, x, w_hh)
     a, _ = as_float_arrays(
         {"x": x, **states, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh},
         optional=(*states, "b_ih", "b_hh"),

@@ -26,10 +26,15 @@ def samples(dtype):
     rng = np.random.default_rng(7)
     finfo = np.finfo(dtype)
     top = float(np.log(finfo.max)) + 2
-    return np.concatenate([
+    values = np.concatenate([
         rng.uniform(-1, 1, 50_000), rng.uniform(-12, 12, 50_000), rng.uniform(-top, top, 50_000),
-        np.linspace(-0.7, 0.7, 20_001), np.geomspace(finfo.tiny, 1.0, 2000), -np.geomspace(finfo.tiny, 1.0, 2000),
+        np.linspace(-0.7, 0.7, 20_001),
     ]).astype(dtype)
+    # and the whole float range: random bit patterns are uniform over the representable numbers,
+    # subnormals and the largest finite values of both signs included
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    patterns = rng.integers(0, np.iinfo(bits).max, 100_000, dtype=bits, endpoint=True).view(dtype)
+    return np.concatenate([values, patterns[np.isfinite(patterns)]])
 
 
 @pytest.mark.parametrize("function", ["exp", "tanh", "sigmoid"])

@@ -39,6 +39,8 @@ def set_simd_isa(name: str) -> None:
     """Force a SIMD path ("avx512", "avx2" or "scalar") for this process, as RNNKIT_ISA does."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
+    if name not in ("avx512", "avx2", "scalar"):
+        raise ValueError(f"unknown SIMD path {name!r}: expected one of avx512, avx2, scalar")
     _core.set_simd_isa(name)
 
 

@@ -36,6 +36,7 @@ struct F32 {
   static M isnan(V a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
   static V select(M m, V a, V b) { return _mm512_mask_blend_ps(m, b, a); }
   static V round(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static V scale(V p, V n) { return _mm512_scalef_ps(p, n); }  // p * 2^n, one rounding
   static V pow2n(V n) {
     // n + (2^23 + 127) puts n + 127 in the low mantissa bits; shift them into the exponent field.
     const __m512i bits = _mm512_castps_si512(_mm512_add_ps(n, _mm512_set1_ps(8388735.0f)));
@@ -71,6 +72,7 @@ struct F64 {
   static M isnan(V a) { return _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q); }
   static V select(M m, V a, V b) { return _mm512_mask_blend_pd(m, b, a); }
   static V round(V a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static V scale(V p, V n) { return _mm512_scalef_pd(p, n); }
   static V pow2n(V n) {
     const __m512i bits = _mm512_castpd_si512(_mm512_add_pd(n, _mm512_set1_pd(4503599627371519.0)));  // 2^52 + 1023
     return _mm512_castsi512_pd(_mm512_slli_epi64(bits, 52));

@@ -53,6 +53,28 @@ struct TaylorExp {
   }
 };
 
+// p * 2^n for integral n in exp's range, rounded once: the ISA's own instruction where it has one
+// (AVX-512's vscalefps), else 2^n as two factors so that subnormal results are rounded only once.
+template <class S, class = void>
+struct HasScale {
+  static constexpr bool value = false;
+};
+template <class S>
+struct HasScale<S, decltype(void(S::scale(typename S::V(), typename S::V())))> {
+  static constexpr bool value = true;
+};
+
+template <class S>
+inline typename S::V scale_pow2(typename S::V p, typename S::V n) {
+  using T = typename S::T;
+  if constexpr (HasScale<S>::value) {
+    return S::scale(p, n);
+  } else {
+    const typename S::V n1 = S::round(S::mul(n, S::set1(T(0.5))));
+    return S::mul(S::mul(p, S::pow2n(n1)), S::pow2n(S::sub(n, n1)));
+  }
+}
+
 template <class S>
 inline typename S::V vexp(typename S::V x) {
   using T = typename S::T;
@@ -68,9 +90,7 @@ inline typename S::V vexp(typename S::V x) {
   V p = S::set1(taylor.c[C::degree]);
 #pragma GCC unroll 16
   for (int k = C::degree - 1; k >= 0; --k) p = S::fmadd(p, r, S::set1(taylor.c[k]));
-  const V n1 = S::round(S::mul(n, S::set1(T(0.5))));
-  p = S::mul(S::mul(p, S::pow2n(n1)), S::pow2n(S::sub(n, n1)));
-  return S::select(nan, x, p);
+  return S::select(nan, x, scale_pow2<S>(p, n));
 }
 
 // tanh: for |x| < 0.625 the odd minimax forms of Cephes (tanhf: polynomial; tanh: rational), else

@@ -2,11 +2,18 @@
 
 The kernels (``rnn_forward`` / ``rnn_backward``) are time-major: x (T, B, I), y (T, B, H).
 ``rnnkit.reference`` holds the NumPy oracle with the same API.
+
+On top of them: ``RNN`` (a torch.nn.RNN-compatible layer) and ``Dense``; the topology models
+``OneToOne``, ``OneToMany``, ``ManyToOne``, ``ManyToMany`` and ``Seq2Seq`` (batch-first, with
+``fit``/``predict``/``score``/``save``/``load``); ``rnnkit.losses``, ``rnnkit.optim`` and
+``rnnkit.datasets`` (the demo's tasks).
 """
 
-from . import reference
+from . import losses, optim, reference
 from ._core import __version__
 from .functional import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
+from .layers import RNN, Dense
+from .models import ManyToMany, ManyToOne, Model, NotFittedError, OneToMany, OneToOne, Seq2Seq
 from .runtime import get_num_threads, info, set_num_threads, set_simd_isa, simd_isa, supported_isas
 
 __all__ = [
@@ -24,4 +31,15 @@ __all__ = [
     "set_simd_isa",
     "supported_isas",
     "info",
+    "RNN",
+    "Dense",
+    "OneToOne",
+    "OneToMany",
+    "ManyToOne",
+    "ManyToMany",
+    "Seq2Seq",
+    "Model",
+    "NotFittedError",
+    "losses",
+    "optim",
 ]

@@ -1,0 +1,369 @@
+"""Trainable layers on top of the kernels: a torch.nn.RNN-compatible recurrent layer, and Dense.
+
+Legend: T timesteps, B batch, I input features, H hidden units, G gates, L layers, D directions
+(2 when bidirectional), S states per cell (1: h; 2 for the LSTM: (h, c)).
+
+Both layers keep their parameters in ``layer.params`` (live arrays, updated in place by the
+optimizers) and, after ``backward``, the gradients in ``layer.grads`` (same keys, overwritten by each
+backward).  ``state_dict()`` returns copies under PyTorch's names; ``load_state_dict`` copies in.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _cells
+from . import _validation as v
+
+__all__ = ["RNN", "Dense"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# argument checks shared by the layers and the models
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def check_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in v.FLOAT_DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+def check_backend(backend) -> str:
+    if backend not in _cells.BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, _cells.BACKENDS))}, got {backend!r}")
+    return backend
+
+
+def make_rng(seed) -> np.random.Generator:
+    """A Generator from None, an int or a Generator (used as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}")
+    return np.random.default_rng(seed)
+
+
+def to_numpy(value):
+    """Torch tensors (even ones that require grad, or live on a GPU) become NumPy arrays; the rest passes."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()
+    return value
+
+
+def layer_array(name: str, value, dtype: np.dtype, owner: str) -> np.ndarray:
+    """A C-contiguous array of the layer's dtype: arrays of another float dtype are refused (as torch
+    does), nested lists take the layer's dtype."""
+    is_data = isinstance(value, (list, tuple))
+    arrays, got = v.as_float_arrays({name: value}, dtype=dtype if is_data else None)
+    if got != dtype:
+        raise TypeError(f"{name} has dtype {got}; {owner} has dtype {dtype} (convert the input, or build the "
+                        f"layer with dtype='{got}')")
+    return arrays[name]
+
+
+def uniform_init(rng: np.random.Generator, bound: float, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """U(-bound, bound) drawn in float64, so float32 and float64 layers with one seed start alike."""
+    return rng.uniform(-bound, bound, shape).astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+class RNN:
+    """A multi-layer, optionally bidirectional recurrent layer with torch.nn.RNN's interface.
+
+    ``RNN(input_size, hidden_size, *, cell="tanh", num_layers=1, bidirectional=False,
+    batch_first=False, dtype="float32", backend="cpp", seed=None)``
+
+    - ``forward(x, h0=None) -> (y, h_n)`` (also ``layer(x, h0)``): x is (T, B, I), or (B, T, I) when
+      ``batch_first``, or (T, I) unbatched; y is (T, B, D·H) (batch-first too when x is), a
+      bidirectional layer's [forward | reverse], and h_n is (L·D, B, H), ordered layer by layer,
+      forward before reverse.
+      For a cell with two states (the LSTM) h0 and h_n are the pair (h, c), as in torch.nn.LSTM.
+      y is read-only: the backward pass reads it.
+    - ``backward(dy, dh_n=None) -> (dx, dh0)`` after a forward: gradients of
+      sum(y·dy) + sum(h_n·dh_n) (dy may be None too); the parameter gradients go to ``self.grads``.
+    - ``state_dict()`` / ``load_state_dict(sd)`` use torch's names (``weight_ih_l0``,
+      ``weight_hh_l1_reverse``, ``bias_ih_l0``, ...); sd may hold NumPy arrays or torch tensors, so
+      ``layer.load_state_dict(torch_module.state_dict())`` reproduces the torch module.
+
+    Parameters start as torch's do: U(-1/sqrt(H), 1/sqrt(H)), drawn from ``seed``.
+    ``backend="numpy"`` runs the same layer on the NumPy reference.
+    """
+
+    def __init__(self, input_size, hidden_size, *, cell="tanh", num_layers=1, bidirectional=False,
+                 batch_first=False, dtype="float32", backend="cpp", seed=None):
+        self.input_size = check_int("input_size", input_size)
+        self.hidden_size = check_int("hidden_size", hidden_size)
+        self.num_layers = check_int("num_layers", num_layers)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.dtype = check_dtype(dtype)
+        self.backend = check_backend(backend)
+        self._cell = _cells.make_cell(cell)
+        self.cell = cell
+        rng = make_rng(seed)
+        gates_hidden = self._cell.gates * self.hidden_size
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        self.params: dict[str, np.ndarray] = {}
+        for layer in range(self.num_layers):
+            inputs = self.input_size if layer == 0 else self.hidden_size * self.num_directions
+            for direction in range(self.num_directions):
+                shapes = {"weight_ih": (gates_hidden, inputs), "weight_hh": (gates_hidden, self.hidden_size),
+                          "bias_ih": (gates_hidden,), "bias_hh": (gates_hidden,)}
+                for kind, shape in shapes.items():
+                    self.params[self._name(kind, layer, direction)] = uniform_init(rng, bound, shape, self.dtype)
+        self._shapes = {name: array.shape for name, array in self.params.items()}
+        self.grads: dict[str, np.ndarray] = {}
+        self._saved = None  # what the last forward kept for the backward
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @staticmethod
+    def _name(kind: str, layer: int, direction: int) -> str:
+        return f"{kind}_l{layer}" + ("_reverse" if direction else "")
+
+    def _weights(self, layer: int, direction: int):
+        """The four parameters of one layer and direction, checked: ``params`` is a public dict, and
+        the kernels below may assume C-contiguous arrays of the layer's dtype and shapes."""
+        weights = []
+        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            name = self._name(kind, layer, direction)
+            array = self.params[name]
+            if (not isinstance(array, np.ndarray) or array.dtype != self.dtype or not array.flags.c_contiguous
+                    or array.shape != self._shapes[name]):
+                raise TypeError(f"params[{name!r}] must be a C-contiguous {self.dtype} array of shape "
+                                f"{v.fmt_shape(self._shapes[name])}; use load_state_dict to set parameters")
+            weights.append(array)
+        return weights
+
+    def __repr__(self):
+        extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in
+                        [("num_layers", 1), ("bidirectional", False), ("batch_first", False)]
+                        if getattr(self, k) != default)
+        return (f"RNN({self.input_size}, {self.hidden_size}, cell={self.cell!r}{extra}, "
+                f"dtype='{self.dtype}', backend={self.backend!r})")
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Copies of the parameters under torch's names, in torch's order."""
+        return {name: array.copy() for name, array in self.params.items()}
+
+    def load_state_dict(self, state_dict) -> None:
+        """Copy parameters in (cast to the layer's dtype); keys and shapes must match exactly."""
+        load_params(self.params, state_dict, f"this {type(self).__name__}")
+
+    # -- forward ----------------------------------------------------------------------------------
+
+    def _states_in(self, name, value, batch, unbatched):
+        """A tuple of S arrays (L·D, B, H) from the user's h0 / dh_n (None stays None)."""
+        if value is None:
+            return None
+        num_states = self._cell.num_states
+        if num_states > 1:
+            if not isinstance(value, (tuple, list)) or len(value) != num_states:
+                raise TypeError(f"{name} must be a tuple of {num_states} arrays (h, c) for cell={self.cell!r}, "
+                                f"got {type(value).__name__}")
+            parts = [(f"{name}[{i}]", part) for i, part in enumerate(value)]
+        else:
+            parts = [(name, value)]
+        layers = self.num_layers * self.num_directions
+        expected = (layers, self.hidden_size) if unbatched else (layers, batch, self.hidden_size)
+        states = []
+        for part_name, part in parts:
+            array = layer_array(part_name, to_numpy(part), self.dtype, "this layer")
+            v.check_shape(part_name, array, expected,
+                          "(num_layers * num_directions, " + ("H)" if unbatched else "B, H)"))
+            states.append(array[:, None] if unbatched else array)
+        return tuple(states)
+
+    def _states_out(self, states, unbatched):
+        states = tuple(s[:, 0] if unbatched else s for s in states)
+        return states[0] if len(states) == 1 else states
+
+    def forward(self, x, h0=None):
+        """Run the layer: returns (y, h_n); see the class docstring for the shapes."""
+        x = layer_array("x", to_numpy(x), self.dtype, "this layer")
+        if x.ndim not in (2, 3):
+            layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+            raise ValueError(f"x must have 3 dimensions {layout} or 2 (T, I) unbatched, got shape {v.fmt_shape(x.shape)}")
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x[:, None]
+        elif self.batch_first:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        steps, batch, inputs = x.shape
+        if inputs != self.input_size:
+            raise ValueError(f"x has {inputs} features (shape {v.fmt_shape(x.shape)}); this layer's input_size is "
+                             f"{self.input_size}")
+        states0 = self._states_in("h0", h0, batch, unbatched)
+
+        hidden, directions, num_states = self.hidden_size, self.num_directions, self._cell.num_states
+        h_n = tuple(np.empty((self.num_layers * directions, batch, hidden), self.dtype) for _ in range(num_states))
+        saved = []
+        layer_input = x
+        for layer in range(self.num_layers):
+            # One (T, B, D·H) output per layer; each direction writes its half in place.
+            out = np.empty((steps, batch, directions * hidden), self.dtype)
+            for direction in range(directions):
+                index = layer * directions + direction
+                state0 = None if states0 is None else tuple(s[index] for s in states0)
+                y_half = out[..., direction * hidden:(direction + 1) * hidden] if directions == 2 else out
+                state_n, cell_saved = self._cell.forward(layer_input, state0, *self._weights(layer, direction),
+                                                         y_half, reverse=bool(direction), backend=self.backend)
+                for s in range(num_states):
+                    h_n[s][index] = state_n[s]
+                saved.append(cell_saved)
+            layer_input = out
+        self._saved = (saved, x.shape, unbatched)
+        y = layer_input
+        y.flags.writeable = False
+        if unbatched:
+            y = y[:, 0]
+        elif self.batch_first:
+            y = y.transpose(1, 0, 2)
+        return y, self._states_out(h_n, unbatched)
+
+    __call__ = forward
+
+    # -- backward ---------------------------------------------------------------------------------
+
+    def backward(self, dy, dh_n=None):
+        """BPTT through the last forward: returns (dx, dh0) and fills ``self.grads``.
+
+        dy has the shape of y (or is None: zeros); dh_n that of h_n (or None).  dx has the shape of x;
+        dh0 that of h_n (a pair (dh0, dc0) for the LSTM), also when the forward's h0 was None.
+        """
+        if self._saved is None:
+            raise RuntimeError("backward() needs a forward() first")
+        saved, (steps, batch, inputs), unbatched = self._saved
+        hidden, directions = self.hidden_size, self.num_directions
+        if dy is not None:
+            dy = layer_array("dy", to_numpy(dy), self.dtype, "this layer")
+            want = (steps, directions * hidden) if unbatched else (
+                (batch, steps, directions * hidden) if self.batch_first else (steps, batch, directions * hidden))
+            v.check_shape("dy", dy, want, "(the shape of the forward's y)")
+            if unbatched:
+                dy = dy[:, None]
+            elif self.batch_first:
+                dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
+        dstates_n = self._states_in("dh_n", dh_n, batch, unbatched)
+
+        dstates0 = tuple(np.empty((self.num_layers * directions, batch, hidden), self.dtype)
+                         for _ in range(self._cell.num_states))
+        grads = {}
+        d_output = dy  # gradient wrt the current layer's (T, B, D·H) output
+        for layer in reversed(range(self.num_layers)):
+            layer_inputs = inputs if layer == 0 else directions * hidden
+            d_input = np.empty((steps, batch, layer_inputs), self.dtype)
+            for direction in range(directions):
+                index = layer * directions + direction
+                dy_half = d_output
+                if d_output is not None and directions == 2:
+                    dy_half = d_output[..., direction * hidden:(direction + 1) * hidden]
+                dstate_n = None if dstates_n is None else tuple(s[index] for s in dstates_n)
+                dstate0, *dweights = self._cell.backward(saved[index], dy_half, dstate_n, d_input,
+                                                         accumulate_dx=bool(direction))
+                for s, dstate in enumerate(dstate0):
+                    dstates0[s][index] = dstate
+                for kind, dweight in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dweights):
+                    grads[self._name(kind, layer, direction)] = dweight
+            d_output = d_input
+        self.grads = {name: grads[name] for name in self.params}
+        dx = d_output
+        if unbatched:
+            dx = dx[:, 0]
+        elif self.batch_first:
+            dx = dx.transpose(1, 0, 2)
+        return dx, self._states_out(dstates0, unbatched)
+
+
+class Dense:
+    """A fully connected layer, torch.nn.Linear's layout: y = x Wᵀ + b.
+
+    ``Dense(input_size, output_size, *, dtype="float32", seed=None)``; weight (output_size,
+    input_size) and bias (output_size,), initialised U(-1/sqrt(input_size), 1/sqrt(input_size)).
+    ``forward(x)`` maps (..., input_size) to (..., output_size); ``backward(dy) -> dx`` fills
+    ``self.grads`` ({"weight", "bias"}).
+    """
+
+    def __init__(self, input_size, output_size, *, dtype="float32", seed=None):
+        self.input_size = check_int("input_size", input_size)
+        self.output_size = check_int("output_size", output_size)
+        self.dtype = check_dtype(dtype)
+        rng = make_rng(seed)
+        bound = 1.0 / np.sqrt(self.input_size)
+        self.params = {"weight": uniform_init(rng, bound, (self.output_size, self.input_size), self.dtype),
+                       "bias": uniform_init(rng, bound, (self.output_size,), self.dtype)}
+        self.grads: dict[str, np.ndarray] = {}
+        self._x = None
+
+    def __repr__(self):
+        return f"Dense({self.input_size}, {self.output_size}, dtype='{self.dtype}')"
+
+    def state_dict(self) -> dict:
+        return {name: array.copy() for name, array in self.params.items()}
+
+    def load_state_dict(self, state_dict) -> None:
+        load_params(self.params, state_dict, "this Dense")
+
+    def forward(self, x):
+        x = layer_array("x", to_numpy(x), self.dtype, "this layer")
+        if x.ndim < 1 or x.shape[-1] != self.input_size:
+            raise ValueError(f"x has shape {v.fmt_shape(x.shape)}; expected (..., {self.input_size}) "
+                             f"(the last axis is input_size)")
+        self._x = x
+        rows = x.reshape(-1, self.input_size)  # one GEMM over every leading index
+        return (rows @ self.params["weight"].T + self.params["bias"]).reshape(x.shape[:-1] + (self.output_size,))
+
+    __call__ = forward
+
+    def backward(self, dy):
+        if self._x is None:
+            raise RuntimeError("backward() needs a forward() first")
+        x = self._x
+        dy = layer_array("dy", to_numpy(dy), self.dtype, "this layer")
+        v.check_shape("dy", dy, x.shape[:-1] + (self.output_size,), "(the shape of the forward's output)")
+        dy2 = dy.reshape(-1, self.output_size)
+        self.grads = {"weight": dy2.T @ x.reshape(-1, self.input_size), "bias": dy2.sum(axis=0)}
+        return (dy2 @ self.params["weight"]).reshape(x.shape)
+
+
+def load_params(params: dict, state_dict, owner: str) -> None:
+    """Copy ``state_dict`` into the arrays of ``params`` in place (so optimizers keep their references)."""
+    if not hasattr(state_dict, "keys"):
+        raise TypeError(f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}")
+    missing = [k for k in params if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in params]
+    if missing or unexpected:
+        raise ValueError(f"state_dict does not fit {owner}: missing keys {missing}, unexpected keys {unexpected}")
+    arrays = {}
+    for name, target in params.items():
+        value = to_numpy(state_dict[name])
+        arrays_, _ = v.as_float_arrays({name: value})
+        array = arrays_[name]
+        v.check_shape(name, array, target.shape, f"(the shape of {name} in {owner})")
+        arrays[name] = array
+    for name, array in arrays.items():  # all checked before any is copied
+        params[name][...] = array

@@ -3,6 +3,7 @@
 import pytest
 
 import rnnkit
+from rnnkit import _core
 
 ISAS = rnnkit.supported_isas()
 
@@ -18,7 +19,10 @@ def isa(request):
 
 @pytest.fixture
 def threads():
-    """Call threads(n) to set the kernels' thread count for this test; restored afterwards."""
-    previous = rnnkit.get_num_threads()
+    """Call threads(n) to make the kernels use n threads for this test — even on problems too small
+    to be worth splitting, which the kernels would otherwise run on fewer; restored afterwards."""
+    previous = rnnkit.get_num_threads(), _core._min_work_per_thread()
+    _core._set_min_work_per_thread(1)
     yield rnnkit.set_num_threads
-    rnnkit.set_num_threads(previous)
+    rnnkit.set_num_threads(previous[0])
+    _core._set_min_work_per_thread(previous[1])

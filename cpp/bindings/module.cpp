@@ -235,6 +235,9 @@ PYBIND11_MODULE(_core, m) {
     for (const auto& [name, seconds] : rnnkit::last_profile()) d[py::str(name)] = seconds;
     return d;
   }, "Seconds per phase of the last profiled call, and its total.");
+  m.def("_set_min_work_per_thread", &rnnkit::set_min_work_per_thread, py::arg("n"),
+        "Multiply-adds each thread must get between two barriers before a call uses it (tests: 1).");
+  m.def("_min_work_per_thread", &rnnkit::min_work_per_thread);
   m.def("_last_scratch_bytes", &rnnkit::last_scratch_bytes,
         "Bytes of scratch memory the last kernel call on this thread took (beyond its outputs).");
 

@@ -126,7 +126,9 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
 template <typename Real>
 void matmul(int64_t M, int64_t N, int64_t K, const Real* a, const Real* b, Real* c) {
   const KernelTable<Real>& k = active_kernels<Real>();
-  const int threads = get_num_threads();
+  // Work between two of the team's barriers: one (kc x nc) block of B against all of A.
+  const int64_t block_work = M * std::min<int64_t>(N, k.nc) * std::min<int64_t>(K, k.kc);
+  const int threads = useful_threads(get_num_threads(), block_work, ceil_div(M, k.mr) * ceil_div(N, k.nr));
   Scratch scratch;
   GemmWorkspace<Real> ws(k, threads, scratch, M, N, K);
   run_team(threads, [&](const Team& team) {

@@ -81,7 +81,10 @@ void sequence_forward(const ForwardArgs<Real>& a) {
       for (int64_t i = 0; i < B * H; ++i) a.c_n[i] = a.c0 ? a.c0[i] : Real(0);
     return;
   }
-  const int threads = get_num_threads();
+  const int nr = k.nr;
+  const int64_t blocks = ceil_div(H, nr);
+  // Each step's product (B x GH x H multiply-adds) is what the per-step barrier separates.
+  const int threads = useful_threads(get_num_threads(), B * GH * H, blocks);
   PhaseClock clock(profiling_enabled());
 
   // The input projection's bias: b_ih + b_hh, except the GRU's n block, where b_hn belongs inside
@@ -101,8 +104,6 @@ void sequence_forward(const ForwardArgs<Real>& a) {
   Real* proj = a.cell == Cell::vanilla ? a.y : a.gates;
   const int64_t ld_proj = a.cell == Cell::vanilla ? a.ldy : GH;
 
-  const int nr = k.nr;
-  const int64_t blocks = ceil_div(H, nr);
   const RowTiles tiles{B, H, k.mr};
   Real* w_packed = scratch.take<Real>(blocks * G * H * nr);  // panel (jb, g) of W_hh^T
   Real* h_packed = scratch.take<Real>(2 * B * H);            // h_{t-1} and h_t as A operands
@@ -205,10 +206,10 @@ void sequence_backward(const BackwardArgs<Real>& a) {
       for (int64_t i = 0; i < B * H; ++i) a.dc0[i] = a.dc_n ? a.dc_n[i] : Real(0);
     return;
   }
-  const int threads = get_num_threads();
-  PhaseClock clock(profiling_enabled());
   const int nr = k.nr;
   const int64_t blocks = ceil_div(H, nr);
+  const int threads = useful_threads(get_num_threads(), B * GH * H, blocks);
+  PhaseClock clock(profiling_enabled());
   const int64_t chunk_steps = std::min<int64_t>(T, std::max<int64_t>(1, ceil_div(kChunkRows, B)));
   const RowTiles tiles{B, GH, k.mr};
   // dpre: gradient of the input-side pre-activations of one chunk — also the hidden side's, except

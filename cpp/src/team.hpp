@@ -2,6 +2,7 @@
 // kernel call and synchronise with barriers, instead of forking and joining at every timestep.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -13,16 +14,47 @@
 
 namespace rnnkit {
 
+// The team's barrier: a short spin (teammates usually arrive within a microsecond or two), then a
+// sleep on the generation counter (a futex on Linux).  OpenMP's own barrier spins far longer before
+// sleeping; when another process holds a teammate's core — a loaded machine, NumPy's BLAS threads
+// spinning in the same process — every one of the T per-step barriers would then burn a time slice.
+class TeamBarrier {
+ public:
+  void wait(int size) {
+    if (size <= 1) return;
+    const unsigned generation = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == size - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+      generation_.notify_all();
+      return;
+    }
+    for (int spin = 0; spin < kSpins; ++spin) {
+      if (generation_.load(std::memory_order_acquire) != generation) return;
+      cpu_relax();
+    }
+    while (generation_.load(std::memory_order_acquire) == generation)
+      generation_.wait(generation, std::memory_order_acquire);
+  }
+
+ private:
+  static constexpr int kSpins = 2000;  // a few microseconds
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  alignas(64) std::atomic<int> arrived_{0};
+  alignas(64) std::atomic<unsigned> generation_{0};
+};
+
 struct Team {
   int tid = 0;
   int size = 1;
+  TeamBarrier* sync = nullptr;
 
   void barrier() const {
-#ifdef _OPENMP
-    if (size > 1) {
-#pragma omp barrier
-    }
-#endif
+    if (size > 1) sync->wait(size);
   }
 
   // This thread's share [begin, end) of n items split into contiguous, nearly equal ranges.
@@ -37,11 +69,13 @@ template <class F>
 void run_team(int threads, F&& f) {
 #ifdef _OPENMP
   if (threads > 1) {
+    TeamBarrier sync;
 #pragma omp parallel num_threads(threads)
     {
       Team team;
       team.tid = omp_get_thread_num();
       team.size = omp_get_num_threads();  // may be fewer than asked (nesting, thread limits)
+      team.sync = &sync;
       f(team);
     }
     return;
@@ -49,6 +83,19 @@ void run_team(int threads, F&& f) {
 #endif
   (void)threads;
   f(Team{});
+}
+
+// How many of `requested` threads a call should use: enough that each does at least
+// kMinWorkPerThread multiply-adds between two barriers, and no more than there are blocks of work.
+// (Results do not depend on it: every element is computed the same way by whichever thread.)
+constexpr int64_t kMinWorkPerThread = 32 * 1024;
+int64_t min_work_per_thread();            // kMinWorkPerThread unless changed (threads.cpp)
+void set_min_work_per_thread(int64_t n);  // tests set 1 to split even tiny problems
+inline int useful_threads(int requested, int64_t work_between_barriers, int64_t blocks) {
+  int64_t n = work_between_barriers / min_work_per_thread();
+  n = n < blocks ? n : blocks;
+  n = n < requested ? n : requested;
+  return n < 1 ? 1 : int(n);
 }
 
 // Scratch memory of one kernel call.  Each calling thread keeps an arena between calls, so a model

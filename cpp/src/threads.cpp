@@ -26,8 +26,12 @@ int default_threads() {
 }
 
 std::atomic<int> g_threads{0};
+std::atomic<int64_t> g_min_work{kMinWorkPerThread};
 
 }  // namespace
+
+int64_t min_work_per_thread() { return g_min_work.load(std::memory_order_relaxed); }
+void set_min_work_per_thread(int64_t n) { g_min_work.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 
 void set_num_threads(int n) {
   if (n < 1 || n > kMaxThreads)

@@ -125,7 +125,7 @@ def main():
                 else:
                     assert all(np.array_equal(a, b) for a, b in zip(bits, baseline_bits)), f"{cell} {case} {n} threads: bits differ"
                 for label, backward in [("fwd", False), ("fwd+bwd", True)]:
-                    seconds = median_time(lambda: run(rnnkit, cell, p, backward), args.seconds)
+                    seconds = median_time(lambda b=backward: run(rnnkit, cell, p, b), args.seconds)
                     work = flops * (3 if backward else 1)
                     base.setdefault(label, seconds)
                     row = {"cell": cell, "case": case, "pass": label, "threads": n, "impl": "rnnkit", "ms": seconds * 1e3,

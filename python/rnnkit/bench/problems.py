@@ -1,0 +1,104 @@
+"""The benchmark's cases and the problems built from them: shapes, torch-layout weights, FLOP counts.
+
+Legend: T timesteps, B batch, I input features, H hidden units, G gates (1 vanilla, 4 LSTM, 3 GRU).
+Weights are in PyTorch's layout — w_ih (G·H, I), w_hh (G·H, H), b_ih, b_hh (G·H,), gate blocks
+[i | f | g | o] for LSTM and [r | z | n] for GRU — and every adapter converts from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CELLS = ("tanh", "relu", "lstm", "gru")
+GATES = {"tanh": 1, "relu": 1, "lstm": 4, "gru": 3}
+MODES = ("forward", "train")  # train = forward + backward
+MODE_LABELS = {"forward": "forward", "train": "forward+backward"}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    title: str
+    steps: int    # T
+    batch: int    # B
+    inputs: int   # I
+    hidden: int   # H
+    modes: tuple = MODES
+
+    @property
+    def shape(self) -> str:
+        return f"T={self.steps} B={self.batch} I={self.inputs} H={self.hidden}"
+
+
+# The issue's cases.  S3 is DeepBench's large vanilla-RNN size.
+CASES = (
+    Case("S1", "latency", 50, 1, 128, 128, modes=("forward",)),
+    Case("S2", "training", 100, 32, 256, 256),
+    Case("S3", "large", 50, 16, 1760, 1760),
+    Case("S4", "long", 1000, 8, 64, 256),
+)
+
+# --quick: the same cases with fewer timesteps, for a smoke run in well under a minute.
+QUICK_CASES = (
+    Case("S1", "latency", 50, 1, 128, 128, modes=("forward",)),
+    Case("S2", "training", 20, 32, 256, 256),
+    Case("S3", "large", 4, 16, 1760, 1760),
+    Case("S4", "long", 100, 8, 64, 256),
+)
+
+
+def flops(cell: str, case: Case, mode: str) -> float:
+    """2·T·B·G·H·(I+H) for a forward pass, three times that for forward + backward."""
+    forward = 2.0 * case.steps * case.batch * GATES[cell] * case.hidden * (case.inputs + case.hidden)
+    return forward if mode == "forward" else 3.0 * forward
+
+
+@dataclass(eq=False)
+class Problem:
+    """One cell on one case: inputs, weights (torch layout), upstream gradient, all float32."""
+
+    cell: str
+    case: Case
+    x: np.ndarray       # (T, B, I)
+    h0: np.ndarray      # (B, H)
+    c0: np.ndarray      # (B, H), LSTM only (zeros otherwise, unused)
+    w_ih: np.ndarray    # (G·H, I)
+    w_hh: np.ndarray    # (G·H, H)
+    b_ih: np.ndarray    # (G·H,)
+    b_hh: np.ndarray    # (G·H,)
+    dy: np.ndarray      # (T, B, H): the gradient of the loss with respect to y
+    threads: int = 1
+
+    @property
+    def nonlinearity(self) -> str:
+        return self.cell if self.cell in ("tanh", "relu") else "tanh"
+
+    @property
+    def gates(self) -> int:
+        return GATES[self.cell]
+
+
+def make_problem(cell: str, case: Case, threads: int, seed: int = 0) -> Problem:
+    """torch's default initialisation U(-1/sqrt(H), 1/sqrt(H)); x, h0, c0 and dy standard normal.
+
+    With these weights the recurrence is contractive (spectral radius of w_hh about 0.6 for the
+    vanilla cell), so float32 implementations agree closely even over S4's 1000 steps.
+    """
+    rng = np.random.default_rng(seed)
+    steps, batch, inputs, hidden, rows = case.steps, case.batch, case.inputs, case.hidden, GATES[cell] * case.hidden
+    bound = 1.0 / np.sqrt(hidden)
+
+    def uniform(*shape):
+        return rng.uniform(-bound, bound, shape).astype(np.float32)
+
+    def normal(*shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(np.float32)
+
+    return Problem(
+        cell=cell, case=case, x=normal(steps, batch, inputs), h0=normal(batch, hidden, scale=0.5),
+        c0=normal(batch, hidden, scale=0.5) if cell == "lstm" else np.zeros((batch, hidden), np.float32),
+        w_ih=uniform(rows, inputs), w_hh=uniform(rows, hidden), b_ih=uniform(rows), b_hh=uniform(rows),
+        dy=normal(steps, batch, hidden), threads=threads,
+    )

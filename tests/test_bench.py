@@ -1,0 +1,217 @@
+"""The benchmark harness (`python -m rnnkit bench`): a smoke run on tiny cases, its JSON, and the
+validation that keeps a wrong implementation from being timed.  Speed is never asserted here."""
+
+import json
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit.bench import adapters, main, report
+from rnnkit.bench.problems import GATES, Case, make_problem
+from rnnkit.bench.runner import Runner, gradients_from_tuple
+from rnnkit.bench.timing import check_outputs, measure, relative_error
+
+TINY = ["--shape", "6,3,5,7", "--rounds", "2", "--pause", "0", "--block-seconds", "0.002", "--peak-size", "64"]
+
+
+def run(tmp_path, *options):
+    path = tmp_path / "bench.json"
+    code = main([*TINY, "--json", str(path), *options])
+    return code, json.loads(path.read_text())
+
+
+def records_of(result, **where):
+    return [r for r in result["results"] if all(r[k] == v for k, v in where.items())]
+
+
+def test_smoke_run_times_every_implementation_and_writes_json(tmp_path):
+    threads = rnnkit.get_num_threads()
+    code, result = run(tmp_path, "--cell", "tanh,relu", "--peers", "rnnkit,numpy", "--scaling")
+    assert code == 0
+    assert rnnkit.get_num_threads() == threads, "the harness must restore rnnkit's thread count"
+    assert result["command"].startswith("python -m rnnkit bench --shape 6,3,5,7")
+    assert "--json" in result["command"]
+    assert "--json" not in result["measurement"]
+    assert "--scaling" in result["measurement"]
+    assert result["settings"]["implementations"] == ["rnnkit", "rnnkit-1t", "numpy"]
+    peak = result["gemm_peak"]
+    assert peak["n"] == 64
+    assert len(peak["measurements_gflops"]) == 1 + 2 * 2  # at the start, then alongside each cell and pass
+    assert peak["gflops"] == pytest.approx(max(peak["measurements_gflops"]))
+    assert {tuple(g["shape"]) for g in result["gemm"]} == {(18, 5, 7), (7, 18, 5), (7, 18, 7), (18, 7, 5)}
+    assert all(g["status"] == "ok" and g["rnnkit_ms"] > 0 and g["ratio"] > 0 for g in result["gemm"])
+
+    assert len(result["results"]) == 2 * 2 * 3  # cells x passes x implementations
+    for r in result["results"]:
+        assert r["status"] == "ok", r
+        assert (r["T"], r["B"], r["I"], r["H"], r["G"]) == (6, 3, 5, 7, 1)
+        per_pass = 2 * 6 * 3 * 1 * 7 * (5 + 7)
+        assert r["flops"] == (per_pass if r["mode"] == "forward" else 3 * per_pass)
+        assert r["error"] <= 1e-4
+        assert r["ms"] > 0
+        assert len(r["ms_rounds"]) == 2
+        assert r["calls"] >= 1
+        assert r["gflops"] == pytest.approx(r["flops"] / (r["ms"] * 1e-3) / 1e9)
+        assert r["percent_of_peak"] == pytest.approx(100 * r["gflops"] / peak["gflops"])
+        assert r["peak_gflops_here"] in peak["measurements_gflops"]
+        rnnkit_ms = records_of(result, cell=r["cell"], mode=r["mode"], impl="rnnkit")[0]["ms"]
+        assert r["rnnkit_speedup"] == pytest.approx(r["ms"] / rnnkit_ms)
+    # The custom case is none of S1-S4, so no goal can be judged: each says so rather than passing.
+    assert result["goals"]
+    assert all(g["value"] is None and g["met"] is None for g in result["goals"])
+
+
+def test_a_wrong_implementation_is_rejected_and_not_timed(tmp_path, monkeypatch):
+    def broken(problem):
+        good = adapters.rnnkit_vanilla(problem)
+
+        def wrong_gradients(result):  # a plausible bug: dw_hh transposed
+            grads = gradients_from_tuple(result)
+            return {**grads, "dw_hh": grads["dw_hh"].T}
+
+        return Runner(good.forward, lambda r: r[0] + 1e-3, good.train, wrong_gradients)
+
+    monkeypatch.setitem(adapters.ADAPTERS["tanh"], "rnnkit", broken)
+    code, result = run(tmp_path, "--peers", "rnnkit,numpy", "--no-gemm")
+    assert code == 1
+    forward, train = (records_of(result, impl="rnnkit", mode=m)[0] for m in ("forward", "train"))
+    for record, array in ((forward, "y"), (train, "dw_hh")):
+        assert record["status"] == "rejected"
+        assert record["reason"].startswith(f"{array} differs from the oracle")
+        assert record["ms"] is None
+        assert record["gflops"] is None
+        assert record["error"] > 1e-4
+    # The reference is still timed, with no speed-up against a rnnkit that was not timed.
+    for r in records_of(result, impl="numpy"):
+        assert r["status"] == "ok"
+        assert r["ms"] > 0
+        assert r["rnnkit_speedup"] is None
+
+
+def test_a_cell_missing_from_the_build_is_reported_not_fatal(tmp_path, monkeypatch, capsys):
+    monkeypatch.delattr(rnnkit, "lstm_forward", raising=False)
+    code, result = run(tmp_path, "--cell", "lstm", "--peers", "rnnkit,numpy", "--no-gemm", "--mode", "forward")
+    assert code == 0
+    (record,) = records_of(result, impl="rnnkit")
+    assert record["status"] == "unavailable"
+    assert record["ms"] is None
+    assert record["reason"] == "rnnkit.lstm_forward not available in this build"
+    assert "not available in this build" in capsys.readouterr().out
+
+
+def test_goals_are_judged_on_full_size_cases_only():
+    def record(case, mode, impl, ms, full_size=True):
+        return {"case": case, "cell": "tanh", "mode": mode, "impl": impl, "ms": ms, "flops": 2e9, "full_size": full_size}
+
+    records = [record("S1", "forward", "rnnkit", 1.0), record("S1", "forward", "torch", 12.0),
+               record("S1", "forward", "numpy", 4.0), record("S1", "forward", "onnx", 0.5),
+               record("S2", "train", "rnnkit", 10.0), record("S2", "train", "rnnkit-1t", 18.0),
+               record("S3", "forward", "rnnkit", 1.0, full_size=False)]
+    report.add_ratios(records, peak_gflops=400.0)
+    gemm = [{"ratio": 0.9, "full_size": True}, {"ratio": 0.7, "full_size": True}, {"ratio": 0.1, "full_size": False}]
+    goals = {g["goal"]: g for g in report.evaluate_goals(records, gemm)}
+
+    def judged(text):
+        return goals[text]["value"], goals[text]["met"]
+
+    assert judged("S1 forward: ≥ 10× faster than torch") == (pytest.approx(12.0), True)
+    assert judged("S1 forward: ≥ 5× faster than the NumPy reference") == (pytest.approx(4.0), False)
+    assert judged("S1 forward: faster than every peer") == (pytest.approx(0.5), False)
+    assert judged("S2 forward+backward: ≥ 55% of the GEMM peak") == (pytest.approx(50.0), False)  # 200 of 400
+    assert judged("S2 forward+backward: N threads vs 1 thread ≥ 1.7×") == (pytest.approx(1.8), True)
+    assert judged("S3 forward: ≥ 75% of the GEMM peak") == (None, None)  # not the full size
+    assert judged("GEMM: ≥ 80% of numpy's matmul on every all-timestep shape (worst shape)") == (pytest.approx(70.0), False)
+
+
+def test_check_outputs_refuses_what_differs():
+    want = {"y": np.array([1.0, -2.0, 4.0], np.float32)}
+    assert check_outputs({"y": want["y"] + 1e-5}, want).ok
+    assert not check_outputs({"y": want["y"] + 1e-3}, want).ok
+    assert not check_outputs({"y": np.array([1.0, np.nan, 4.0])}, want).ok
+    wrong_shape = check_outputs({"y": want["y"][:2]}, want)
+    assert not wrong_shape.ok
+    assert "shape" in wrong_shape.detail
+    nothing_shared = check_outputs({"dx": want["y"]}, want)
+    assert not nothing_shared.ok
+    assert "nothing to compare" in nothing_shared.detail
+    assert relative_error(np.array([0.0, 3.0]), np.array([0.0, 2.0])) == pytest.approx(0.5)
+
+
+def test_measure_alternates_blocks_and_counts_calls():
+    calls = {"a": 0, "b": 0}
+    entered = []
+
+    def count(name):
+        calls[name] += 1
+
+    timings = measure({"a": lambda: count("a"), "b": lambda: count("b")}, rounds=3, pause=0, block_seconds=0.01,
+                      enter={"a": lambda: entered.append("a")}, max_calls=5)
+    assert set(timings) == {"a", "b"}
+    for name, timing in timings.items():
+        assert len(timing.seconds) == 3
+        assert timing.calls == 5  # 0.01 s of calls that take microseconds, capped by max_calls
+        # warm-up, 3 sizing calls, then per round one untimed call and the block
+        assert calls[name] == 1 + 3 + 3 * (1 + timing.calls)
+    assert entered == ["a"] * 4  # before the warm-up and before each round's block
+
+
+@pytest.mark.parametrize("text", ["1,2,3", "0,1,1,1", "a,b,c,d"])
+def test_bad_shape_is_a_usage_error(text, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--shape", text])
+    assert exit_info.value.code == 2
+    assert "--shape" in capsys.readouterr().err
+
+
+def test_bad_cell_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["--cell", "tanh,lsmt"])
+    assert "lsmt" in capsys.readouterr().err
+
+
+def test_markdown_replaces_only_the_marked_region(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text(f"# Title\n\n{report.MARK_BEGIN}\nold table\n{report.MARK_END}\n\n## Where the time goes\nkept\n")
+    report.write_markdown(str(path), f"{report.MARK_BEGIN}\nnew table\n{report.MARK_END}")
+    text = path.read_text()
+    assert "new table" in text
+    assert "old table" not in text
+    assert text.startswith("# Title")
+    assert text.endswith("## Where the time goes\nkept\n")
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "bench.png"
+    code, _ = run(tmp_path, "--peers", "rnnkit,numpy", "--no-gemm", "--mode", "forward", "--plot", str(plot))
+    assert code == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("cell", ["tanh", "relu", "lstm", "gru"])
+def test_torch_adapter_agrees_with_the_oracle(cell):
+    """torch's adapter (weights, gate order, gradients) checked the way the harness checks it."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    problem = make_problem(cell, Case("tiny", "tiny", 4, 2, 3, 5), threads=threads)
+    oracle_name = next(name for name in adapters.ORACLES if name != "torch" and
+                       getattr(rnnkit.reference, "rnn_forward" if GATES[cell] == 1 else f"{cell}_forward", None))
+    oracle = adapters.make_runner(oracle_name, cell, problem)
+    runner = adapters.make_runner("torch", cell, problem)
+    assert check_outputs({"y": runner.output(runner.forward())}, {"y": oracle.output(oracle.forward())}).ok
+    got, want = runner.gradients(runner.train()), oracle.gradients(oracle.train())
+    assert set(got) == set(want) == {"dx", "dw_ih", "dw_hh", "db_ih", "db_hh"}
+    assert check_outputs(got, want).ok
+
+
+@pytest.mark.parametrize("cell", ["tanh", "relu", "lstm", "gru"])
+def test_onnx_adapter_agrees_with_the_oracle(cell):
+    """ONNX Runtime's gate orders ([i|o|f|c], [z|r|h]) and linear_before_reset, checked on a tiny case."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    problem = make_problem(cell, Case("tiny", "tiny", 4, 2, 3, 5), threads=1)
+    oracle = adapters.make_runner("numpy", cell, problem)
+    runner = adapters.make_runner("onnx", cell, problem)
+    assert runner.train is None
+    assert check_outputs({"y": runner.output(runner.forward())}, {"y": oracle.output(oracle.forward())}).ok

@@ -83,26 +83,39 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
   }
   const int nr = k.nr, mr = k.mr;
   Real* my_a = ws.packed_a + ws.a_stride * team.tid;
-  for (int64_t jc = 0; jc < N; jc += k.nc) {
-    const int64_t nc = std::min<int64_t>(k.nc, N - jc);
+  // Even blocks: K in equal slices of at most kc (so no thin last slice: each slice loads and stores
+  // C once), and rows in as many blocks as the team has threads (or a multiple), each a multiple of
+  // mr.  Tile boundaries thus stay at multiples of mr and the K slices depend on K alone: every C
+  // element is computed the same way for any team size.
+  const int64_t k_slices = ceil_div(K, k.kc);
+  const int64_t kc_even = ceil_div(K, k_slices);
+  const int64_t n_slices = ceil_div(N, k.nc);
+  const int64_t nc_even = ceil_div(ceil_div(N, n_slices), nr) * nr;
+  int64_t ic_blocks = ceil_div(M, k.mc);
+  if (ic_blocks < team.size) ic_blocks = std::min<int64_t>(team.size, ceil_div(M, mr));
+  else ic_blocks = ceil_div(ic_blocks, team.size) * team.size;
+  const int64_t mc_even = ceil_div(ceil_div(M, ic_blocks), mr) * mr;
+  ic_blocks = ceil_div(M, mc_even);
+  for (int64_t jc = 0; jc < N; jc += nc_even) {
+    const int64_t nc = std::min<int64_t>(nc_even, N - jc);
     const int64_t panels = ceil_div(nc, nr);
-    for (int64_t pc = 0; pc < K; pc += k.kc) {
-      const int64_t kc = std::min<int64_t>(k.kc, K - pc);
+    for (int64_t pc = 0; pc < K; pc += kc_even) {
+      const int64_t kc = std::min<int64_t>(kc_even, K - pc);
       for (int64_t p = team.tid; p < panels; p += team.size)
         pack_panel(B, pc, kc, jc + p * nr, N, nr, ws.packed_b + p * kc * nr);
       team.barrier();
 
       const bool acc = accumulate || pc > 0;
       const Real* block_bias = (!acc && bias) ? bias + jc : nullptr;
-      // Work items: (block of mc rows) x (group of panels); enough of them to keep the team busy.
-      const int64_t ic_blocks = ceil_div(M, k.mc);
-      const int64_t groups = std::min<int64_t>(panels, std::max<int64_t>(1, ceil_div(2 * team.size, ic_blocks)));
+      // Work items: (block of rows) x (group of panels), at least as many as threads when the rows
+      // alone do not make enough.
+      const int64_t groups = std::min<int64_t>(panels, std::max<int64_t>(1, ceil_div(team.size, ic_blocks)));
       int64_t item0, item1;
       team.share(ic_blocks * groups, item0, item1);
       int64_t packed_ic = -1;
       for (int64_t item = item0; item < item1; ++item) {
         const int64_t ic = item / groups, g = item % groups;
-        const int64_t m0 = ic * k.mc, mc = std::min<int64_t>(k.mc, M - m0);
+        const int64_t m0 = ic * mc_even, mc = std::min<int64_t>(mc_even, M - m0);
         if (ic != packed_ic) {
           pack_a_block(A, m0, mc, pc, kc, mr, my_a);
           packed_ic = ic;

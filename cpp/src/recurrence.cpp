@@ -120,6 +120,9 @@ void sequence_forward(const ForwardArgs<Real>& a) {
     };
     UnitBlocks own{0, 0, nr, H};
     team.share(blocks, own.begin, own.end);
+    // This thread's hidden units: [u_own, u_own + units), contiguous.
+    const int64_t u_own = own.first(own.begin);
+    const int64_t units = own.end > own.begin ? std::min(H, own.first(own.end)) - u_own : 0;
     for (int64_t jb = own.begin; jb < own.end; ++jb) {
       for (int g = 0; g < G; ++g) pack_panel(w_hh_t, 0, H, g * H + own.first(jb), g * H + H, nr, panel(jb, g));
       if (a.h0) pack_columns(tiles, a.h0, H, own.first(jb), own.first(jb), own.width(jb), h_packed);
@@ -137,40 +140,44 @@ void sequence_forward(const ForwardArgs<Real>& a) {
       Real* next = h_packed + ((s + 1) & 1) * B * H;
       const bool has_prev = s > 0 || a.h0 != nullptr;
       Real* yt = a.y + t * B * a.ldy;
+      // The recurrent product of every gate panel this thread owns, onto the input projection —
+      // except the GRU's W_hn h + b_hn, kept apart (and saved).  Each panel of W_hh streams once per
+      // step, all row tiles of h_{t-1} consuming it back to back.
       for (int64_t jb = own.begin; jb < own.end; ++jb) {
         const int64_t u0 = own.first(jb);
         const int n = own.width(jb);
-        for (int64_t r = 0; r < tiles.count(); ++r) {
-          const int m = tiles.height(r);
-          const int64_t row0 = t * B + tiles.first_row(r);
-          const Real* a_tile = prev + tiles.offset(r);
-          // The recurrent product of each gate for this tile, onto the input projection ...
-          for (int g = 0; g < G; ++g) {
-            if (gru && g == 2)  // ... except the GRU's W_hn h + b_hn, kept apart (and saved)
+        for (int g = 0; g < G; ++g)
+          for (int64_t r = 0; r < tiles.count(); ++r) {
+            const int m = tiles.height(r);
+            const int64_t row0 = t * B + tiles.first_row(r);
+            const Real* a_tile = prev + tiles.offset(r);
+            if (gru && g == 2)
               k.gemm_tile(m, has_prev ? H : 0, a_tile, panel(jb, g), a.hidden_n + row0 * H + u0, H,
                           b_hn ? b_hn + u0 : nullptr, false, n);
             else if (has_prev)
               k.gemm_tile(m, H, a_tile, panel(jb, g), proj + row0 * ld_proj + g * H + u0, ld_proj, nullptr, true, n);
           }
-          mark(Phase::recurrent_gemm);
-          // ... then the cell, while the tile is in cache.
-          for (int i = 0; i < m; ++i) {
-            const int64_t b = tiles.first_row(r) + i, row = row0 + i;
-            Real* h = yt + b * a.ldy + u0;
-            if (a.cell == Cell::vanilla) {
-              k.activation(a.act, h, n);
-            } else if (lstm) {
-              const Real* c_prev = s > 0 ? a.cells + (t_prev * B + b) * H + u0 : (a.c0 ? a.c0 + b * H + u0 : nullptr);
-              k.lstm_forward_row(n, a.gates + row * GH + u0, H, c_prev, a.cells + row * H + u0, h);
-            } else {
-              const Real* h_prev = s > 0 ? a.y + (t_prev * B + b) * a.ldy + u0 : (a.h0 ? a.h0 + b * H + u0 : nullptr);
-              k.gru_forward_row(n, a.gates + row * GH + u0, H, a.hidden_n + row * H + u0, h_prev, h);
-            }
+      }
+      mark(Phase::recurrent_gemm);
+      // Then the cell over all the units this thread owns (contiguous), row by row, while they are
+      // still in this core's cache; and h_t packed for the next step's product.
+      if (units > 0) {
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t row = t * B + b;
+          Real* h = yt + b * a.ldy + u_own;
+          if (a.cell == Cell::vanilla) {
+            k.activation(a.act, h, units);
+          } else if (lstm) {
+            const Real* c_prev = s > 0 ? a.cells + (t_prev * B + b) * H + u_own : (a.c0 ? a.c0 + b * H + u_own : nullptr);
+            k.lstm_forward_row(units, a.gates + row * GH + u_own, H, c_prev, a.cells + row * H + u_own, h);
+          } else {
+            const Real* h_prev = s > 0 ? a.y + (t_prev * B + b) * a.ldy + u_own : (a.h0 ? a.h0 + b * H + u_own : nullptr);
+            k.gru_forward_row(units, a.gates + row * GH + u_own, H, a.hidden_n + row * H + u_own, h_prev, h);
           }
         }
-        if (s + 1 < T) pack_columns(tiles, yt, a.ldy, u0, u0, n, next);
-        mark(Phase::cell);
+        if (s + 1 < T) pack_columns(tiles, yt, a.ldy, u_own, u_own, int(units), next);
       }
+      mark(Phase::cell);
       if (s + 1 < T) team.barrier();
       mark(Phase::barrier);
     }
@@ -234,6 +241,8 @@ void sequence_backward(const BackwardArgs<Real>& a) {
     };
     UnitBlocks own{0, 0, nr, H};
     team.share(blocks, own.begin, own.end);
+    const int64_t u_own = own.first(own.begin);
+    const int64_t units = own.end > own.begin ? std::min(H, own.first(own.end)) - u_own : 0;
     for (int64_t jb = own.begin; jb < own.end; ++jb) {
       pack_panel(w_hh, 0, GH, own.first(jb), H, nr, w_packed + jb * GH * nr);
       for (int64_t b = 0; b < B; ++b)
@@ -253,29 +262,28 @@ void sequence_backward(const BackwardArgs<Real>& a) {
       Real* dhn_t = gru ? dhn + (t - t_lo) * B * H : nullptr;
       Real* packed = dpre_packed + (s & 1) * B * GH;
 
-      // The cell's backward for this thread's units: dpre_t, and dh/dc's own parts.
-      for (int64_t jb = own.begin; jb < own.end; ++jb) {
-        const int64_t u0 = own.first(jb);
-        const int n = own.width(jb);
+      // The cell's backward for this thread's units (contiguous), row by row: dpre_t, and dh/dc's
+      // own parts; then dpre_t's columns of those units packed as the A operand of the product.
+      if (units > 0) {
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
-          const Real* dy = a.dy ? a.dy + row * a.lddy + u0 : nullptr;
-          Real* dh_b = dh + b * H + u0;
+          const Real* dy = a.dy ? a.dy + row * a.lddy + u_own : nullptr;
+          Real* dh_b = dh + b * H + u_own;
           if (a.cell == Cell::vanilla) {
-            k.vanilla_dpre(a.act, a.y + row * a.ldy + u0, dy, dh_b, dpre_t + b * GH + u0, n);
+            k.vanilla_dpre(a.act, a.y + row * a.ldy + u_own, dy, dh_b, dpre_t + b * GH + u_own, units);
           } else if (lstm) {
-            const Real* c_prev = !first_step ? a.cells + (t_prev * B + b) * H + u0 : (a.c0 ? a.c0 + b * H + u0 : nullptr);
-            k.lstm_backward_row(n, a.gates + row * GH + u0, H, a.cells + row * H + u0, c_prev, dy, dh_b,
-                                dc + b * H + u0, dpre_t + b * GH + u0);
+            const Real* c_prev = !first_step ? a.cells + (t_prev * B + b) * H + u_own : (a.c0 ? a.c0 + b * H + u_own : nullptr);
+            k.lstm_backward_row(units, a.gates + row * GH + u_own, H, a.cells + row * H + u_own, c_prev, dy, dh_b,
+                                dc + b * H + u_own, dpre_t + b * GH + u_own);
           } else {
-            const Real* h_prev = !first_step ? a.y + (t_prev * B + b) * a.ldy + u0 : (a.h0 ? a.h0 + b * H + u0 : nullptr);
-            k.gru_backward_row(n, a.gates + row * GH + u0, H, a.hidden_n + row * H + u0, h_prev, dy, dh_b,
-                               dpre_t + b * GH + u0, dhn_t + b * H + u0);
+            const Real* h_prev = !first_step ? a.y + (t_prev * B + b) * a.ldy + u_own : (a.h0 ? a.h0 + b * H + u_own : nullptr);
+            k.gru_backward_row(units, a.gates + row * GH + u_own, H, a.hidden_n + row * H + u_own, h_prev, dy, dh_b,
+                               dpre_t + b * GH + u_own, dhn_t + b * H + u_own);
           }
         }
         for (int g = 0; g < G; ++g) {
-          if (gru && g == 2) pack_columns(tiles, dhn_t, H, u0, g * H + u0, n, packed);
-          else pack_columns(tiles, dpre_t, GH, g * H + u0, g * H + u0, n, packed);
+          if (gru && g == 2) pack_columns(tiles, dhn_t, H, u_own, g * H + u_own, int(units), packed);
+          else pack_columns(tiles, dpre_t, GH, g * H + u_own, g * H + u_own, int(units), packed);
         }
       }
       mark(Phase::cell);

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <new>
+#include <thread>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -14,10 +16,15 @@
 
 namespace rnnkit {
 
-// The team's barrier: a short spin (teammates usually arrive within a microsecond or two), then a
-// sleep on the generation counter (a futex on Linux).  OpenMP's own barrier spins far longer before
-// sleeping; when another process holds a teammate's core — a loaded machine, NumPy's BLAS threads
-// spinning in the same process — every one of the T per-step barriers would then burn a time slice.
+// The team's barrier.  Three stages, each for a reason:
+//  1. a short spin: teammates usually arrive within a microsecond or two;
+//  2. then yield the core (sched_yield), for up to ~2 ms: a thread that yields stays runnable, so if
+//     the scheduler has put two teammates on one core (it does so when it wakes a sleeping thread
+//     next to its waker) the other core's idle balancing pulls one across at once, and meanwhile the
+//     yield hands the shared core to the teammate;
+//  3. then sleep on the generation counter (a futex on Linux), for a teammate descheduled for long.
+// OpenMP's own barrier spins far longer before sleeping: on a loaded machine — or beside NumPy's BLAS
+// threads spinning in the same process — every one of the T per-step barriers waited out a time slice.
 class TeamBarrier {
  public:
   void wait(int size) {
@@ -29,12 +36,17 @@ class TeamBarrier {
       generation_.notify_all();
       return;
     }
+    auto passed = [&] { return generation_.load(std::memory_order_acquire) != generation; };
     for (int spin = 0; spin < kSpins; ++spin) {
-      if (generation_.load(std::memory_order_acquire) != generation) return;
+      if (passed()) return;
       cpu_relax();
     }
-    while (generation_.load(std::memory_order_acquire) == generation)
-      generation_.wait(generation, std::memory_order_acquire);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 1; !passed(); ++i) {
+      std::this_thread::yield();
+      if (i % 64 == 0 && std::chrono::steady_clock::now() - start > std::chrono::milliseconds(2)) break;
+    }
+    while (!passed()) generation_.wait(generation, std::memory_order_acquire);
   }
 
  private:
@@ -88,7 +100,7 @@ void run_team(int threads, F&& f) {
 // How many of `requested` threads a call should use: enough that each does at least
 // kMinWorkPerThread multiply-adds between two barriers, and no more than there are blocks of work.
 // (Results do not depend on it: every element is computed the same way by whichever thread.)
-constexpr int64_t kMinWorkPerThread = 32 * 1024;
+constexpr int64_t kMinWorkPerThread = 8 * 1024;
 int64_t min_work_per_thread();            // kMinWorkPerThread unless changed (threads.cpp)
 void set_min_work_per_thread(int64_t n);  // tests set 1 to split even tiny problems
 inline int useful_threads(int requested, int64_t work_between_barriers, int64_t blocks) {

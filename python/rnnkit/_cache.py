@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 PRODUCERS = {
@@ -16,33 +14,34 @@ PRODUCERS = {
 }
 
 
-@dataclass(frozen=True, eq=False)
 class Cache:
     """A forward pass's state, opaque to users: pass it back to the matching backward.
 
     It holds references, not copies, to x, the initial states and the weights: changing those arrays
     in place before the backward pass changes the gradients.  y, which it also holds, is returned
     read-only for that reason (``y.copy()`` gives a writable one).
+
+    Fields: backend ("cpp" or "numpy": which implementation made it); cell ("rnn", "lstm", "gru");
+    nonlinearity (the vanilla cell's "tanh" / "relu", else None); x (T, B, I); h0, c0 (B, H) or None;
+    w_ih (G*H, I); w_hh (G*H, H); y (T, B, H), every h_t; has_b_ih, has_b_hh; and what the backward
+    cannot recompute cheaply (DESIGN.md): gates (T, B, G*H) the gate activations (LSTM, GRU), cells
+    (T, B, H) every c_t (LSTM), hidden_n (T, B, H) every W_hn h_{t-1} + b_hn (GRU).
     """
 
-    backend: str           # "cpp" or "numpy": which implementation made it
-    cell: str              # "rnn", "lstm" or "gru"
-    nonlinearity: str | None  # the vanilla cell's "tanh" / "relu"
-    x: np.ndarray          # (T, B, I)
-    h0: np.ndarray | None  # (B, H)
-    c0: np.ndarray | None  # (B, H), LSTM
-    w_ih: np.ndarray       # (G*H, I)
-    w_hh: np.ndarray       # (G*H, H)
-    y: np.ndarray          # (T, B, H): every h_t
-    has_b_ih: bool
-    has_b_hh: bool
-    # What the backward cannot recompute cheaply (DESIGN.md):
-    gates: np.ndarray | None = None     # (T, B, G*H) gate activations, LSTM and GRU
-    cells: np.ndarray | None = None     # (T, B, H) every c_t, LSTM
-    hidden_n: np.ndarray | None = None  # (T, B, H) every W_hn h_{t-1} + b_hn, GRU
+    # A plain class with slots: it is made on every forward call, and a frozen dataclass costs ~2 us.
+    __slots__ = ("backend", "cell", "nonlinearity", "x", "h0", "c0", "w_ih", "w_hh", "y", "has_b_ih",
+                 "has_b_hh", "gates", "cells", "hidden_n")
 
-    def __post_init__(self):
-        self.y.flags.writeable = False
+    def __init__(self, backend, cell, nonlinearity, x, h0, c0, w_ih, w_hh, y, has_b_ih, has_b_hh,
+                 gates=None, cells=None, hidden_n=None):
+        self.backend, self.cell, self.nonlinearity = backend, cell, nonlinearity
+        self.x, self.h0, self.c0, self.w_ih, self.w_hh, self.y = x, h0, c0, w_ih, w_hh, y
+        self.has_b_ih, self.has_b_hh = has_b_ih, has_b_hh
+        self.gates, self.cells, self.hidden_n = gates, cells, hidden_n
+        y.flags.writeable = False
+
+    def __repr__(self):
+        return f"<rnnkit {self.cell} cache from backend {self.backend!r}, x {self.x.shape}>"
 
     @staticmethod
     def check(cache, backend: str, cell: str) -> None:

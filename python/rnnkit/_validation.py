@@ -11,6 +11,7 @@ float32 or float64, all the same.  Nested lists and scalars are data: they take 
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -26,6 +27,7 @@ def fmt_shape(shape) -> str:
     return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
 
 
+@functools.cache
 def _physical_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -44,7 +46,7 @@ def _human(nbytes: int) -> str:
 def check_allocatable(name: str, shape, itemsize: int) -> None:
     """MemoryError, before anything is allocated, for an array larger than this machine's memory (a
     broadcast view can describe petabytes in a few bytes)."""
-    nbytes = math.prod(int(d) for d in shape) * itemsize
+    nbytes = math.prod(shape) * itemsize
     if nbytes > _physical_memory():
         raise MemoryError(f"{name} of shape {fmt_shape(shape)} needs {_human(nbytes)}; "
                           f"this machine has {_human(_physical_memory())} of memory")

@@ -329,6 +329,13 @@ void gemm_tile_fixed(int64_t k, const typename S::T* a, const typename S::T* b, 
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) acc[s][i][j] = S::zero();
 
+  // The C tile is read (accumulate) or at least written at the end: ask for its rows now, for
+  // writing, so that the k loop hides the trip to L3 or memory (rows ldc apart are no pattern the
+  // hardware prefetcher follows, and fresh output lines must be fetched before they are written).
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) __builtin_prefetch(c + i * ldc + j * S::N, 1, 3);
   auto step = [&](int64_t p, V (&sum)[M][NV]) {
     V bv[NV];
 #pragma GCC unroll 4

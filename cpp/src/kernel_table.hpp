@@ -30,6 +30,12 @@ struct KernelTable {
   void (*gemm_tile)(int m, int64_t k, const Real* a, const Real* b, Real* c, int64_t ldc,
                     const Real* bias, bool accumulate, int n_valid);
 
+  // The same with A read from row-major rows: A(i, p) at a[i * lda + p] (lda >= k).  For the per-step
+  // products, whose A (h_{t-1}, dpre_t) another thread has just written: reading it in place moves
+  // each cache line between cores once, where packing it would move it twice.
+  void (*gemm_tile_rows)(int m, int64_t k, const Real* a, int64_t lda, const Real* b, Real* c, int64_t ldc,
+                         const Real* bias, bool accumulate, int n_valid);
+
   // v[0:n] = act(v[0:n]) in place.
   void (*activation)(Activation act, Real* v, int64_t n);
 

@@ -14,7 +14,7 @@ enum class Phase : int {
   setup,             // allocation, bias sums, packing W_hh
   input_gemm,        // the input projection of all timesteps
   recurrent_gemm,    // the per-step products with W_hh
-  cell,              // the element-wise cell (activations, gates, c_t) and packing h_t / dpre_t
+  cell,              // the element-wise cell (activations, gates, c_t)
   barrier,           // waiting for the other threads at the per-step barrier
   weight_grad_gemm,  // dW_ih, dW_hh, db: the reductions over the rows of a chunk
   dx_gemm,           // dx = dpre W_ih

@@ -7,8 +7,8 @@
 // nr hidden units for the whole call — all G gates of those units: it packs the matching panels of
 // W_hh once (so they stay in its own cache for all T steps), computes those units at every step,
 // applies the cell while the tile is in cache, and meets the others at one barrier per step.  The
-// state each step needs from all threads is exchanged through a packed, double-buffered copy written
-// by the step that produced it, so nobody repacks anything.
+// state each step needs from all threads (h_{t-1}, dpre_t) is read in place, where the cells wrote
+// it: no copy, and each cache line crosses between cores once.
 //
 // Nothing here depends on the number of threads except who computes what: every output element is
 // produced by the same sequence of operations, so results are bitwise identical for any team size.
@@ -26,30 +26,14 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The packed layout of a (rows x depth) matrix used as the A operand of the per-step products:
-// tiles of up to mr rows; tile r sits at r*mr*depth with element (i, p) at [p * height(r) + i].
+// The row tiles of the per-step products: up to mr batch rows each.
 struct RowTiles {
-  int64_t rows, depth;
+  int64_t rows;
   int mr;
   int64_t count() const { return ceil_div(rows, mr); }
   int64_t first_row(int64_t r) const { return r * mr; }
   int height(int64_t r) const { return int(std::min<int64_t>(mr, rows - r * mr)); }
-  int64_t offset(int64_t r) const { return r * mr * depth; }
 };
-
-// Copy columns [col0, col0 + n) of a row-major (rows x ld) block into the packed layout at depth
-// [depth0, depth0 + n).
-template <typename Real>
-void pack_columns(const RowTiles& tiles, const Real* src, int64_t ld, int64_t col0, int64_t depth0, int n,
-                  Real* packed) {
-  for (int64_t r = 0; r < tiles.count(); ++r) {
-    const int m = tiles.height(r);
-    Real* tile = packed + tiles.offset(r) + depth0 * m;
-    const Real* rows = src + tiles.first_row(r) * ld + col0;
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) tile[j * m + i] = rows[i * ld + j];
-  }
-}
 
 // Steps per chunk of the backward's reductions: the weight gradients are accumulated with one GEMM
 // per chunk of ~kChunkRows rows of dpre, so the scratch for dpre stays O(B*GH) rather than O(T*B*GH)
@@ -104,9 +88,8 @@ void sequence_forward(const ForwardArgs<Real>& a) {
   Real* proj = a.cell == Cell::vanilla ? a.y : a.gates;
   const int64_t ld_proj = a.cell == Cell::vanilla ? a.ldy : GH;
 
-  const RowTiles tiles{B, H, k.mr};
+  const RowTiles tiles{B, k.mr};
   Real* w_packed = scratch.take<Real>(blocks * G * H * nr);  // panel (jb, g) of W_hh^T
-  Real* h_packed = scratch.take<Real>(2 * B * H);            // h_{t-1} and h_t as A operands
   GemmWorkspace<Real> ws(k, threads, scratch, T * B, GH, I);
   auto panel = [&](int64_t jb, int g) { return w_packed + (jb * G + g) * H * nr; };
 
@@ -125,20 +108,19 @@ void sequence_forward(const ForwardArgs<Real>& a) {
     const int64_t units = own.end > own.begin ? std::min(H, own.first(own.end)) - u_own : 0;
     for (int64_t jb = own.begin; jb < own.end; ++jb) {
       for (int g = 0; g < G; ++g) pack_panel(w_hh_t, 0, H, g * H + own.first(jb), g * H + H, nr, panel(jb, g));
-      if (a.h0) pack_columns(tiles, a.h0, H, own.first(jb), own.first(jb), own.width(jb), h_packed);
     }
     mark(Phase::setup);
-    // Input projection for all timesteps at once.  (gemm_team ends with a barrier, which also
-    // publishes the packed h0.)
+    // Input projection for all timesteps at once.  (gemm_team ends with a barrier.)
     gemm_team<Real>(team, k, ws, T * B, GH, I, x, w_ih_t, proj, ld_proj, bias, false);
     mark(Phase::input_gemm);
 
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = a.reverse ? T - 1 - s : s;
       const int64_t t_prev = a.reverse ? t + 1 : t - 1;  // valid when s > 0
-      const Real* prev = h_packed + (s & 1) * B * H;
-      Real* next = h_packed + ((s + 1) & 1) * B * H;
-      const bool has_prev = s > 0 || a.h0 != nullptr;
+      // h_{t-1}: the previous step's rows of y (all threads' units: the barrier published them), or h0.
+      const Real* prev = s > 0 ? a.y + t_prev * B * a.ldy : a.h0;
+      const int64_t ld_prev = s > 0 ? a.ldy : H;
+      const bool has_prev = prev != nullptr;
       Real* yt = a.y + t * B * a.ldy;
       // The recurrent product of every gate panel this thread owns, onto the input projection —
       // except the GRU's W_hn h + b_hn, kept apart (and saved).  Each panel of W_hh streams once per
@@ -150,17 +132,18 @@ void sequence_forward(const ForwardArgs<Real>& a) {
           for (int64_t r = 0; r < tiles.count(); ++r) {
             const int m = tiles.height(r);
             const int64_t row0 = t * B + tiles.first_row(r);
-            const Real* a_tile = prev + tiles.offset(r);
+            const Real* a_rows = has_prev ? prev + tiles.first_row(r) * ld_prev : nullptr;
             if (gru && g == 2)
-              k.gemm_tile(m, has_prev ? H : 0, a_tile, panel(jb, g), a.hidden_n + row0 * H + u0, H,
-                          b_hn ? b_hn + u0 : nullptr, false, n);
+              k.gemm_tile_rows(m, has_prev ? H : 0, a_rows, ld_prev > 0 ? ld_prev : 1, panel(jb, g),
+                               a.hidden_n + row0 * H + u0, H, b_hn ? b_hn + u0 : nullptr, false, n);
             else if (has_prev)
-              k.gemm_tile(m, H, a_tile, panel(jb, g), proj + row0 * ld_proj + g * H + u0, ld_proj, nullptr, true, n);
+              k.gemm_tile_rows(m, H, a_rows, ld_prev, panel(jb, g), proj + row0 * ld_proj + g * H + u0, ld_proj,
+                               nullptr, true, n);
           }
       }
       mark(Phase::recurrent_gemm);
       // Then the cell over all the units this thread owns (contiguous), row by row, while they are
-      // still in this core's cache; and h_t packed for the next step's product.
+      // still in this core's cache.
       if (units > 0) {
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
@@ -175,7 +158,6 @@ void sequence_forward(const ForwardArgs<Real>& a) {
             k.gru_forward_row(units, a.gates + row * GH + u_own, H, a.hidden_n + row * H + u_own, h_prev, h);
           }
         }
-        if (s + 1 < T) pack_columns(tiles, yt, a.ldy, u_own, u_own, int(units), next);
       }
       mark(Phase::cell);
       if (s + 1 < T) team.barrier();
@@ -218,7 +200,7 @@ void sequence_backward(const BackwardArgs<Real>& a) {
   const int threads = useful_threads(get_num_threads(), B * GH * H, blocks);
   PhaseClock clock(profiling_enabled());
   const int64_t chunk_steps = std::min<int64_t>(T, std::max<int64_t>(1, ceil_div(kChunkRows, B)));
-  const RowTiles tiles{B, GH, k.mr};
+  const RowTiles tiles{B, k.mr};
   // dpre: gradient of the input-side pre-activations of one chunk — also the hidden side's, except
   // the GRU's n block, whose hidden-side gradient (of W_hn h + b_hn) is dhn.
   const int64_t chunk_rows = chunk_steps * B;
@@ -226,7 +208,6 @@ void sequence_backward(const BackwardArgs<Real>& a) {
   Real* dpre = scratch.take<Real>(chunk_rows * GH);
   Real* dhn = gru ? scratch.take<Real>(chunk_rows * H) : nullptr;
   Real* w_packed = scratch.take<Real>(blocks * GH * nr);  // panels of W_hh (GH x H) by unit block
-  Real* dpre_packed = scratch.take<Real>(2 * B * GH);     // hidden-side dpre_t as the A operand
   Real* dh = scratch.take<Real>(B * H);                   // dL/dh carried to the previous step
   Real* dc = lstm ? scratch.take<Real>(B * H) : nullptr;  // dL/dc carried (LSTM)
   // The GEMMs: dW_ih (GH x I, K = rows), dW_hh (GH x H, K = rows), dx (rows x I, K = GH).
@@ -260,10 +241,9 @@ void sequence_backward(const BackwardArgs<Real>& a) {
       const int64_t t_lo = t / chunk_steps * chunk_steps, t_hi = std::min(T, t_lo + chunk_steps);
       Real* dpre_t = dpre + (t - t_lo) * B * GH;
       Real* dhn_t = gru ? dhn + (t - t_lo) * B * H : nullptr;
-      Real* packed = dpre_packed + (s & 1) * B * GH;
 
       // The cell's backward for this thread's units (contiguous), row by row: dpre_t, and dh/dc's
-      // own parts; then dpre_t's columns of those units packed as the A operand of the product.
+      // own parts.
       if (units > 0) {
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
@@ -281,21 +261,27 @@ void sequence_backward(const BackwardArgs<Real>& a) {
                                dpre_t + b * GH + u_own, dhn_t + b * H + u_own);
           }
         }
-        for (int g = 0; g < G; ++g) {
-          if (gru && g == 2) pack_columns(tiles, dhn_t, H, u_own, g * H + u_own, int(units), packed);
-          else pack_columns(tiles, dpre_t, GH, g * H + u_own, g * H + u_own, int(units), packed);
-        }
       }
       mark(Phase::cell);
       team.barrier();
       mark(Phase::barrier);
 
-      // dh_{t-1} (+)= dpre_t W_hh for this thread's units (needs every thread's dpre_t).  The GRU adds
-      // to its direct part dh_t * z, which its cell left in dh.
+      // dh_{t-1} (+)= dpre_t W_hh for this thread's units (needs every thread's dpre_t, read in place).
+      // The GRU's hidden-side gradient is [dpre_r | dpre_z | dhn]: two products, added to the direct
+      // part dh_t * z that its cell left in dh.
       for (int64_t jb = own.begin; jb < own.end; ++jb)
-        for (int64_t r = 0; r < tiles.count(); ++r)
-          k.gemm_tile(tiles.height(r), GH, packed + tiles.offset(r), w_packed + jb * GH * nr,
-                      dh + tiles.first_row(r) * H + own.first(jb), H, nullptr, gru, own.width(jb));
+        for (int64_t r = 0; r < tiles.count(); ++r) {
+          const int m = tiles.height(r);
+          const int64_t b0 = tiles.first_row(r);
+          Real* c = dh + b0 * H + own.first(jb);
+          const Real* panel = w_packed + jb * GH * nr;
+          if (gru) {
+            k.gemm_tile_rows(m, 2 * H, dpre_t + b0 * GH, GH, panel, c, H, nullptr, true, own.width(jb));
+            k.gemm_tile_rows(m, H, dhn_t + b0 * H, H, panel + 2 * H * nr, c, H, nullptr, true, own.width(jb));
+          } else {
+            k.gemm_tile_rows(m, GH, dpre_t + b0 * GH, GH, panel, c, H, nullptr, false, own.width(jb));
+          }
+        }
       mark(Phase::recurrent_gemm);
 
       const bool chunk_done = a.reverse ? t == t_hi - 1 : t == t_lo;

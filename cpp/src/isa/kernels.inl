@@ -316,11 +316,22 @@ void gru_backward_row(int64_t n, const typename S::T* gates, int64_t gate_stride
 // three rows have too few independent FMA chains to hide the FMA latency, so they split k into KS
 // interleaved partial sums, added in a fixed order at the end; each C element's arithmetic depends
 // only on (M, k), never on the thread count.
+//
+// A is read either packed (a[p*M + i], from pack_a_block: the all-timestep GEMMs) or straight from
+// row-major rows (a[i*lda + p], lda > 0: the per-step products, which read h_{t-1} and dpre_t where
+// the cell wrote them — packing them would make every line cross between cores twice per step).
 template <class S, int M, int NV, int KS>
-void gemm_tile_fixed(int64_t k, const typename S::T* a, const typename S::T* b, typename S::T* c,
-                     int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
+void gemm_tile_fixed(int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
+                     typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate,
+                     int n_valid) {
   using V = typename S::V;
+  using T = typename S::T;
   constexpr int NR = NV * S::N;
+  // Where A(i, p) is: a[p * a_step + row[i]]
+  const int64_t a_step = lda > 0 ? 1 : M;
+  int64_t row[M];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) row[i] = lda > 0 ? i * lda : i;
   V acc[KS][M][NV];
 #pragma GCC unroll 4
   for (int s = 0; s < KS; ++s)
@@ -340,9 +351,10 @@ void gemm_tile_fixed(int64_t k, const typename S::T* a, const typename S::T* b, 
     V bv[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) bv[j] = S::load(b + p * NR + j * S::N);
+    const T* ap = a + p * a_step;
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
-      const V av = S::set1(a[p * M + i]);
+      const V av = S::set1(ap[row[i]]);
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) sum[i][j] = S::fmadd(av, bv[j], sum[i][j]);
     }
@@ -399,23 +411,29 @@ constexpr int k_split(int rows) { return rows == 1 ? 4 : rows <= 3 ? 2 : 1; }
 
 template <class S, int NV, int M>
 struct TileDispatch {
-  static void call(int m, int64_t k, const typename S::T* a, const typename S::T* b,
+  static void call(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
                    typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate,
                    int n_valid) {
-    if (m == M) gemm_tile_fixed<S, M, NV, k_split(M)>(k, a, b, c, ldc, bias, accumulate, n_valid);
-    else TileDispatch<S, NV, M - 1>::call(m, k, a, b, c, ldc, bias, accumulate, n_valid);
+    if (m == M) gemm_tile_fixed<S, M, NV, k_split(M)>(k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+    else TileDispatch<S, NV, M - 1>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
   }
 };
 template <class S, int NV>
 struct TileDispatch<S, NV, 0> {
-  static void call(int, int64_t, const typename S::T*, const typename S::T*, typename S::T*,
+  static void call(int, int64_t, const typename S::T*, int64_t, const typename S::T*, typename S::T*,
                    int64_t, const typename S::T*, bool, int) {}
 };
 
 template <class S, int MR, int NV>
 void gemm_tile(int m, int64_t k, const typename S::T* a, const typename S::T* b, typename S::T* c,
                int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
-  TileDispatch<S, NV, MR>::call(m, k, a, b, c, ldc, bias, accumulate, n_valid);
+  TileDispatch<S, NV, MR>::call(m, k, a, 0, b, c, ldc, bias, accumulate, n_valid);
+}
+
+template <class S, int MR, int NV>
+void gemm_tile_rows(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
+                    typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
+  TileDispatch<S, NV, MR>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
 }
 
 // ---- the table -----------------------------------------------------------------------------------
@@ -429,6 +447,7 @@ KernelTable<typename S::T> make_table(const char* name, int kc, int mc, int nc) 
   t.mc = mc;
   t.nc = nc;
   t.gemm_tile = &gemm_tile<S, MR, NV>;
+  t.gemm_tile_rows = &gemm_tile_rows<S, MR, NV>;
   t.activation = &activation<S>;
   t.vanilla_dpre = &vanilla_dpre<S>;
   t.lstm_forward_row = &lstm_forward_row<S>;

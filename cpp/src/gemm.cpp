@@ -112,11 +112,15 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
       const int64_t groups = std::min<int64_t>(panels, std::max<int64_t>(1, ceil_div(team.size, ic_blocks)));
       int64_t item0, item1;
       team.share(ic_blocks * groups, item0, item1);
+      // Row-major A (x, dpre) is read in place by the row-pointer tile: packing it would cost a
+      // strided write per element, each of which then feeds only N/vector-width FMAs.  Column-major A
+      // (dpre^T in the weight gradients) is packed: that is a contiguous copy.
+      const bool a_in_place = A.col_stride == 1;
       int64_t packed_ic = -1;
       for (int64_t item = item0; item < item1; ++item) {
         const int64_t ic = item / groups, g = item % groups;
         const int64_t m0 = ic * mc_even, mc = std::min<int64_t>(mc_even, M - m0);
-        if (ic != packed_ic) {
+        if (!a_in_place && ic != packed_ic) {
           pack_a_block(A, m0, mc, pc, kc, mr, my_a);
           packed_ic = ic;
         }
@@ -126,8 +130,12 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
           const Real* panel = ws.packed_b + p * kc * nr;
           for (int64_t i0 = 0; i0 < mc; i0 += mr) {
             const int m = int(std::min<int64_t>(mr, mc - i0));
-            k.gemm_tile(m, kc, my_a + i0 * kc, panel, C + (m0 + i0) * ldc + n0, ldc,
-                        block_bias ? block_bias + p * nr : nullptr, acc, n_valid);
+            Real* c = C + (m0 + i0) * ldc + n0;
+            const Real* tile_bias = block_bias ? block_bias + p * nr : nullptr;
+            if (a_in_place)
+              k.gemm_tile_rows(m, kc, &A(m0 + i0, pc), A.row_stride, panel, c, ldc, tile_bias, acc, n_valid);
+            else
+              k.gemm_tile(m, kc, my_a + i0 * kc, panel, c, ldc, tile_bias, acc, n_valid);
           }
         }
       }

@@ -13,6 +13,8 @@ import numbers
 import os
 import sys
 import time
+import zipfile
+import zlib
 from typing import ClassVar
 
 import numpy as np
@@ -21,7 +23,7 @@ from . import _validation as v
 from ._core import __version__
 from .layers import check_backend, check_dtype, check_int, load_params, make_rng, to_numpy
 from .losses import mse, softmax_cross_entropy
-from .optim import clip_grad_norm, make_optimizer
+from .optim import clip_grad_norm, grad_norm, make_optimizer
 
 TASKS = ("classification", "regression")
 FILE_FORMAT = "rnnkit.model/1"
@@ -326,11 +328,21 @@ class Model:
             total = 0.0
             for b in range(batches):
                 idx = order[b * batch_size:(b + 1) * batch_size]
-                loss = self._batch_loss(np.take(x, idx, self._x_axis), np.take(y, idx, self._y_axis), train=True)
-                grads = self._grads()
-                if clip is not None:
-                    clip_grad_norm(grads, clip)
+                # Overflow is checked below, with an error that says where: NumPy's warnings on the
+                # way there would only repeat it.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    loss = self._batch_loss(np.take(x, idx, self._x_axis), np.take(y, idx, self._y_axis), train=True)
+                    grads = self._grads()
+                    norm = clip_grad_norm(grads, clip) if clip is not None else grad_norm(grads)
+                if not (np.isfinite(loss) and np.isfinite(norm)):
+                    # Stop before the optimizer step: the weights stay those of the last good step.
+                    what = f"the loss is {loss}" if not np.isfinite(loss) else f"the gradient norm is {norm}"
+                    raise FloatingPointError(
+                        f"training diverged at epoch {epoch + 1}, batch {b + 1} of {batches}: {what}; the "
+                        f"weights are those after the last good step.  Lower lr, clip the gradients (clip=...), "
+                        f"or scale the inputs and targets.")
                 opt.step(grads)
+                self.fitted = True
                 total += loss * len(idx)
                 if bar is not None:
                     bar.update()
@@ -391,19 +403,36 @@ class Model:
 
     @classmethod
     def load(cls, path):
-        """Restore a model written by ``save``; ``Model.load`` returns whichever topology it holds."""
-        with np.load(path, allow_pickle=False) as data:
-            if "config" not in data.files:
-                raise ValueError(f"{os.fspath(path)!r} is not an rnnkit model file (it has no config)")
-            config = json.loads(str(data["config"]))
-            if config.get("format") != FILE_FORMAT:
-                raise ValueError(f"{os.fspath(path)!r} has format {config.get('format')!r}; expected {FILE_FORMAT!r}")
-            model_cls = Model._registry.get(config["class"])
-            if model_cls is None or not issubclass(model_cls, cls):
-                raise TypeError(f"{os.fspath(path)!r} holds a {config['class']}, not a {cls.__name__}")
-            model = model_cls(**config["init"])
-            weights = {k[len("param:"):]: data[k] for k in data.files if k.startswith("param:")}
+        """Restore a model written by ``save``; ``Model.load`` returns whichever topology it holds.
+
+        A file that is not one — truncated, corrupted, of another format, or whose arrays do not
+        match its config — raises ValueError (TypeError for a file holding another topology).
+        """
+        name = repr(os.fspath(path))
+        try:
+            # (opened here, not by np.load, so that the file is closed on every failure too)
+            with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
+                if not hasattr(data, "files") or "config" not in data.files:
+                    raise ValueError(f"{name} is not an rnnkit model file (it has no config)")
+                config = json.loads(str(data["config"]))
+                if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
+                    found = config.get("format") if isinstance(config, dict) else None
+                    raise ValueError(f"{name} has format {found!r}; this rnnkit reads {FILE_FORMAT!r}")
+                model_cls = Model._registry.get(config.get("class"))
+                if model_cls is None or not issubclass(model_cls, cls):
+                    raise TypeError(f"{name} holds a {config.get('class')}, not a {cls.__name__}")
+                model = model_cls(**config["init"])
+                weights = {k[len("param:"):]: data[k] for k in data.files if k.startswith("param:")}
+                fitted, steps = bool(config["fitted"]), config["steps"]
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except (ValueError, TypeError) as exc:
+            if name in str(exc):  # our own message already names the file
+                raise
+            raise ValueError(f"{name} is not a readable rnnkit model file: {exc}") from None
+        except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, json.JSONDecodeError) as exc:
+            raise ValueError(f"{name} is not a readable rnnkit model file: {type(exc).__name__}: {exc}") from None
         load_params(model.params, weights, f"a {model_cls.__name__} with these sizes")
-        model.fitted = bool(config["fitted"])
-        model.steps = config["steps"]
+        model.fitted = fitted
+        model.steps = steps
         return model

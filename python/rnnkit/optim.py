@@ -97,6 +97,11 @@ class Adam(_Optimizer):
         param -= (self.lr / correction1) * mean / denominator
 
 
+def grad_norm(grads: dict) -> float:
+    """The global L2 norm of all gradients (accumulated in float64)."""
+    return float(np.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in grads.values())))
+
+
 def clip_grad_norm(grads: dict, max_norm: float) -> float:
     """Scale every gradient in place so that their global L2 norm is at most ``max_norm``.
 
@@ -104,7 +109,7 @@ def clip_grad_norm(grads: dict, max_norm: float) -> float:
     max_norm / (norm + 1e-6), applied only when that is below 1).
     """
     max_norm = _positive("max_norm", max_norm)
-    total = float(np.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in grads.values())))
+    total = grad_norm(grads)
     scale = max_norm / (total + 1e-6)
     if scale < 1:
         for grad in grads.values():

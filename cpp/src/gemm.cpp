@@ -92,8 +92,18 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
   const int64_t n_slices = ceil_div(N, k.nc);
   const int64_t nc_even = ceil_div(ceil_div(N, n_slices), nr) * nr;
   int64_t ic_blocks = ceil_div(M, k.mc);
-  if (ic_blocks < team.size) ic_blocks = std::min<int64_t>(team.size, ceil_div(M, mr));
-  else ic_blocks = ceil_div(ic_blocks, team.size) * team.size;
+  if (ic_blocks < team.size) {
+    // Few rows: split them between the threads, or give every thread all rows and a share of the
+    // panels — whichever leaves the busiest thread fewer tiles (S1's 50 rows are 5 tiles: 3 + 2,
+    // against 4 panels: 2 + 2).
+    const int64_t row_tiles = ceil_div(M, mr), panels = ceil_div(std::min<int64_t>(N, nc_even), nr);
+    const int64_t by_rows = ceil_div(row_tiles, std::min<int64_t>(team.size, row_tiles)) * panels;
+    const int64_t by_panels = row_tiles * ceil_div(panels, std::min<int64_t>(team.size, panels));
+    // (one block of rows only when it fits the packed-A buffer: M <= mc)
+    ic_blocks = (by_panels < by_rows && M <= k.mc) ? 1 : std::min<int64_t>(team.size, row_tiles);
+  } else {
+    ic_blocks = ceil_div(ic_blocks, team.size) * team.size;
+  }
   const int64_t mc_even = ceil_div(ceil_div(M, ic_blocks), mr) * mr;
   ic_blocks = ceil_div(M, mc_even);
   for (int64_t jc = 0; jc < N; jc += nc_even) {

@@ -40,11 +40,20 @@ struct RowTiles {
 // while each GEMM is still long enough in K to run near peak.
 constexpr int64_t kChunkRows = 512;
 
-// The unit blocks a thread owns: [begin, end) of ceil(H / nr) blocks.
+// The blocks of nr hidden units a thread owns for the whole call — [begin, end) of ceil(H / nr), a
+// contiguous share — and the units they hold, [first_unit, first_unit + units).
 struct UnitBlocks {
-  int64_t begin, end;
+  int64_t begin = 0, end = 0;
   int nr;
   int64_t hidden;
+  int64_t first_unit = 0, units = 0;
+  UnitBlocks(const Team& team, int nr_, int64_t hidden_) : nr(nr_), hidden(hidden_) {
+    team.share(ceil_div(hidden, nr), begin, end);
+    if (end > begin) {
+      first_unit = first(begin);
+      units = std::min(hidden, first(end)) - first_unit;
+    }
+  }
   int64_t first(int64_t jb) const { return jb * nr; }
   int width(int64_t jb) const { return int(std::min<int64_t>(nr, hidden - jb * nr)); }
 };
@@ -101,11 +110,8 @@ void sequence_forward(const ForwardArgs<Real>& a) {
     auto mark = [&](Phase phase) {
       if (team.tid == 0) clock.mark(phase);
     };
-    UnitBlocks own{0, 0, nr, H};
-    team.share(blocks, own.begin, own.end);
-    // This thread's hidden units: [u_own, u_own + units), contiguous.
-    const int64_t u_own = own.first(own.begin);
-    const int64_t units = own.end > own.begin ? std::min(H, own.first(own.end)) - u_own : 0;
+    const UnitBlocks own(team, nr, H);
+    const int64_t u_own = own.first_unit, units = own.units;
     for (int64_t jb = own.begin; jb < own.end; ++jb) {
       for (int g = 0; g < G; ++g) pack_panel(w_hh_t, 0, H, g * H + own.first(jb), g * H + H, nr, panel(jb, g));
     }
@@ -220,10 +226,8 @@ void sequence_backward(const BackwardArgs<Real>& a) {
     auto mark = [&](Phase phase) {
       if (team.tid == 0) clock.mark(phase);
     };
-    UnitBlocks own{0, 0, nr, H};
-    team.share(blocks, own.begin, own.end);
-    const int64_t u_own = own.first(own.begin);
-    const int64_t units = own.end > own.begin ? std::min(H, own.first(own.end)) - u_own : 0;
+    const UnitBlocks own(team, nr, H);
+    const int64_t u_own = own.first_unit, units = own.units;
     for (int64_t jb = own.begin; jb < own.end; ++jb) {
       pack_panel(w_hh, 0, GH, own.first(jb), H, nr, w_packed + jb * GH * nr);
       for (int64_t b = 0; b < B; ++b)

@@ -174,6 +174,31 @@ class RNN:
         """Copy parameters in (cast to the layer's dtype); keys and shapes must match exactly."""
         load_params(self.params, state_dict, f"this {type(self).__name__}")
 
+    # -- Keras interop (rnnkit._keras; imported on use, as it builds on this module) ----------------
+
+    @classmethod
+    def from_keras(cls, layer_or_weights, *, cell=None, batch_first=True, dtype=None, backend="cpp"):
+        """The RNN that computes what a Keras SimpleRNN, LSTM or GRU (reset_after=True) layer computes.
+
+        ``layer_or_weights``: a Keras layer, a ``Bidirectional`` (merge_mode="concat") wrapping one, a
+        list of such layers (stacked: ``num_layers``, each one's input the previous one's output), or
+        the arrays ``layer.get_weights()`` returns (then ``cell`` says which cell; a list of such lists
+        stacks layers).  ``dtype=None`` keeps the weights' float32/float64.  Keras is batch-first, hence
+        the default ``batch_first=True``.  Anything rnnkit cannot compute exactly is refused with a
+        ValueError; the mapping rules are in ``rnnkit._keras``.
+        """
+        from ._keras import from_keras
+        return from_keras(cls, layer_or_weights, cell=cell, batch_first=batch_first, dtype=dtype,
+                          backend=backend)
+
+    def to_keras_weights(self, *, use_bias=True) -> list:
+        """The arrays the equivalent Keras layer's ``set_weights`` takes, in Keras' order and this
+        layer's dtype: [kernel, recurrent_kernel, bias] per direction (forward, then backward); for
+        ``num_layers > 1`` a list of such lists, one per layer.  ``use_bias=False`` leaves the biases
+        out, for a Keras layer built with ``use_bias=False`` (refused unless they are zero)."""
+        from ._keras import to_keras_weights
+        return to_keras_weights(self, use_bias=use_bias)
+
     # -- forward ----------------------------------------------------------------------------------
 
     def _states_in(self, name, value, batch, unbatched):

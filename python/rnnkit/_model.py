@@ -21,7 +21,14 @@ import numpy as np
 
 from . import _validation as v
 from ._core import __version__
-from .layers import check_backend, check_dtype, check_int, load_params, make_rng, to_numpy
+from .layers import (
+    check_backend,
+    check_dtype,
+    check_int,
+    load_params,
+    make_rng,
+    to_numpy,
+)
 from .losses import mse, softmax_cross_entropy
 from .optim import clip_grad_norm, grad_norm, make_optimizer
 
@@ -46,6 +53,48 @@ def _one_blas_thread(backend: str):
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
+
+
+def diverged(epoch: int, batch: int, batches: int, loss: float, norm: float) -> FloatingPointError:
+    """The error fit raises when a batch's loss or gradient norm is not finite (0-based epoch, batch)."""
+    what = f"the loss is {loss}" if not np.isfinite(loss) else f"the gradient norm is {norm}"
+    return FloatingPointError(
+        f"training diverged at epoch {epoch + 1}, batch {batch + 1} of {batches}: {what}; the weights are "
+        f"those after the last good step.  Lower lr, clip the gradients (clip=...), or scale the inputs "
+        f"and targets.")
+
+
+class _LocalSteps:
+    """Model._train's work per batch, in this process: forward, backward, the divergence check, the
+    optimizer step (rnnkit.distributed has the same three methods over MPI ranks)."""
+
+    def __init__(self, model, x, y, opt, clip):
+        self.model, self.x, self.y, self.opt, self.clip = model, x, y, opt, clip
+
+    def batch(self, idx, epoch: int, b: int, batches: int) -> float:
+        """Train on the samples ``idx``; returns the batch's mean loss."""
+        model = self.model
+        # Overflow is checked below, with an error that says where: NumPy's warnings on the way there
+        # would only repeat it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = model._batch_loss(np.take(self.x, idx, model._x_axis), np.take(self.y, idx, model._y_axis),
+                                     train=True)
+            grads = model._grads()
+            norm = clip_grad_norm(grads, self.clip) if self.clip is not None else grad_norm(grads)
+        if not (np.isfinite(loss) and np.isfinite(norm)):
+            # Stop before the optimizer step: the weights stay those of the last good step.
+            raise diverged(epoch, b, batches, loss, norm)
+        self.opt.step(grads)
+        model.fitted = True
+        return loss
+
+    def validate(self, xv, yv) -> tuple:
+        model = self.model
+        return model._mean_loss(model._x_internal(xv), model._y_internal(yv)), model._score_checked(xv, yv)
+
+    def end_epoch(self, epoch: int, history: dict) -> str:
+        """Anything to do after an epoch; returns text for the epoch's summary line."""
+        return ""
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -278,7 +327,7 @@ class Model:
     # -- the public API -----------------------------------------------------------------------------
 
     def fit(self, X, Y, *, epochs=10, batch_size=32, lr=1e-3, optimizer="adam", clip=5.0,
-            validation_data=None, verbose=1) -> dict:
+            validation_data=None, verbose=1, comm=None) -> dict:
         """Train on X, Y with mini-batches (reshuffled each epoch from the model's seed).
 
         Returns the history, lists with one entry per epoch: "loss" (the mean training loss) and
@@ -287,7 +336,18 @@ class Model:
         ``clip`` is the maximum global gradient norm (None: no clipping); ``optimizer`` is "adam" or
         "sgd" (momentum 0.9).  ``verbose``: 0 silent, 1 a progress bar per epoch (tqdm), 2 a line per
         epoch.  Calling fit again continues from the current weights.
+        ``comm`` (an mpi4py communicator, every rank passing the same X and Y) trains data-parallel
+        over its ranks, to the same losses: see ``rnnkit.distributed``.
         """
+        if comm is not None:  # mpi4py is imported only here, only when a communicator is given
+            from . import distributed
+            return distributed.fit(self, X, Y, comm=comm, epochs=epochs, batch_size=batch_size, lr=lr,
+                                   optimizer=optimizer, clip=clip, validation_data=validation_data, verbose=verbose)
+        return self._fit(X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, verbose, self._train)
+
+    def _fit(self, X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, verbose, train) -> dict:
+        """fit's checks and set-up, then ``train(x, y, opt, history, epochs, batch_size, clip, validation,
+        verbose)``: ``self._train``, or rnnkit.distributed's loop."""
         epochs = check_int("epochs", epochs)
         batch_size = check_int("batch_size", batch_size)
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not clip > 0):
@@ -315,10 +375,14 @@ class Model:
         if validation is not None:
             history.update(val_loss=[], val_score=[])
         with _one_blas_thread(self.backend):
-            self._train(x, y, opt, history, epochs, batch_size, clip, validation, verbose)
+            train(x, y, opt, history, epochs, batch_size, clip, validation, verbose)
         return history
 
-    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, verbose):
+    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, verbose, steps=None):
+        """The training loop: epochs of batches in a fresh order from the model's generator, the
+        progress bar, the history.  ``steps`` does each batch's work, the validation and the end of an
+        epoch: ``_LocalSteps`` (this process) unless rnnkit.distributed passes its own."""
+        steps = steps or _LocalSteps(self, x, y, opt, clip)
         n = x.shape[self._x_axis]
         batches = -(-n // batch_size)
         for epoch in range(epochs):
@@ -328,22 +392,7 @@ class Model:
             total = 0.0
             for b in range(batches):
                 idx = order[b * batch_size:(b + 1) * batch_size]
-                # Overflow is checked below, with an error that says where: NumPy's warnings on the
-                # way there would only repeat it.
-                with np.errstate(over="ignore", invalid="ignore"):
-                    loss = self._batch_loss(np.take(x, idx, self._x_axis), np.take(y, idx, self._y_axis), train=True)
-                    grads = self._grads()
-                    norm = clip_grad_norm(grads, clip) if clip is not None else grad_norm(grads)
-                if not (np.isfinite(loss) and np.isfinite(norm)):
-                    # Stop before the optimizer step: the weights stay those of the last good step.
-                    what = f"the loss is {loss}" if not np.isfinite(loss) else f"the gradient norm is {norm}"
-                    raise FloatingPointError(
-                        f"training diverged at epoch {epoch + 1}, batch {b + 1} of {batches}: {what}; the "
-                        f"weights are those after the last good step.  Lower lr, clip the gradients (clip=...), "
-                        f"or scale the inputs and targets.")
-                opt.step(grads)
-                self.fitted = True
-                total += loss * len(idx)
+                total += steps.batch(idx, epoch, b, batches) * len(idx)
                 if bar is not None:
                     bar.update()
                     if b % 8 == 0 or b == batches - 1:
@@ -353,10 +402,11 @@ class Model:
             self.fitted = True
             summary = f"loss={history['loss'][-1]:.4f}"
             if validation is not None:
-                xv, yv = validation
-                history["val_loss"].append(self._mean_loss(self._x_internal(xv), self._y_internal(yv)))
-                history["val_score"].append(self._score_checked(xv, yv))
-                summary += f" val_loss={history['val_loss'][-1]:.4f} val_score={history['val_score'][-1]:.4f}"
+                val_loss, val_score = steps.validate(*validation)
+                history["val_loss"].append(val_loss)
+                history["val_score"].append(val_score)
+                summary += f" val_loss={val_loss:.4f} val_score={val_score:.4f}"
+            summary += steps.end_epoch(epoch, history)
             if bar is not None:
                 bar.set_postfix_str(summary)
                 bar.close()

@@ -7,6 +7,10 @@ from ._validation import check_num_threads
 
 __all__ = ["set_num_threads", "get_num_threads", "simd_isa", "set_simd_isa", "supported_isas", "info"]
 
+# Whether this process chose its thread count with set_num_threads (rnnkit.distributed then keeps it
+# instead of giving each rank its share of the node's cores).
+_num_threads_set = False
+
 
 def set_num_threads(n: int) -> None:
     """Set the number of OpenMP threads rnnkit's kernels use (1 <= n <= 1024).
@@ -18,7 +22,9 @@ def set_num_threads(n: int) -> None:
     n = check_num_threads(n)
     if not 1 <= n <= _core.MAX_THREADS:
         raise ValueError(f"num_threads must be between 1 and {_core.MAX_THREADS}, got {n}")
+    global _num_threads_set
     _core.set_num_threads(n)
+    _num_threads_set = True
 
 
 def get_num_threads() -> int:

@@ -277,7 +277,6 @@ def test_backward_errors():
         layer.backward(None, np.zeros((1, 2, 4), np.float32))
 
 
-@pytest.mark.skipif("lstm" not in CELLS, reason="the LSTM cell is not built")
 def test_lstm_state_must_be_a_pair():
     layer = RNN(3, 4, cell="lstm")
     with pytest.raises(TypeError, match=r"h0 must be a tuple of 2 arrays \(h, c\)"):

@@ -101,15 +101,21 @@ def test_a_cell_missing_from_the_build_is_reported_not_fatal(tmp_path, monkeypat
 
 
 def test_goals_are_judged_on_full_size_cases_only():
-    def record(case, mode, impl, ms, full_size=True):
-        return {"case": case, "cell": "tanh", "mode": mode, "impl": impl, "ms": ms, "flops": 2e9, "full_size": full_size}
+    def record(case, mode, impl, ms, full_size=True, cell="tanh"):
+        return {"case": case, "cell": cell, "mode": mode, "impl": impl, "ms": ms, "flops": 2e9, "full_size": full_size}
 
     records = [record("S1", "forward", "rnnkit", 1.0), record("S1", "forward", "torch", 12.0),
                record("S1", "forward", "numpy", 4.0), record("S1", "forward", "onnx", 0.5),
                record("S2", "train", "rnnkit", 10.0), record("S2", "train", "rnnkit-1t", 18.0),
-               record("S3", "forward", "rnnkit", 1.0, full_size=False)]
+               record("S3", "forward", "rnnkit", 1.0, full_size=False),
+               # the gated cells' goals read their own cell's rows, not the vanilla ones
+               record("S2", "train", "rnnkit", 40.0, cell="lstm"), record("S2", "train", "torch", 64.0, cell="lstm"),
+               record("S2", "train", "rnnkit", 20.0, cell="gru"), record("S2", "train", "torch", 60.0, cell="gru"),
+               record("S1", "forward", "rnnkit", 1.0, cell="gru"), record("S1", "forward", "torch", 3.0, cell="gru")]
     report.add_ratios(records, peak_gflops=400.0)
-    gemm = [{"ratio": 0.9, "full_size": True}, {"ratio": 0.7, "full_size": True}, {"ratio": 0.1, "full_size": False}]
+    gemm = [{"ratio": 0.9, "full_size": True, "cell": "tanh"}, {"ratio": 0.85, "full_size": True, "cell": "relu"},
+            {"ratio": 0.7, "full_size": True, "cell": "lstm"}, {"ratio": 0.95, "full_size": True, "cell": "gru"},
+            {"ratio": 0.1, "full_size": False, "cell": "tanh"}]
     goals = {g["goal"]: g for g in report.evaluate_goals(records, gemm)}
 
     def judged(text):
@@ -121,7 +127,14 @@ def test_goals_are_judged_on_full_size_cases_only():
     assert judged("S2 forward+backward: ≥ 55% of the GEMM peak") == (pytest.approx(50.0), False)  # 200 of 400
     assert judged("S2 forward+backward: N threads vs 1 thread ≥ 1.7×") == (pytest.approx(1.8), True)
     assert judged("S3 forward: ≥ 75% of the GEMM peak") == (None, None)  # not the full size
-    assert judged("GEMM: ≥ 80% of numpy's matmul on every all-timestep shape (worst shape)") == (pytest.approx(70.0), False)
+    assert judged("LSTM S2 forward+backward: ≥ 1.5× faster than torch") == (pytest.approx(1.6), True)
+    assert judged("GRU S2 forward+backward: ≥ 2.5× faster than torch") == (pytest.approx(3.0), True)
+    assert judged("GRU S1 forward: ≥ 10× faster than torch") == (pytest.approx(3.0), False)
+    assert judged("LSTM S2 forward: ≥ 1.0× torch") == (None, None)  # not measured
+    assert judged("GEMM: ≥ 80% of numpy's matmul on every vanilla-cell product shape (worst shape)") == (
+        pytest.approx(85.0), True)
+    assert judged("GEMM: ≥ 80% of numpy's matmul on every LSTM/GRU product shape (worst shape)") == (
+        pytest.approx(70.0), False)
 
 
 def test_check_outputs_refuses_what_differs():

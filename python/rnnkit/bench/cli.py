@@ -181,7 +181,7 @@ class GemmPeak:
 
 
 def gemm_shapes(args) -> list:
-    """The all-timestep products of each case and cell: (case, what, M, K, N) for c = a (M, K) @ b (K, N)."""
+    """The all-timestep products of each case and cell: (case, cell, what, M, K, N) for c = a (M, K) @ b (K, N)."""
     shapes = []
     for case in args.cases:
         for cell in args.cell:  # tanh and relu share shapes: deduplicated below
@@ -193,8 +193,8 @@ def gemm_shapes(args) -> list:
                                (f"{label} dW_hh = dpreᵀ·h", gh, rows, case.hidden),
                                (f"{label} dx = dpre·W_ih", rows, gh, case.inputs)]
             for what, m, k, n in candidates:
-                if all((m, k, n) != tuple(s[2:]) for s in shapes):
-                    shapes.append((case, what, m, k, n))
+                if all((m, k, n) != tuple(s[3:]) for s in shapes):
+                    shapes.append((case, cell, what, m, k, n))
     return shapes
 
 
@@ -203,10 +203,10 @@ def gemm_comparison(args) -> list:
 
     results = []
     rng = np.random.default_rng(1)
-    for case, what, m, k, n in gemm_shapes(args):
+    for case, cell, what, m, k, n in gemm_shapes(args):
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
-        entry = {"what": what, "case": case.name, "full_size": case in CASES, "shape": [m, k, n], "flops": 2.0 * m * k * n}
+        entry = {"what": what, "case": case.name, "cell": cell, "full_size": case in CASES, "shape": [m, k, n], "flops": 2.0 * m * k * n}
         check = check_outputs({"c": _core.matmul(a, b)}, {"c": a @ b}, args.tolerance)
         entry["error"] = check.error
         if not check.ok:

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 import rnnkit
+from rnnkit import _core
 from helpers import CELLS, backward, forward, make_problem, make_rnn_problem, upstream
 
-SHAPES = {"odd": (7, 5, 13, 37), "chunks": (60, 11, 9, 70), "wide": (3, 40, 100, 300)}
+# (T, B, I, H).  "rows": one block of units on every path (H <= nr) and several row tiles, so the
+# threads split the batch rows.
+SHAPES = {"odd": (7, 5, 13, 37), "chunks": (60, 11, 9, 70), "wide": (3, 40, 100, 300), "rows": (9, 30, 7, 4)}
 
 
 def forward_backward(cell, problem, grads):
@@ -30,6 +33,31 @@ def test_results_are_bitwise_identical_for_any_thread_count(isa, threads, dtype,
         threads(n)
         for got, want in zip(forward_backward(cell, problem, grads), baseline):
             np.testing.assert_array_equal(got, want, err_msg=f"{n} threads")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threads_split_rows_only_when_the_unit_blocks_run_out(isa, threads, dtype):
+    """The per-step work is shared by unit blocks; rows are split as well only when there are more
+    threads than blocks — as in the "rows" shape above, so the bitwise test covers that split."""
+    _, batch, _, hidden = SHAPES["rows"]
+    for n in (2, 3, 4):
+        threads(n)
+        used, block_groups, row_groups = _core._step_plan(batch, hidden, 1, dtype)
+        assert 2 <= used <= n  # (no more threads than blocks x row tiles)
+        assert block_groups == 1
+        assert 1 < row_groups <= used
+    # plenty of blocks (H = 256 is 8 to 16 blocks on every path): the rows stay whole
+    threads(2)
+    assert tuple(_core._step_plan(32, 256, 1, dtype)) == (2, 2, 1)
+    threads(8)
+    assert tuple(_core._step_plan(32, 256, 4, dtype)) == (8, 8, 1)
+    # one sequence (B = 1) has one row tile: nothing to split, the team stops at the block count
+    threads(16)
+    used, block_groups, row_groups = _core._step_plan(1, 64, 1, dtype)
+    assert row_groups == 1
+    assert used == block_groups
+    with pytest.raises(TypeError, match="dtype"):
+        _core._step_plan(4, 4, 1, "int8")
 
 
 def test_set_num_threads_round_trips(threads):

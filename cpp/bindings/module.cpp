@@ -238,6 +238,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_min_work_per_thread", &rnnkit::set_min_work_per_thread, py::arg("n"),
         "Multiply-adds each thread must get between two barriers before a call uses it (tests: 1).");
   m.def("_min_work_per_thread", &rnnkit::min_work_per_thread);
+  m.def("_step_plan", [](int64_t batch, int64_t hidden, int gates, const std::string& dtype) {
+    if (batch < 1 || hidden < 1 || gates < 1) throw py::value_error("batch, hidden and gates must be >= 1");
+    if (dtype == "float32") return rnnkit::step_plan<float>(batch, hidden, gates);
+    if (dtype == "float64") return rnnkit::step_plan<double>(batch, hidden, gates);
+    throw py::type_error("dtype must be 'float32' or 'float64', got '" + dtype + "'");
+  }, py::arg("batch"), py::arg("hidden"), py::arg("gates") = 1, py::arg("dtype") = "float32",
+        "(threads, block groups, row groups): how the kernels would share a step of this size now.");
   m.def("_last_scratch_bytes", &rnnkit::last_scratch_bytes,
         "Bytes of scratch memory the last kernel call on this thread took (beyond its outputs).");
 

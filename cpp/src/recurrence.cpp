@@ -4,9 +4,11 @@
 // register tile.  Row index of a (T, B, .) array viewed as (T*B, .): t*B + b.
 //
 // Both passes run inside ONE parallel region.  Each thread owns a fixed, contiguous set of blocks of
-// nr hidden units for the whole call — all G gates of those units: it packs the matching panels of
-// W_hh once (so they stay in its own cache for all T steps), computes those units at every step,
-// applies the cell while the tile is in cache, and meets the others at one barrier per step.  The
+// nr hidden units for the whole call — all G gates of those units: the matching panels of W_hh are
+// packed once (so they stay in its own cache for all T steps), it computes those units at every step,
+// applies the cell while the tile is in cache, and meets the others at one barrier per step.  When
+// there are more threads than blocks (H = 256 is 8 blocks on AVX-512), the batch rows are split too:
+// a thread then owns its blocks' units for a contiguous range of row tiles.  The
 // state each step needs from all threads (h_{t-1}, dpre_t) is read in place, where the cells wrote
 // it: no copy, and each cache line crosses between cores once.
 //
@@ -40,18 +42,62 @@ struct RowTiles {
 // while each GEMM is still long enough in K to run near peak.
 constexpr int64_t kChunkRows = 512;
 
-// The blocks of nr hidden units a thread owns for the whole call — [begin, end) of ceil(H / nr), a
-// contiguous share — and the units they hold, [first_unit, first_unit + units).
-struct UnitBlocks {
+// [lo, hi) of part i when n things are split into `parts` contiguous, even shares.
+inline void split(int64_t n, int64_t parts, int64_t i, int64_t& lo, int64_t& hi) {
+  lo = n * i / parts;
+  hi = n * (i + 1) / parts;
+}
+
+// How a team shares the per-step work: the ceil(H / nr) unit blocks in `block_groups` contiguous
+// groups, and the row tiles in `row_groups` contiguous groups; thread tid owns block group
+// tid / row_groups for row group tid % row_groups (threads beyond block_groups * row_groups own
+// nothing: they only help with the all-timestep GEMMs).  Row groups end on the tiles' boundaries, so
+// every element is computed by the same tile, the same way, for any team size.  The plan minimises
+// the busiest thread's (blocks x rows), preferring fewer row groups: each row group reads all of its
+// blocks' panels every step.
+struct StepPlan {
+  int64_t block_groups = 1, row_groups = 1;
+  StepPlan(int threads, int64_t blocks, const RowTiles& tiles) {
+    int64_t best = -1;
+    for (int64_t r = 1; r <= std::min<int64_t>(threads, tiles.count()); ++r) {
+      const int64_t g = std::min<int64_t>(blocks, threads / r);
+      int64_t rows = 0;
+      for (int64_t i = 0; i < r; ++i) {
+        int64_t lo, hi;
+        split(tiles.count(), r, i, lo, hi);
+        rows = std::max(rows, std::min(tiles.rows, hi * tiles.mr) - lo * tiles.mr);
+      }
+      const int64_t cost = ceil_div(blocks, g) * rows;
+      if (best < 0 || cost < best) best = cost, block_groups = g, row_groups = r;
+    }
+  }
+};
+
+// What one thread owns for the whole call: unit blocks [begin, end) — units [first_unit,
+// first_unit + units) — for row tiles [tile_begin, tile_end), batch rows [row_begin, row_end).
+// `packs`: it packs its blocks' panels of W_hh (the first row group does; the others read them after
+// the next barrier).
+struct Ownership {
   int64_t begin = 0, end = 0;
   int nr;
   int64_t hidden;
   int64_t first_unit = 0, units = 0;
-  UnitBlocks(const Team& team, int nr_, int64_t hidden_) : nr(nr_), hidden(hidden_) {
-    team.share(ceil_div(hidden, nr), begin, end);
-    if (end > begin) {
+  int64_t tile_begin = 0, tile_end = 0, row_begin = 0, row_end = 0;
+  bool packs = false;
+  Ownership(const Team& team, const StepPlan& plan, int nr_, int64_t hidden_, const RowTiles& tiles)
+      : nr(nr_), hidden(hidden_) {
+    const int64_t group = team.tid / plan.row_groups, row_group = team.tid % plan.row_groups;
+    if (group >= plan.block_groups) return;
+    split(ceil_div(hidden, nr), plan.block_groups, group, begin, end);
+    split(tiles.count(), plan.row_groups, row_group, tile_begin, tile_end);
+    row_begin = tiles.first_row(tile_begin);
+    row_end = std::min(tiles.rows, tiles.first_row(tile_end));
+    packs = row_group == 0;
+    if (end > begin && row_end > row_begin) {
       first_unit = first(begin);
       units = std::min(hidden, first(end)) - first_unit;
+    } else {
+      begin = end = tile_begin = tile_end = row_begin = row_end = 0;
     }
   }
   int64_t first(int64_t jb) const { return jb * nr; }
@@ -77,7 +123,9 @@ void sequence_forward(const ForwardArgs<Real>& a) {
   const int nr = k.nr;
   const int64_t blocks = ceil_div(H, nr);
   // Each step's product (B x GH x H multiply-adds) is what the per-step barrier separates.
-  const int threads = useful_threads(get_num_threads(), B * GH * H, blocks);
+  const RowTiles tiles{B, k.mr};
+  const int threads = useful_threads(get_num_threads(), B * GH * H, blocks * tiles.count());
+  const StepPlan plan(threads, blocks, tiles);
   PhaseClock clock(profiling_enabled());
 
   // The input projection's bias: b_ih + b_hh, except the GRU's n block, where b_hn belongs inside
@@ -97,7 +145,6 @@ void sequence_forward(const ForwardArgs<Real>& a) {
   Real* proj = a.cell == Cell::vanilla ? a.y : a.gates;
   const int64_t ld_proj = a.cell == Cell::vanilla ? a.ldy : GH;
 
-  const RowTiles tiles{B, k.mr};
   Real* w_packed = scratch.take<Real>(blocks * G * H * nr);  // panel (jb, g) of W_hh^T
   GemmWorkspace<Real> ws(k, threads, scratch, T * B, GH, I);
   auto panel = [&](int64_t jb, int g) { return w_packed + (jb * G + g) * H * nr; };
@@ -110,13 +157,15 @@ void sequence_forward(const ForwardArgs<Real>& a) {
     auto mark = [&](Phase phase) {
       if (team.tid == 0) clock.mark(phase);
     };
-    const UnitBlocks own(team, nr, H);
+    const Ownership own(team, plan, nr, H, tiles);
     const int64_t u_own = own.first_unit, units = own.units;
-    for (int64_t jb = own.begin; jb < own.end; ++jb) {
-      for (int g = 0; g < G; ++g) pack_panel(w_hh_t, 0, H, g * H + own.first(jb), g * H + H, nr, panel(jb, g));
-    }
+    if (own.packs)
+      for (int64_t jb = own.begin; jb < own.end; ++jb) {
+        for (int g = 0; g < G; ++g) pack_panel(w_hh_t, 0, H, g * H + own.first(jb), g * H + H, nr, panel(jb, g));
+      }
     mark(Phase::setup);
-    // Input projection for all timesteps at once.  (gemm_team ends with a barrier.)
+    // Input projection for all timesteps at once.  (gemm_team ends with a barrier, after which every
+    // panel is packed.)
     gemm_team<Real>(team, k, ws, T * B, GH, I, x, w_ih_t, proj, ld_proj, bias, false);
     mark(Phase::input_gemm);
 
@@ -135,7 +184,7 @@ void sequence_forward(const ForwardArgs<Real>& a) {
         const int64_t u0 = own.first(jb);
         const int n = own.width(jb);
         for (int g = 0; g < G; ++g)
-          for (int64_t r = 0; r < tiles.count(); ++r) {
+          for (int64_t r = own.tile_begin; r < own.tile_end; ++r) {
             const int m = tiles.height(r);
             const int64_t row0 = t * B + tiles.first_row(r);
             const Real* a_rows = has_prev ? prev + tiles.first_row(r) * ld_prev : nullptr;
@@ -151,7 +200,7 @@ void sequence_forward(const ForwardArgs<Real>& a) {
       // Then the cell over all the units this thread owns (contiguous), row by row, while they are
       // still in this core's cache.
       if (units > 0) {
-        for (int64_t b = 0; b < B; ++b) {
+        for (int64_t b = own.row_begin; b < own.row_end; ++b) {
           const int64_t row = t * B + b;
           Real* h = yt + b * a.ldy + u_own;
           if (a.cell == Cell::vanilla) {
@@ -203,10 +252,11 @@ void sequence_backward(const BackwardArgs<Real>& a) {
   }
   const int nr = k.nr;
   const int64_t blocks = ceil_div(H, nr);
-  const int threads = useful_threads(get_num_threads(), B * GH * H, blocks);
+  const RowTiles tiles{B, k.mr};
+  const int threads = useful_threads(get_num_threads(), B * GH * H, blocks * tiles.count());
+  const StepPlan plan(threads, blocks, tiles);
   PhaseClock clock(profiling_enabled());
   const int64_t chunk_steps = std::min<int64_t>(T, std::max<int64_t>(1, ceil_div(kChunkRows, B)));
-  const RowTiles tiles{B, k.mr};
   // dpre: gradient of the input-side pre-activations of one chunk — also the hidden side's, except
   // the GRU's n block, whose hidden-side gradient (of W_hn h + b_hn) is dhn.
   const int64_t chunk_rows = chunk_steps * B;
@@ -226,11 +276,12 @@ void sequence_backward(const BackwardArgs<Real>& a) {
     auto mark = [&](Phase phase) {
       if (team.tid == 0) clock.mark(phase);
     };
-    const UnitBlocks own(team, nr, H);
+    const Ownership own(team, plan, nr, H, tiles);
     const int64_t u_own = own.first_unit, units = own.units;
+    // (the panels are read after the first step's barrier)
     for (int64_t jb = own.begin; jb < own.end; ++jb) {
-      pack_panel(w_hh, 0, GH, own.first(jb), H, nr, w_packed + jb * GH * nr);
-      for (int64_t b = 0; b < B; ++b)
+      if (own.packs) pack_panel(w_hh, 0, GH, own.first(jb), H, nr, w_packed + jb * GH * nr);
+      for (int64_t b = own.row_begin; b < own.row_end; ++b)
         for (int64_t j = own.first(jb); j < own.first(jb) + own.width(jb); ++j) {
           dh[b * H + j] = a.dh_n ? a.dh_n[b * H + j] : Real(0);
           if (lstm) dc[b * H + j] = a.dc_n ? a.dc_n[b * H + j] : Real(0);
@@ -249,7 +300,7 @@ void sequence_backward(const BackwardArgs<Real>& a) {
       // The cell's backward for this thread's units (contiguous), row by row: dpre_t, and dh/dc's
       // own parts.
       if (units > 0) {
-        for (int64_t b = 0; b < B; ++b) {
+        for (int64_t b = own.row_begin; b < own.row_end; ++b) {
           const int64_t row = t * B + b;
           const Real* dy = a.dy ? a.dy + row * a.lddy + u_own : nullptr;
           Real* dh_b = dh + b * H + u_own;
@@ -274,7 +325,7 @@ void sequence_backward(const BackwardArgs<Real>& a) {
       // The GRU's hidden-side gradient is [dpre_r | dpre_z | dhn]: two products, added to the direct
       // part dh_t * z that its cell left in dh.
       for (int64_t jb = own.begin; jb < own.end; ++jb)
-        for (int64_t r = 0; r < tiles.count(); ++r) {
+        for (int64_t r = own.tile_begin; r < own.tile_end; ++r) {
           const int m = tiles.height(r);
           const int64_t b0 = tiles.first_row(r);
           Real* c = dh + b0 * H + own.first(jb);
@@ -340,7 +391,7 @@ void sequence_backward(const BackwardArgs<Real>& a) {
     }
 
     for (int64_t jb = own.begin; jb < own.end; ++jb)
-      for (int64_t b = 0; b < B; ++b)
+      for (int64_t b = own.row_begin; b < own.row_end; ++b)
         for (int64_t j = own.first(jb); j < own.first(jb) + own.width(jb); ++j) {
           a.dh0[b * H + j] = dh[b * H + j];
           if (lstm) a.dc0[b * H + j] = dc[b * H + j];
@@ -352,6 +403,18 @@ void sequence_backward(const BackwardArgs<Real>& a) {
   clock.publish();
 }
 
+template <typename Real>
+std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates) {
+  const KernelTable<Real>& k = active_kernels<Real>();
+  const int64_t blocks = ceil_div(hidden, k.nr);
+  const RowTiles tiles{batch, k.mr};
+  const int threads = useful_threads(get_num_threads(), batch * gates * hidden * hidden, blocks * tiles.count());
+  const StepPlan plan(threads, blocks, tiles);
+  return {threads, plan.block_groups, plan.row_groups};
+}
+
+template std::array<int64_t, 3> step_plan<float>(int64_t, int64_t, int);
+template std::array<int64_t, 3> step_plan<double>(int64_t, int64_t, int);
 template void sequence_forward<float>(const ForwardArgs<float>&);
 template void sequence_forward<double>(const ForwardArgs<double>&);
 template void sequence_backward<float>(const BackwardArgs<float>&);

@@ -9,6 +9,7 @@
 // bindings validate every argument before calling them.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -109,6 +110,9 @@ struct BackwardArgs {
 
 template <typename Real> void sequence_forward(const ForwardArgs<Real>& args);
 template <typename Real> void sequence_backward(const BackwardArgs<Real>& args);
+// How both passes would share the per-step work of a (batch x hidden) cell of `gates` gates on the
+// active ISA: {threads, block groups, row groups} (StepPlan in recurrence.cpp; for tests).
+template <typename Real> std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates);
 
 // ---- the GEMM the kernels use for their all-timestep products ------------------------------------
 // c (M x N) = a (M x K) * b (K x N), all row-major and contiguous; run by get_num_threads() threads.

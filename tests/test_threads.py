@@ -1,6 +1,10 @@
 """Bitwise determinism: the same bits for any thread count and from run to run, and the GIL is
 released while a kernel runs."""
 
+import os
+import pathlib
+import subprocess
+import sys
 import threading
 import time
 
@@ -40,6 +44,10 @@ def test_threads_split_rows_only_when_the_unit_blocks_run_out(isa, threads, dtyp
     """The per-step work is shared by unit blocks; rows are split as well only when there are more
     threads than blocks — as in the "rows" shape above, so the bitwise test covers that split."""
     _, batch, _, hidden = SHAPES["rows"]
+    if not rnnkit.info()["openmp"]:  # the portable build without OpenMP runs every call on one thread
+        threads(4)
+        assert tuple(_core._step_plan(batch, hidden, 1, dtype)) == (1, 1, 1)
+        return
     for n in (2, 3, 4):
         threads(n)
         used, block_groups, row_groups = _core._step_plan(batch, hidden, 1, dtype)
@@ -58,6 +66,35 @@ def test_threads_split_rows_only_when_the_unit_blocks_run_out(isa, threads, dtyp
     assert used == block_groups
     with pytest.raises(TypeError, match="dtype"):
         _core._step_plan(4, 4, 1, "int8")
+
+
+def test_a_team_smaller_than_asked_for_still_computes_every_row(tmp_path):
+    """OpenMP may start fewer threads than a call asks for (OMP_THREAD_LIMIT, nested regions): the
+    share of work must follow the team that actually runs, or rows go missing."""
+    script = tmp_path / "limited.py"
+    script.write_text(
+        "import sys, numpy as np, rnnkit\n"
+        "from rnnkit import _core\n"
+        f"sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})\n"
+        "from helpers import CELLS, backward, forward, make_problem, upstream\n"
+        "_core._set_min_work_per_thread(1)\n"
+        "rnnkit.set_num_threads(4)\n"
+        f"shape = {SHAPES['rows']!r}\n"
+        "for cell in CELLS:\n"
+        "    p = make_problem(cell, *shape, np.float64)\n"
+        "    g = upstream(cell, shape[0], shape[1], shape[3], np.float64)\n"
+        "    got, cache = forward(rnnkit, cell, p)\n"
+        "    want, ref_cache = forward(rnnkit.reference, cell, p)\n"
+        "    got = (*got, *backward(rnnkit, cell, cache, g))\n"
+        "    want = (*want, *backward(rnnkit.reference, cell, ref_cache, g))\n"
+        "    for a, b in zip(got, want):\n"
+        "        if a is not None or b is not None:\n"
+        "            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9, err_msg=cell)\n"
+        "print('ok', _core._step_plan(shape[1], shape[3], 1, 'float64'))\n")
+    env = {**os.environ, "OMP_THREAD_LIMIT": "2"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("ok"), done.stdout
 
 
 def test_set_num_threads_round_trips(threads):

@@ -84,8 +84,9 @@ struct Ownership {
   int64_t first_unit = 0, units = 0;
   int64_t tile_begin = 0, tile_end = 0, row_begin = 0, row_end = 0;
   bool packs = false;
-  Ownership(const Team& team, const StepPlan& plan, int nr_, int64_t hidden_, const RowTiles& tiles)
-      : nr(nr_), hidden(hidden_) {
+  Ownership(const Team& team, int nr_, int64_t hidden_, const RowTiles& tiles) : nr(nr_), hidden(hidden_) {
+    // From the team as it is: OpenMP may give fewer threads than asked for (nesting, limits).
+    const StepPlan plan(team.size, ceil_div(hidden, nr), tiles);
     const int64_t group = team.tid / plan.row_groups, row_group = team.tid % plan.row_groups;
     if (group >= plan.block_groups) return;
     split(ceil_div(hidden, nr), plan.block_groups, group, begin, end);
@@ -125,7 +126,6 @@ void sequence_forward(const ForwardArgs<Real>& a) {
   // Each step's product (B x GH x H multiply-adds) is what the per-step barrier separates.
   const RowTiles tiles{B, k.mr};
   const int threads = useful_threads(get_num_threads(), B * GH * H, blocks * tiles.count());
-  const StepPlan plan(threads, blocks, tiles);
   PhaseClock clock(profiling_enabled());
 
   // The input projection's bias: b_ih + b_hh, except the GRU's n block, where b_hn belongs inside
@@ -157,7 +157,7 @@ void sequence_forward(const ForwardArgs<Real>& a) {
     auto mark = [&](Phase phase) {
       if (team.tid == 0) clock.mark(phase);
     };
-    const Ownership own(team, plan, nr, H, tiles);
+    const Ownership own(team, nr, H, tiles);
     const int64_t u_own = own.first_unit, units = own.units;
     if (own.packs)
       for (int64_t jb = own.begin; jb < own.end; ++jb) {
@@ -254,7 +254,6 @@ void sequence_backward(const BackwardArgs<Real>& a) {
   const int64_t blocks = ceil_div(H, nr);
   const RowTiles tiles{B, k.mr};
   const int threads = useful_threads(get_num_threads(), B * GH * H, blocks * tiles.count());
-  const StepPlan plan(threads, blocks, tiles);
   PhaseClock clock(profiling_enabled());
   const int64_t chunk_steps = std::min<int64_t>(T, std::max<int64_t>(1, ceil_div(kChunkRows, B)));
   // dpre: gradient of the input-side pre-activations of one chunk — also the hidden side's, except
@@ -276,7 +275,7 @@ void sequence_backward(const BackwardArgs<Real>& a) {
     auto mark = [&](Phase phase) {
       if (team.tid == 0) clock.mark(phase);
     };
-    const Ownership own(team, plan, nr, H, tiles);
+    const Ownership own(team, nr, H, tiles);
     const int64_t u_own = own.first_unit, units = own.units;
     // (the panels are read after the first step's barrier)
     for (int64_t jb = own.begin; jb < own.end; ++jb) {
@@ -408,7 +407,11 @@ std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates) {
   const KernelTable<Real>& k = active_kernels<Real>();
   const int64_t blocks = ceil_div(hidden, k.nr);
   const RowTiles tiles{batch, k.mr};
+#ifdef _OPENMP
   const int threads = useful_threads(get_num_threads(), batch * gates * hidden * hidden, blocks * tiles.count());
+#else
+  const int threads = 1;  // run_team runs every call on the calling thread
+#endif
   const StepPlan plan(threads, blocks, tiles);
   return {threads, plan.block_groups, plan.row_groups};
 }

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 import rnnkit
 
 HERE = Path(__file__).resolve()
@@ -67,9 +66,8 @@ def run(args, comm):
 
 def worker(args):
     """Under mpiexec: train with comm=COMM_WORLD; rank 0 prints the result as JSON."""
-    from mpi4py import MPI
-
     import rnnkit.distributed
+    from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
     owned = rnnkit.distributed.threads_per_rank(comm)

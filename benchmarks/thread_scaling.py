@@ -17,7 +17,6 @@ import platform
 import time
 
 import numpy as np
-
 import rnnkit
 from rnnkit import reference
 

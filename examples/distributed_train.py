@@ -17,7 +17,6 @@ import argparse
 import time
 
 import numpy as np
-
 import rnnkit
 import rnnkit.distributed  # imports no MPI by itself
 from rnnkit import ManyToOne

@@ -1,7 +1,6 @@
 """Shared fixtures: every test that runs a kernel can be parametrized over SIMD paths and threads."""
 
 import pytest
-
 import rnnkit
 from rnnkit import _core
 

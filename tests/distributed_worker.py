@@ -9,7 +9,6 @@ import os
 import sys
 
 import numpy as np
-
 import rnnkit
 from rnnkit import ManyToMany, ManyToOne, OneToMany, OneToOne, Seq2Seq
 
@@ -158,9 +157,8 @@ def raises(comm, out):
 
 
 def main():
-    from mpi4py import MPI
-
     import rnnkit.distributed  # noqa: F401 - threads_per_rank
+    from mpi4py import MPI
 
     scenario, out = sys.argv[1], sys.argv[2]
     comm = MPI.COMM_WORLD

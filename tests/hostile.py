@@ -6,18 +6,17 @@ still valid data, return what the reference returns.  Prints one JSON line: per 
 calls tried, refused and accepted; exits 1 if any call did anything else.
 """
 
+import copy
 import json
 import sys
 import traceback
-import copy
 
 import numpy as np
-
 import rnnkit
 from rnnkit import _core, reference
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from helpers import CELLS, STATES, backward, forward, make_problem, upstream  # noqa: E402
+from helpers import CELLS, backward, forward, make_problem, upstream
 
 ALLOWED = (TypeError, ValueError, MemoryError, OverflowError)
 RESULTS: dict = {}
@@ -76,7 +75,7 @@ def main():
     rng = np.random.default_rng(0)
     for cell in CELLS:
         base = make_problem(cell, 3, 2, 4, 5, np.float32)
-        run = lambda p, c=cell: forward(rnnkit, c, p)  # noqa: E731
+        run = lambda p, c=cell: forward(rnnkit, c, p)
         for name in base:
             for value in WRONG_TYPES:
                 attempt("wrong type", lambda: run({**base, name: value}))
@@ -84,7 +83,7 @@ def main():
                 shape = base[name].shape if base[name] is not None else (2, 5)
                 bad = np.zeros(shape, dtype=dtype)
                 attempt("non-float dtype", lambda: run({**base, name: bad}))
-            for ndim in range(0, 5):
+            for ndim in range(5):
                 shape = tuple(int(d) for d in rng.integers(1, 4, ndim))
                 attempt("wrong ndim or shape", lambda: run({**base, name: np.zeros(shape, np.float32)}))
             if name in ("x", "w_ih", "w_hh"):

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
 import rnnkit
 from rnnkit.bench import adapters, main, report
 from rnnkit.bench.problems import GATES, Case, make_problem

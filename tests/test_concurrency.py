@@ -7,7 +7,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-
 import rnnkit
 from helpers import backward, forward, make_problem, upstream
 

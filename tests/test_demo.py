@@ -4,7 +4,6 @@ import datetime
 
 import numpy as np
 import pytest
-
 from rnnkit import datasets as ds
 from rnnkit import demo
 from rnnkit.__main__ import main as rnnkit_main

@@ -18,10 +18,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import distributed_worker as worker
 import numpy as np
 import pytest
-
-import distributed_worker as worker
 import rnnkit._model
 from rnnkit import Model
 from rnnkit.distributed import _share_of_cores, shard
@@ -149,7 +148,7 @@ def test_data_parallel_training_gives_the_single_process_losses_on_every_rank_al
     expected_threads = (2 if rnnkit.info()["openmp"] else 1) if ranks == 3 else owned
 
     assert len(result["cases"]) == len(worker.CASES)
-    for index, (case, got) in enumerate(zip(worker.CASES, result["cases"])):  # noqa: B905 - Python 3.9
+    for index, (case, got) in enumerate(zip(worker.CASES, result["cases"])):
         model_cls, task, dtype, options = case
         what = f"case {index}: {model_cls.__name__} {task} {dtype} {options}"
         want, reference, largest_norm = single_process_run(index)

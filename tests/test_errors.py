@@ -5,12 +5,11 @@ import re
 
 import numpy as np
 import pytest
-
 import rnnkit
-from rnnkit import reference
 from helpers import CELLS, STATES, make_problem, make_rnn_problem
 from helpers import backward as run_backward
 from helpers import forward as run_forward
+from rnnkit import reference
 
 BACKENDS = {"cpp": rnnkit, "numpy": reference}
 

@@ -3,11 +3,10 @@ dict, initialisation, layouts, and the errors bad input gets."""
 
 import numpy as np
 import pytest
-
 import rnnkit
+from helpers import assert_close
 from rnnkit import _cells
 from rnnkit.layers import RNN, Dense
-from helpers import assert_close
 
 
 def available_cells():

@@ -6,10 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-
 import rnnkit
-from rnnkit import _core
 from helpers import CELLS, backward, forward, make_problem, upstream
+from rnnkit import _core
 
 
 def resident_bytes():

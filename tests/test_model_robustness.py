@@ -6,7 +6,6 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from rnnkit import ManyToOne, Model, OneToOne
 
 
@@ -147,7 +146,7 @@ def test_a_corrupted_member_is_refused(saved):
     with zipfile.ZipFile(path, "w") as z:
         for n, blob in members.items():
             z.writestr(n, blob)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a readable rnnkit model file"):
         Model.load(path)
 
 

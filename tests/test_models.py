@@ -5,7 +5,6 @@ import re
 
 import numpy as np
 import pytest
-
 import rnnkit
 from rnnkit import ManyToMany, ManyToOne, Model, NotFittedError, OneToMany, OneToOne, Seq2Seq
 from test_layers import CELLS

@@ -3,7 +3,6 @@ overflows, and never undefined behaviour (the sanitizer build runs these too).""
 
 import numpy as np
 import pytest
-
 import rnnkit
 from helpers import CELLS, backward, forward, make_problem, upstream
 

@@ -3,10 +3,9 @@ every SIMD path this CPU runs, float32 and float64, 1 and 2 threads."""
 
 import numpy as np
 import pytest
-
 import rnnkit
-from rnnkit import reference
 from helpers import CELLS, assert_close, backward, forward, gradient_names, make_problem, upstream
+from rnnkit import reference
 
 SHAPES = {
     "T1-B1": (1, 1, 4, 8),

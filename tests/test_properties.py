@@ -3,12 +3,11 @@ strides, every other element, read-only, nested lists) and None-ness, for every 
 either matches the reference or raises one of the documented exceptions."""
 
 import numpy as np
+import rnnkit
+from helpers import CELLS, STATES, assert_close, backward, forward, gradient_names, make_problem, upstream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import rnnkit
 from rnnkit import reference
-from helpers import CELLS, STATES, assert_close, backward, forward, gradient_names, make_problem, upstream
 
 ALLOWED = (TypeError, ValueError, MemoryError, OverflowError)
 LAYOUTS = ["contiguous", "fortran", "negative-strides", "every-other", "read-only", "list"]

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-
-from rnnkit import reference
 from helpers import CELLS, backward, forward, gradient_names, make_problem, upstream
+from rnnkit import reference
 
 
 def loss(cell, problem, grads):

@@ -10,10 +10,9 @@ import time
 
 import numpy as np
 import pytest
-
 import rnnkit
-from rnnkit import _core
 from helpers import CELLS, backward, forward, make_problem, make_rnn_problem, upstream
+from rnnkit import _core
 
 # (T, B, I, H).  "rows": one block of units on every path (H <= nr) and several row tiles, so the
 # threads split the batch rows.

@@ -3,7 +3,6 @@ relu), nn.LSTM and nn.GRU (skipped without torch)."""
 
 import numpy as np
 import pytest
-
 import rnnkit
 from helpers import CELLS, assert_close, backward, gradient_names, upstream
 

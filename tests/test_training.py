@@ -3,7 +3,6 @@ installed), finite differences and the stability of the cross-entropy."""
 
 import numpy as np
 import pytest
-
 from rnnkit.losses import mse, softmax, softmax_cross_entropy
 from rnnkit.optim import SGD, Adam, clip_grad_norm, make_optimizer
 

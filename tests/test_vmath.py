@@ -3,7 +3,6 @@ every SIMD path: the maximum errors the README documents, NaN, infinities, zeros
 
 import numpy as np
 import pytest
-
 import rnnkit
 from rnnkit import _core
 

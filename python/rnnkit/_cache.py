@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 PRODUCERS = {
     ("cpp", "rnn"): "rnnkit.rnn_forward",
     ("cpp", "lstm"): "rnnkit.lstm_forward",
@@ -29,8 +27,22 @@ class Cache:
     """
 
     # A plain class with slots: it is made on every forward call, and a frozen dataclass costs ~2 us.
-    __slots__ = ("backend", "cell", "nonlinearity", "x", "h0", "c0", "w_ih", "w_hh", "y", "has_b_ih",
-                 "has_b_hh", "gates", "cells", "hidden_n")
+    __slots__ = (
+        "backend",
+        "c0",
+        "cell",
+        "cells",
+        "gates",
+        "h0",
+        "has_b_hh",
+        "has_b_ih",
+        "hidden_n",
+        "nonlinearity",
+        "w_hh",
+        "w_ih",
+        "x",
+        "y",
+    )
 
     def __init__(self, backend, cell, nonlinearity, x, h0, c0, w_ih, w_hh, y, has_b_ih, has_b_hh,
                  gates=None, cells=None, hidden_n=None):

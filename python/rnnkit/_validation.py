@@ -207,7 +207,7 @@ def sequence_backward_args(gradients: dict, steps: int, batch: int, hidden: int,
         if name == "dy":
             check_shape("dy", array, (steps, batch, hidden), "= (T, B, H), the shape of the forward's y")
         else:
-            check_shape(name, array, (batch, hidden), lambda: f"= (B, H), the shape of the forward's {name[1:]}")
+            check_shape(name, array, (batch, hidden), lambda name=name: f"= (B, H), the shape of the forward's {name[1:]}")
     return a
 
 

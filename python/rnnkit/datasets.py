@@ -16,8 +16,16 @@ import datetime
 
 import numpy as np
 
-__all__ = ["CharVocab", "DIGIT_NAMES", "load_digits", "caption_digits", "make_dates", "ALICE", "alice_text",
-           "char_windows"]
+__all__ = [
+    "ALICE",
+    "DIGIT_NAMES",
+    "CharVocab",
+    "alice_text",
+    "caption_digits",
+    "char_windows",
+    "load_digits",
+    "make_dates",
+]
 
 
 class CharVocab:

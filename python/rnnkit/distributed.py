@@ -58,7 +58,7 @@ from ._model import Model, diverged
 from ._validation import check_num_threads
 from .optim import clip_grad_norm, grad_norm
 
-__all__ = ["fit", "threads_per_rank", "shard"]
+__all__ = ["fit", "shard", "threads_per_rank"]
 
 # Model.fit's keyword arguments and defaults: the one place they are written down.
 _FIT_OPTIONS = {name: p.default for name, p in inspect.signature(Model.fit).parameters.items()

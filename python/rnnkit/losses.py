@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _validation as v
 
-__all__ = ["softmax", "log_softmax", "softmax_cross_entropy", "mse"]
+__all__ = ["log_softmax", "mse", "softmax", "softmax_cross_entropy"]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

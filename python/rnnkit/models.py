@@ -29,7 +29,7 @@ from ._cells import make_cell
 from ._model import Model, NotFittedError, as_state_tuple, from_state_tuple, one_hot
 from .layers import RNN, Dense, check_int
 
-__all__ = ["Model", "NotFittedError", "OneToOne", "OneToMany", "ManyToOne", "ManyToMany", "Seq2Seq"]
+__all__ = ["ManyToMany", "ManyToOne", "Model", "NotFittedError", "OneToMany", "OneToOne", "Seq2Seq"]
 
 
 class _LayerFactory:

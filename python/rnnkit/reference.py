@@ -24,7 +24,7 @@ import numpy as np
 from . import _validation as v
 from ._cache import Cache
 
-__all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward"]
+__all__ = ["gru_backward", "gru_forward", "lstm_backward", "lstm_forward", "rnn_backward", "rnn_forward"]
 
 
 def _sigmoid(a):

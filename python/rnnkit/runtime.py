@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import _core
 from ._validation import check_num_threads
 
-__all__ = ["set_num_threads", "get_num_threads", "simd_isa", "set_simd_isa", "supported_isas", "info"]
+__all__ = ["get_num_threads", "info", "set_num_threads", "set_simd_isa", "simd_isa", "supported_isas"]
 
 # Whether this process chose its thread count with set_num_threads (rnnkit.distributed then keeps it
 # instead of giving each rank its share of the node's cores).

@@ -90,8 +90,8 @@ def _tensorflow(threads: int):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
         with _quiet_stderr():  # the import prints a banner from C++ that no setting turns off
-            import tensorflow as tf
             import keras
+            import tensorflow as tf
     except ImportError as exc:
         raise Unavailable(f"tensorflow/keras not importable: {exc}") from None
     if keras.backend.backend() != "tensorflow":

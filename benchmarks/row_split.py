@@ -12,34 +12,24 @@ import time
 
 import numpy as np
 import rnnkit
+from profile_phases import GATES, passes, problem
 from rnnkit import _core
 
 CASES = [(100, 64, 32, 32, "tanh"), (100, 64, 32, 32, "gru"), (50, 128, 16, 16, "lstm"),
          (100, 32, 16, 24, "tanh"), (200, 256, 8, 16, "lstm")]
-GATES = {"tanh": 1, "lstm": 4, "gru": 3}
 
 
-def train_step(cell, T, B, I, H, rng):
-    G = GATES[cell]
-    x = rng.standard_normal((T, B, I)).astype(np.float32)
-    w_ih = rng.uniform(-0.3, 0.3, (G * H, I)).astype(np.float32)
-    w_hh = rng.uniform(-0.3, 0.3, (G * H, H)).astype(np.float32)
-    b = np.zeros(G * H, np.float32)
-    dy = rng.standard_normal((T, B, H)).astype(np.float32)
-    if cell == "tanh":
-        return lambda: rnnkit.rnn_backward(rnnkit.rnn_forward(x, None, w_ih, w_hh, b, b)[-1], dy, None)
-    if cell == "gru":
-        return lambda: rnnkit.gru_backward(rnnkit.gru_forward(x, None, w_ih, w_hh, b, b)[-1], dy, None)
-    return lambda: rnnkit.lstm_backward(rnnkit.lstm_forward(x, None, None, w_ih, w_hh, b, b)[-1], dy, None, None)
+def train_step(cell, T, B, I, H):
+    fwd, bwd = passes(cell, *problem(cell, T, B, I, H))
+    return lambda: bwd(fwd())
 
 
 def main():
-    rng = np.random.default_rng(0)
     print(f"rnnkit {rnnkit.__version__}, {rnnkit.simd_isa()}; forward+backward, float32, ms")
     print("| cell | T | B | I | H | plan at 2 threads (threads, block groups, row groups) | 1 thread | 2 threads | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|")
     for T, B, I, H, cell in CASES:
-        step = train_step(cell, T, B, I, H, rng)
+        step = train_step(cell, T, B, I, H)
         times = {1: [], 2: []}
         for n in (1, 2, 1, 2, 1, 2):
             rnnkit.set_num_threads(n)

@@ -22,6 +22,21 @@ def assert_close(got, want, dtype, what=""):
     assert error <= TOLERANCE[dtype] * scale, f"{what}: max error {error:.3g} > {TOLERANCE[dtype]:.0e} x {scale:.3g}"
 
 
+def numeric_gradient(function, array, eps=1e-6):
+    """Central differences of the scalar function() with respect to every element of array (changed in
+    place and restored)."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + eps
+        up = function()
+        array[index] = saved - eps
+        down = function()
+        array[index] = saved
+        grad[index] = (up - down) / (2 * eps)
+    return grad
+
+
 def make_problem(cell, steps, batch, inputs, hidden, dtype, *, seed=0, h0=True, bias=True, scale=1.0):
     """Keyword arguments for the cell's forward: random x and states, torch-style weights
     U(-1/sqrt(H), 1/sqrt(H)) times scale."""

@@ -4,7 +4,7 @@ dict, initialisation, layouts, and the errors bad input gets."""
 import numpy as np
 import pytest
 import rnnkit
-from helpers import assert_close
+from helpers import assert_close, numeric_gradient
 from rnnkit import _cells
 from rnnkit.layers import RNN, Dense
 
@@ -218,18 +218,8 @@ def test_dense_matches_finite_differences():
     def loss():
         return float((dense(x) * dy).sum())
 
-    eps = 1e-6
     for name in ("weight", "bias"):
-        param = dense.params[name]
-        numeric = np.zeros_like(param)
-        for index in np.ndindex(param.shape):
-            saved = param[index]
-            param[index] = saved + eps
-            up = loss()
-            param[index] = saved - eps
-            down = loss()
-            param[index] = saved
-            numeric[index] = (up - down) / (2 * eps)
+        numeric = numeric_gradient(loss, dense.params[name])
         np.testing.assert_allclose(dense.grads[name], numeric, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(dx, dy @ dense.params["weight"])
 

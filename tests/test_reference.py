@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import CELLS, backward, forward, gradient_names, make_problem, upstream
+from helpers import CELLS, backward, forward, gradient_names, make_problem, numeric_gradient, upstream
 from rnnkit import reference
 
 
@@ -21,17 +21,8 @@ def test_reference_gradients_match_finite_differences(cell, steps, batch, inputs
     grads = upstream(cell, steps, batch, hidden, np.float64)
     _, cache = forward(reference, cell, problem)
     analytic = dict(zip(gradient_names(cell), backward(reference, cell, cache, grads)))
-    eps = 1e-6
     for name, value in problem.items():
-        numeric = np.zeros_like(value)
-        for index in np.ndindex(value.shape):
-            saved = value[index]
-            value[index] = saved + eps
-            up = loss(cell, problem, grads)
-            value[index] = saved - eps
-            down = loss(cell, problem, grads)
-            value[index] = saved
-            numeric[index] = (up - down) / (2 * eps)
+        numeric = numeric_gradient(lambda: loss(cell, problem, grads), value)
         np.testing.assert_allclose(analytic["d" + name], numeric, rtol=1e-6, atol=1e-7, err_msg=f"{cell} d{name}")
 
 

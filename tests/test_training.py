@@ -3,21 +3,9 @@ installed), finite differences and the stability of the cross-entropy."""
 
 import numpy as np
 import pytest
+from helpers import numeric_gradient
 from rnnkit.losses import mse, softmax, softmax_cross_entropy
 from rnnkit.optim import SGD, Adam, clip_grad_norm, make_optimizer
-
-
-def numeric_gradient(function, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + eps
-        up = function()
-        array[index] = saved - eps
-        down = function()
-        array[index] = saved
-        grad[index] = (up - down) / (2 * eps)
-    return grad
 
 
 def test_cross_entropy_value_and_gradient():

@@ -73,6 +73,13 @@ struct StepPlan {
   }
 };
 
+// The team for a time loop: as many threads as each get kMinWorkPerThread of a step's B x GH x H
+// multiply-adds, and no more than there are (unit block, row tile) pieces to own.
+template <typename Real>
+int step_threads(const KernelTable<Real>& k, int64_t B, int64_t GH, int64_t H) {
+  return useful_threads(get_num_threads(), B * GH * H, ceil_div(H, k.nr) * RowTiles{B, k.mr}.count());
+}
+
 // What one thread owns for the whole call: unit blocks [begin, end) — units [first_unit,
 // first_unit + units) — for row tiles [tile_begin, tile_end), batch rows [row_begin, row_end).
 // `packs`: it packs its blocks' panels of W_hh (the first row group does; the others read them after
@@ -123,9 +130,8 @@ void sequence_forward(const ForwardArgs<Real>& a) {
   }
   const int nr = k.nr;
   const int64_t blocks = ceil_div(H, nr);
-  // Each step's product (B x GH x H multiply-adds) is what the per-step barrier separates.
   const RowTiles tiles{B, k.mr};
-  const int threads = useful_threads(get_num_threads(), B * GH * H, blocks * tiles.count());
+  const int threads = step_threads(k, B, GH, H);
   PhaseClock clock(profiling_enabled());
 
   // The input projection's bias: b_ih + b_hh, except the GRU's n block, where b_hn belongs inside
@@ -257,7 +263,7 @@ void sequence_backward(const BackwardArgs<Real>& a) {
   const int nr = k.nr;
   const int64_t blocks = ceil_div(H, nr);
   const RowTiles tiles{B, k.mr};
-  const int threads = useful_threads(get_num_threads(), B * GH * H, blocks * tiles.count());
+  const int threads = step_threads(k, B, GH, H);
   PhaseClock clock(profiling_enabled());
   const int64_t chunk_steps = std::min<int64_t>(T, std::max<int64_t>(1, ceil_div(kChunkRows, B)));
   // dpre: gradient of the input-side pre-activations of one chunk — also the hidden side's, except
@@ -418,7 +424,7 @@ std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates) {
   const int64_t blocks = ceil_div(hidden, k.nr);
   const RowTiles tiles{batch, k.mr};
 #ifdef _OPENMP
-  const int threads = useful_threads(get_num_threads(), batch * gates * hidden * hidden, blocks * tiles.count());
+  const int threads = step_threads(k, batch, gates * hidden, hidden);
 #else
   const int threads = 1;  // run_team runs every call on the calling thread
 #endif

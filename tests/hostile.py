@@ -45,10 +45,26 @@ def attempt(kind, fn, check=None):
             FAILURES.append(f"{kind}: accepted with a wrong result: {traceback.format_exc(limit=3)}")
 
 
-def matches_reference(cell, problem):
+def run_with(cell, problem, **options):
+    """The cell's forward with keyword options (lengths, reverse, training)."""
+    if cell == "lstm":
+        *out, cache = rnnkit.lstm_forward(**problem, **options)
+    elif cell == "gru":
+        *out, cache = rnnkit.gru_forward(**problem, **options)
+    else:
+        *out, cache = rnnkit.rnn_forward(**problem, nonlinearity=cell, **options)
+    return tuple(out), cache
+
+
+def matches_reference(cell, problem, **options):
     """Same NaN and inf pattern as the reference, finite values within 1e-4 of its largest."""
     def check(result):
-        want, _ = forward(reference, cell, problem)
+        if options:
+            want = {"lstm": reference.lstm_forward, "gru": reference.gru_forward}.get(cell)
+            want = (want(**problem, **options) if want else
+                    reference.rnn_forward(**problem, nonlinearity=cell, **options))[:-1]
+        else:
+            want, _ = forward(reference, cell, problem)
         for g, w in zip(result[0], want):
             np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
             np.testing.assert_array_equal(np.isposinf(g), np.isposinf(w))
@@ -124,7 +140,7 @@ def main():
         for field, bad in [("x", np.zeros((3, 2, 9), np.float32)), ("y", np.zeros((3, 7, 5), np.float32)),
                            ("w_hh", np.zeros((1, 1), np.float32)), ("h0", np.zeros((9, 9), np.float32)),
                            ("x", np.zeros((3, 2, 4), np.float64)), ("gates", np.zeros((1,), np.float32)),
-                           ("cells", None), ("hidden_n", np.zeros((3, 2, 1), np.float32)), ("w_ih", "x")]:
+                           ("cells", np.zeros((3, 2, 5), np.float32)), ("hidden_n", np.zeros((3, 2, 1), np.float32)), ("w_ih", "x")]:
             if field not in USES[KIND[cell]]:
                 continue
             forged = copy.copy(cache)
@@ -133,17 +149,38 @@ def main():
         for gname in grads:
             for bad in [grads[gname].astype(np.float64), np.zeros((1, 2), np.float32), "dy", grads[gname][..., :-1]]:
                 attempt("bad upstream gradient", lambda: backward(rnnkit, cell, cache, {**grads, gname: bad}))
+        # lengths, reverse and training: refused unless valid, and valid ones match the reference
+        for lengths in [[3], [3, 3, 3], [[3, 3]], [-1, 2], [4, 1], [1.0, 2.0], [True, False], [np.nan, 1],
+                        np.array([1.5, 2]), "ab", np.array([2**40, 1]), np.array([1, 2], np.float32), {"a": 1}]:
+            attempt("bad lengths", lambda: run_with(cell, base, lengths=lengths))
+        for flag in ("reverse", "training"):
+            for value in [1, 0, "yes", None, 1.0, np.array([True])]:
+                attempt("bad flag", lambda: run_with(cell, base, **{flag: value}))
+        for lengths in [[0, 0], [3, 0], [1, 3], np.array([2, 2], np.uint8)]:
+            for reverse in (False, True):
+                attempt("odd but valid lengths", lambda: run_with(cell, base, lengths=lengths, reverse=reverse),
+                        matches_reference(cell, base, lengths=lengths, reverse=reverse))
         # the private module, called directly with outputs that do not fit
-        if cell in ("tanh", "relu"):
-            x, w_ih, w_hh = base["x"], base["w_ih"], base["w_hh"]
-            for y, h_n in [(np.empty((3, 2, 4), np.float32), np.empty((2, 5), np.float32)),
-                           (np.empty((3, 2, 5), np.float64), np.empty((2, 5), np.float32)),
-                           (np.empty((3, 2, 5), np.float32)[::-1], np.empty((2, 5), np.float32)),
-                           (np.empty((3, 2, 5), np.float32), np.empty((5, 2), np.float32).T),
-                           (np.empty((3, 2, 5), np.float32), np.empty((2, 5), np.float32)[:, :4]),
-                           (np.empty((3, 2, 5), np.float32), None), ([0.0] * 30, np.empty((2, 5), np.float32))]:
-                attempt("private module, bad outputs",
-                        lambda: _core.rnn_forward(x, None, w_ih, w_hh, None, None, y, h_n, cell, False))
+        plan = _core.Plan(cell, base["w_ih"], base["w_hh"], base["b_ih"], base["b_hh"])
+        x = base["x"]
+        c = [np.empty((2, 5), np.float32)] if cell == "lstm" else [None]
+        for y, h_n in [(np.empty((3, 2, 4), np.float32), np.empty((2, 5), np.float32)),
+                       (np.empty((3, 2, 5), np.float64), np.empty((2, 5), np.float32)),
+                       (np.empty((3, 2, 5), np.float32)[::-1], np.empty((2, 5), np.float32)),
+                       (np.empty((3, 2, 5), np.float32), np.empty((5, 2), np.float32).T),
+                       (np.empty((3, 2, 5), np.float32), np.empty((2, 5), np.float32)[:, :4]),
+                       (np.empty((3, 2, 5), np.float32), None), ([0.0] * 30, np.empty((2, 5), np.float32))]:
+            attempt("private module, bad outputs",
+                    lambda: _core.forward([plan], [False], x, [None], [None], None, True, [y], [h_n], c))
+        good_y, good_h = np.empty((3, 2, 5), np.float32), np.empty((2, 5), np.float32)
+        for lengths in [np.array([1, 2], np.int32), np.array([4, 1]), np.array([-1, 1]), np.array([1, 2, 3]),
+                        np.array([[1, 2]]), [1, 2]]:
+            attempt("private module, bad lengths",
+                    lambda: _core.forward([plan], [False], x, [None], [None], lengths, True, [good_y], [good_h], c))
+        for plans, reverse in [([], []), ([plan, plan, plan], [False, True, False]), ([plan], []), ([None], [False]),
+                               (["plan"], [False])]:
+            attempt("private module, bad plans",
+                    lambda: _core.forward(plans, reverse, x, [None], [None], None, True, [good_y], [good_h], c))
     for value in [0, -1, 10**9, 2**63, -(2**63), 2.0, 1.5, "2", None, True, np.float32(2), [2], float("nan")]:
         attempt("set_num_threads", lambda: rnnkit.set_num_threads(value))
     for value in ["", "AVX512", "neon", "avx1024", None, 1, b"avx2"]:

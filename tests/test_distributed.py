@@ -145,7 +145,7 @@ def test_data_parallel_training_gives_the_single_process_losses_on_every_rank_al
     owned = max(1, len(os.sched_getaffinity(0)) // ranks)  # mpiexec binds nothing: the node's CPUs, shared
     assert result["threads_per_rank"] == owned
     # OMP_NUM_THREADS=2 sets OpenMP's default; a build without OpenMP runs on one thread whatever it says
-    expected_threads = (2 if rnnkit.info()["openmp"] else 1) if ranks == 3 else owned
+    expected_threads = (2 if rnnkit.info()["threads"] else 1) if ranks == 3 else owned
 
     assert len(result["cases"]) == len(worker.CASES)
     for index, (case, got) in enumerate(zip(worker.CASES, result["cases"])):

@@ -119,10 +119,15 @@ def forward(api, dtype=np.float32):
     return api.rnn_forward(**good(dtype))
 
 
-@pytest.mark.parametrize("cache", [None, {}, (1, 2), "cache"], ids=["None", "dict", "tuple", "str"])
+@pytest.mark.parametrize("cache", [{}, (1, 2), "cache"], ids=["dict", "tuple", "str"])
 def test_backward_refuses_something_that_is_not_a_cache(api, cache):
     with pytest.raises(TypeError, match="cache must be the last value returned by"):
         api.rnn_backward(cache, None, None)
+
+
+def test_backward_of_no_cache_says_the_forward_did_not_train(api):
+    with pytest.raises(ValueError, match="training=False"):
+        api.rnn_backward(None, None, None)
 
 
 def test_backward_refuses_a_cache_from_the_other_backend():
@@ -175,20 +180,36 @@ def test_private_module_checks_structure_too():
     p = good(np.float64)
     y = np.empty((4, 3, 6))
     h_n = np.empty((3, 6))
-    with pytest.raises(ValueError, match=r"w_ih must have shape \(6, 5\)"):
-        _core.rnn_forward(p["x"], None, np.zeros((6, 4)), p["w_hh"], None, None, y, h_n, "tanh", False)
+    plan = _core.Plan("tanh", p["w_ih"], p["w_hh"])
+
+    def run(x=p["x"], y=y, lengths=None, plans=(plan,)):
+        return _core.forward(list(plans), [False] * len(plans), x, [None] * len(plans), [None] * len(plans),
+                             lengths, True, [y] * len(plans), [h_n] * len(plans), [None] * len(plans))
+
+    with pytest.raises(ValueError, match=r"w_ih must have shape \(6, 4\)"):
+        _core.Plan("tanh", np.zeros((5, 4)), p["w_hh"])
+    with pytest.raises(ValueError, match=r"x must have shape \(4, 3, 4\)"):  # a plan for I = 4
+        run(plans=(_core.Plan("tanh", np.zeros((6, 4)), p["w_hh"]),))
     with pytest.raises(ValueError, match=r"y must have shape \(4, 3, 6\)"):
-        _core.rnn_forward(p["x"], None, p["w_ih"], p["w_hh"], None, None, np.empty((4, 3, 5)), h_n, "tanh", False)
+        run(y=np.empty((4, 3, 5)))
+    ro = np.empty((4, 3, 6))
+    ro.flags.writeable = False
     with pytest.raises(ValueError, match="y must be writable"):
-        ro = np.empty((4, 3, 6))
-        ro.flags.writeable = False
-        _core.rnn_forward(p["x"], None, p["w_ih"], p["w_hh"], None, None, ro, h_n, "tanh", False)
+        run(y=ro)
     with pytest.raises(ValueError, match="x must be C-contiguous"):
-        _core.rnn_forward(p["x"][::-1], None, p["w_ih"], p["w_hh"], None, None, y, h_n, "tanh", False)
-    with pytest.raises(TypeError, match="w_hh must have dtype float64"):
-        _core.rnn_forward(p["x"], None, p["w_ih"], p["w_hh"].astype(np.float32), None, None, y, h_n, "tanh", False)
-    with pytest.raises(ValueError, match="nonlinearity"):
-        _core.rnn_forward(p["x"], None, p["w_ih"], p["w_hh"], None, None, y, h_n, "gelu", False)
+        run(x=p["x"][::-1])
+    with pytest.raises(TypeError, match="x must have dtype float64"):
+        run(x=p["x"].astype(np.float32))
+    with pytest.raises(TypeError, match="b_ih must have dtype float64"):
+        _core.Plan("tanh", p["w_ih"], p["w_hh"], np.zeros(6, np.float32))
+    with pytest.raises(ValueError, match="cell must be one of"):
+        _core.Plan("gelu", p["w_ih"], p["w_hh"])
+    with pytest.raises(ValueError, match=r"lengths\[1\] = 9 is not in \[0, T = 4\]"):
+        run(lengths=np.array([1, 9, 2]))
+    with pytest.raises(TypeError, match="lengths must be an int64 array"):
+        run(lengths=np.array([1, 2, 2], np.int32))
+    with pytest.raises(ValueError, match="one or two directions"):
+        run(plans=(plan, plan, plan))
 
 
 # ---- LSTM and GRU -------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import sys
 ALWAYS_REFUSED = ["wrong type", "non-float dtype", "wrong ndim or shape", "None where an array is required",
                   "ragged nested list", "astronomical logical size", "mixed float dtypes", "cache from another cell",
                   "cache from the other backend", "forged cache", "bad upstream gradient",
-                  "private module, bad outputs", "set_num_threads", "set_simd_isa", "unknown nonlinearity"]
+                  "private module, bad outputs", "private module, bad lengths", "private module, bad plans",
+                  "bad lengths", "bad flag", "set_num_threads", "set_simd_isa", "unknown nonlinearity"]
 
 
 def test_hostile_inputs_are_refused_and_never_crash():
@@ -22,4 +23,5 @@ def test_hostile_inputs_are_refused_and_never_crash():
     # valid data that only looks odd is computed (and checked against the reference in the script)
     assert counts["NaN / inf data"]["accepted"] == counts["NaN / inf data"]["tried"] > 0
     assert counts["shape disagreement"]["refused"] > 0
+    assert counts["odd but valid lengths"]["accepted"] == counts["odd but valid lengths"]["tried"] > 0
     assert sum(c["tried"] for c in counts.values()) > 1000

@@ -43,7 +43,7 @@ def test_threads_split_rows_only_when_the_unit_blocks_run_out(isa, threads, dtyp
     """The per-step work is shared by unit blocks; rows are split as well only when there are more
     threads than blocks — as in the "rows" shape above, so the bitwise test covers that split."""
     _, batch, _, hidden = SHAPES["rows"]
-    if not rnnkit.info()["openmp"]:  # the portable build without OpenMP runs every call on one thread
+    if not rnnkit.info()["threads"]:  # the portable build without OpenMP runs every call on one thread
         threads(4)
         assert tuple(_core._step_plan(batch, hidden, 1, dtype)) == (1, 1, 1)
         return

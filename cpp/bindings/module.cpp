@@ -9,11 +9,14 @@
 #include <pybind11/stl.h>
 
 #include <sstream>
+#include <type_traits>
+#include <vector>
 #include <string>
 
 #include "rnnkit/rnnkit.hpp"
 #include "profile.hpp"
 #include "team.hpp"
+#include "pool.hpp"
 
 namespace py = pybind11;
 
@@ -114,95 +117,179 @@ Sequence<Real> sequence(const py::object& obj, const char* name, int64_t T, int6
   return s;
 }
 
-// Everything a pass reads or writes, as Python objects (None where absent).
-struct PassArrays {
+// ---- plans and saved passes, as Python objects --------------------------------------------------
+struct CellName {
   rnnkit::Cell cell;
-  std::string nonlinearity = "tanh";
-  bool reverse = false, dx_accumulate = false;
-  py::object x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, gates, cells, hidden_n;
-  py::object dy, dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
+  rnnkit::Activation act;
 };
-
-struct Dims {
-  int64_t T, B, I, H, GH;
-};
-
-Dims dims_of(const PassArrays& p) {
-  if (!py::isinstance<py::array>(p.x)) throw py::type_error("x must be a numpy array");
-  if (!py::isinstance<py::array>(p.w_hh)) throw py::type_error("w_hh must be a numpy array");
-  const auto x = py::reinterpret_borrow<py::array>(p.x);
-  const auto w_hh = py::reinterpret_borrow<py::array>(p.w_hh);
-  if (x.ndim() != 3) throw py::value_error("x must have 3 dimensions (T, B, I), got shape " + shape_str(x));
-  if (w_hh.ndim() != 2) throw py::value_error("w_hh must have 2 dimensions (G*H, H), got shape " + shape_str(w_hh));
-  const int64_t H = w_hh.shape(1);
-  return {x.shape(0), x.shape(1), x.shape(2), H, rnnkit::gate_count(p.cell) * H};
+CellName parse_cell(const std::string& name) {
+  if (name == "tanh" || name == "relu") return {rnnkit::Cell::vanilla, rnnkit::parse_activation(name)};
+  if (name == "lstm") return {rnnkit::Cell::lstm, rnnkit::Activation::tanh};
+  if (name == "gru") return {rnnkit::Cell::gru, rnnkit::Activation::tanh};
+  throw py::value_error("cell must be one of 'tanh', 'relu', 'lstm', 'gru', got '" + name + "'");
 }
 
+struct PyPlan {
+  std::string cell;
+  bool lstm = false;
+  int64_t input = 0, hidden = 0, gates = 1;
+  std::shared_ptr<const rnnkit::Plan<float>> f32;
+  std::shared_ptr<const rnnkit::Plan<double>> f64;
+  std::string dtype() const { return f32 ? "float32" : "float64"; }
+  template <typename Real> const std::shared_ptr<const rnnkit::Plan<Real>>& get() const;
+};
+template <> const std::shared_ptr<const rnnkit::Plan<float>>& PyPlan::get<float>() const { return f32; }
+template <> const std::shared_ptr<const rnnkit::Plan<double>>& PyPlan::get<double>() const { return f64; }
+
+struct PySaved {
+  std::shared_ptr<const rnnkit::Saved<float>> f32;
+  std::shared_ptr<const rnnkit::Saved<double>> f64;
+  std::string cell;
+  py::object x, y;  // the forward's arrays the saved pass refers to (kept alive)
+  template <typename Real> const std::shared_ptr<const rnnkit::Saved<Real>>& get() const;
+};
+template <> const std::shared_ptr<const rnnkit::Saved<float>>& PySaved::get<float>() const { return f32; }
+template <> const std::shared_ptr<const rnnkit::Saved<double>>& PySaved::get<double>() const { return f64; }
+
 template <typename Real>
-void run_forward(const PassArrays& p) {
-  const Dims d = dims_of(p);
-  const bool lstm = p.cell == rnnkit::Cell::lstm, gru = p.cell == rnnkit::Cell::gru;
-  rnnkit::ForwardArgs<Real> a;
-  a.cell = p.cell;
-  a.act = rnnkit::parse_activation(p.nonlinearity);
-  a.steps = d.T, a.batch = d.B, a.input = d.I, a.hidden = d.H;
-  a.reverse = p.reverse;
-  const auto x = sequence<Real>(p.x, "x", d.T, d.B, d.I, false, false);
-  a.x = x.data, a.ldx = x.ld;
-  a.h0 = dense_in<Real>(p.h0, "h0", {d.B, d.H}, true);
-  if (lstm) a.c0 = dense_in<Real>(p.c0, "c0", {d.B, d.H}, true);
-  a.w_ih = dense_in<Real>(p.w_ih, "w_ih", {d.GH, d.I}, false);
-  a.w_hh = dense_in<Real>(p.w_hh, "w_hh", {d.GH, d.H}, false);
-  a.b_ih = dense_in<Real>(p.b_ih, "b_ih", {d.GH}, true);
-  a.b_hh = dense_in<Real>(p.b_hh, "b_hh", {d.GH}, true);
-  const auto y = sequence<Real>(p.y, "y", d.T, d.B, d.H, false, true);
-  a.y = y.mutable_data, a.ldy = y.ld;
-  a.h_n = dense_out<Real>(p.h_n, "h_n", {d.B, d.H});
-  if (lstm) {
-    a.c_n = dense_out<Real>(p.c_n, "c_n", {d.B, d.H});
-    a.cells = dense_out<Real>(p.cells, "cells", {d.T, d.B, d.H});
+PyPlan make_py_plan(const std::string& cell_name, const py::object& w_ih, const py::object& w_hh, const py::object& b_ih,
+                    const py::object& b_hh) {
+  const CellName c = parse_cell(cell_name);
+  const int64_t G = rnnkit::gate_count(c.cell);
+  const auto w = py::reinterpret_borrow<py::array>(w_hh);
+  if (w.ndim() != 2) throw py::value_error("w_hh must have 2 dimensions (G*H, H), got shape " + shape_str(w));
+  const int64_t H = w.shape(1);
+  if (!py::isinstance<py::array>(w_ih)) throw py::type_error("w_ih must be a numpy array");
+  const auto wi = py::reinterpret_borrow<py::array>(w_ih);
+  if (wi.ndim() != 2) throw py::value_error("w_ih must have 2 dimensions (G*H, I), got shape " + shape_str(wi));
+  const int64_t I = wi.shape(1);
+  PyPlan p;
+  p.cell = cell_name, p.lstm = c.cell == rnnkit::Cell::lstm, p.input = I, p.hidden = H, p.gates = G;
+  const Real* pw_ih = dense_in<Real>(w_ih, "w_ih", {G * H, I}, false);
+  const Real* pw_hh = dense_in<Real>(w_hh, "w_hh", {G * H, H}, false);
+  const Real* pb_ih = dense_in<Real>(b_ih, "b_ih", {G * H}, true);
+  const Real* pb_hh = dense_in<Real>(b_hh, "b_hh", {G * H}, true);
+  std::shared_ptr<const rnnkit::Plan<Real>> plan;
+  {
+    py::gil_scoped_release release;
+    plan = rnnkit::make_plan<Real>(c.cell, c.act, I, H, pw_ih, pw_hh, pb_ih, pb_hh);
   }
-  if (lstm || gru) a.gates = dense_out<Real>(p.gates, "gates", {d.T, d.B, d.GH});
-  if (gru) a.hidden_n = dense_out<Real>(p.hidden_n, "hidden_n", {d.T, d.B, d.H});
-  py::gil_scoped_release release;
-  rnnkit::sequence_forward(a);
+  if constexpr (std::is_same_v<Real, float>) p.f32 = plan;
+  else p.f64 = plan;
+  return p;
+}
+
+// lengths: None, or a C-contiguous int64 (B,) array with values in [0, T] (functional.py converts).
+const int64_t* lengths_in(const py::object& obj, int64_t T, int64_t B) {
+  if (obj.is_none()) return nullptr;
+  if (!py::isinstance<py::array_t<int64_t>>(obj)) throw py::type_error("lengths must be an int64 array");
+  const auto a = py::reinterpret_borrow<py::array>(obj);
+  if (a.ndim() != 1 || a.shape(0) != B)
+    throw py::value_error("lengths must have shape (" + std::to_string(B) + ",), got " + shape_str(a));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error("lengths must be C-contiguous");
+  const int64_t* p = static_cast<const int64_t*>(a.data());
+  for (int64_t b = 0; b < B; ++b)
+    if (p[b] < 0 || p[b] > T)
+      throw py::value_error("lengths[" + std::to_string(b) + "] = " + std::to_string(p[b]) + " is not in [0, T = " +
+                            std::to_string(T) + "]");
+  return p;
+}
+
+template <typename T>
+std::vector<T> as_list(const py::object& obj, const char* name, size_t n) {
+  const auto list = obj.cast<std::vector<T>>();
+  if (list.size() != n)
+    throw py::value_error(std::string(name) + " must have one entry per direction (" + std::to_string(n) + "), got " +
+                          std::to_string(list.size()));
+  return list;
+}
+
+std::string item_name(const char* name, size_t d, size_t count) {
+  return count == 1 ? std::string(name) : std::string(name) + "[" + std::to_string(d) + "]";
 }
 
 template <typename Real>
-void run_backward(const PassArrays& p) {
-  const Dims d = dims_of(p);
-  const bool lstm = p.cell == rnnkit::Cell::lstm, gru = p.cell == rnnkit::Cell::gru;
-  rnnkit::BackwardArgs<Real> a;
-  a.cell = p.cell;
-  a.act = rnnkit::parse_activation(p.nonlinearity);
-  a.steps = d.T, a.batch = d.B, a.input = d.I, a.hidden = d.H;
-  a.reverse = p.reverse;
-  a.dx_accumulate = p.dx_accumulate;
-  const auto x = sequence<Real>(p.x, "x", d.T, d.B, d.I, false, false);
-  a.x = x.data, a.ldx = x.ld;
-  a.h0 = dense_in<Real>(p.h0, "h0", {d.B, d.H}, true);
-  if (lstm) a.c0 = dense_in<Real>(p.c0, "c0", {d.B, d.H}, true);
-  a.w_ih = dense_in<Real>(p.w_ih, "w_ih", {d.GH, d.I}, false);
-  a.w_hh = dense_in<Real>(p.w_hh, "w_hh", {d.GH, d.H}, false);
-  const auto y = sequence<Real>(p.y, "y", d.T, d.B, d.H, false, false);
-  a.y = y.data, a.ldy = y.ld;
-  if (lstm || gru) a.gates = dense_in<Real>(p.gates, "gates", {d.T, d.B, d.GH}, false);
-  if (lstm) a.cells = dense_in<Real>(p.cells, "cells", {d.T, d.B, d.H}, false);
-  if (gru) a.hidden_n = dense_in<Real>(p.hidden_n, "hidden_n", {d.T, d.B, d.H}, false);
-  const auto dy = sequence<Real>(p.dy, "dy", d.T, d.B, d.H, true, false);
-  a.dy = dy.data, a.lddy = dy.ld;
-  a.dh_n = dense_in<Real>(p.dh_n, "dh_n", {d.B, d.H}, true);
-  if (lstm) a.dc_n = dense_in<Real>(p.dc_n, "dc_n", {d.B, d.H}, true);
-  const auto dx = sequence<Real>(p.dx, "dx", d.T, d.B, d.I, false, true);
-  a.dx = dx.mutable_data, a.lddx = dx.ld;
-  a.dh0 = dense_out<Real>(p.dh0, "dh0", {d.B, d.H});
-  if (lstm) a.dc0 = dense_out<Real>(p.dc0, "dc0", {d.B, d.H});
-  a.dw_ih = dense_out<Real>(p.dw_ih, "dw_ih", {d.GH, d.I});
-  a.dw_hh = dense_out<Real>(p.dw_hh, "dw_hh", {d.GH, d.H});
-  a.db_ih = dense_out<Real>(p.db_ih, "db_ih", {d.GH});
-  a.db_hh = p.db_hh.is(p.db_ih) ? a.db_ih : dense_out<Real>(p.db_hh, "db_hh", {d.GH});
+py::object run_forward(const std::vector<const PyPlan*>& plans, const std::vector<bool>& reverse, const py::object& x_obj,
+                       const py::list& h0, const py::list& c0, const py::object& lengths, bool training,
+                       const py::list& y, const py::list& h_n, const py::list& c_n) {
+  const size_t D = plans.size();
+  const PyPlan& p0 = *plans[0];
+  const auto x_arr = py::reinterpret_borrow<py::array>(x_obj);
+  if (x_arr.ndim() != 3) throw py::value_error("x must have 3 dimensions (T, B, I), got shape " + shape_str(x_arr));
+  const int64_t T = x_arr.shape(0), B = x_arr.shape(1), I = p0.input, H = p0.hidden;
+  for (const PyPlan* p : plans)
+    if (p->cell != p0.cell || p->input != I || p->hidden != H || p->dtype() != p0.dtype())
+      throw py::value_error("the directions' plans must have one cell, size and dtype");
+  const auto x = sequence<Real>(x_obj, "x", T, B, I, false, false);
+  const int64_t* len = lengths_in(lengths, T, B);
+  auto h0s = as_list<py::object>(h0, "h0", D), c0s = as_list<py::object>(c0, "c0", D);
+  auto ys = as_list<py::object>(y, "y", D), hns = as_list<py::object>(h_n, "h_n", D), cns = as_list<py::object>(c_n, "c_n", D);
+  std::vector<rnnkit::DirectionForward<Real>> dirs(D);
+  for (size_t d = 0; d < D; ++d) {
+    auto& dir = dirs[d];
+    dir.plan = plans[d]->get<Real>();
+    dir.reverse = reverse[d];
+    dir.h0 = dense_in<Real>(h0s[d], item_name("h0", d, D).c_str(), {B, H}, true);
+    if (p0.lstm) dir.c0 = dense_in<Real>(c0s[d], item_name("c0", d, D).c_str(), {B, H}, true);
+    const auto yd = sequence<Real>(ys[d], item_name("y", d, D).c_str(), T, B, H, false, true);
+    dir.y = yd.mutable_data, dir.ldy = yd.ld;
+    dir.h_n = dense_out<Real>(hns[d], item_name("h_n", d, D).c_str(), {B, H});
+    if (p0.lstm) dir.c_n = dense_out<Real>(cns[d], item_name("c_n", d, D).c_str(), {B, H});
+  }
+  {
+    py::gil_scoped_release release;
+    rnnkit::sequence_forward<Real>(T, B, I, x.data, x.ld, len, training, dirs.data(), int(D));
+  }
+  if (!training) return py::none();
+  py::list out;
+  for (size_t d = 0; d < D; ++d) {
+    PySaved s;
+    if constexpr (std::is_same_v<Real, float>) s.f32 = dirs[d].saved;
+    else s.f64 = dirs[d].saved;
+    s.cell = p0.cell, s.x = x_obj, s.y = ys[d];
+    out.append(py::cast(std::move(s)));
+  }
+  return std::move(out);
+}
+
+template <typename Real>
+void run_backward(const std::vector<const PySaved*>& saved, const py::list& dy, const py::list& dh_n,
+                  const py::list& dc_n, const py::object& dx_obj, const py::list& dh0, const py::list& dc0,
+                  const py::list& dw_ih, const py::list& dw_hh, const py::list& db_ih, const py::list& db_hh,
+                  bool dx_accumulate) {
+  const size_t D = saved.size();
+  const auto shape = rnnkit::saved_shape(*saved[0]->get<Real>());
+  const int64_t T = shape.steps, B = shape.batch, I = shape.input, H = shape.hidden;
+  const int64_t GH = rnnkit::gate_count(shape.cell) * H;
+  const bool lstm = shape.cell == rnnkit::Cell::lstm;
+  for (const PySaved* s : saved) {
+    const auto other = rnnkit::saved_shape(*s->get<Real>());
+    if (other.sequence != shape.sequence)
+      throw py::value_error("the directions' saved passes must come from one forward call");
+  }
+  const auto dx = sequence<Real>(dx_obj, "dx", T, B, I, false, true);
+  auto dys = as_list<py::object>(dy, "dy", D), dhn = as_list<py::object>(dh_n, "dh_n", D);
+  auto dcn = as_list<py::object>(dc_n, "dc_n", D), dh0s = as_list<py::object>(dh0, "dh0", D);
+  auto dc0s = as_list<py::object>(dc0, "dc0", D), dwi = as_list<py::object>(dw_ih, "dw_ih", D);
+  auto dwh = as_list<py::object>(dw_hh, "dw_hh", D), dbi = as_list<py::object>(db_ih, "db_ih", D);
+  auto dbh = as_list<py::object>(db_hh, "db_hh", D);
+  std::vector<rnnkit::DirectionBackward<Real>> dirs(D);
+  for (size_t d = 0; d < D; ++d) {
+    auto& o = dirs[d];
+    o.saved = saved[d]->get<Real>();
+    const auto dyd = sequence<Real>(dys[d], item_name("dy", d, D).c_str(), T, B, H, true, false);
+    o.dy = dyd.data, o.lddy = dyd.ld;
+    o.dh_n = dense_in<Real>(dhn[d], item_name("dh_n", d, D).c_str(), {B, H}, true);
+    if (lstm) o.dc_n = dense_in<Real>(dcn[d], item_name("dc_n", d, D).c_str(), {B, H}, true);
+    o.dh0 = dense_out<Real>(dh0s[d], item_name("dh0", d, D).c_str(), {B, H});
+    if (lstm) o.dc0 = dense_out<Real>(dc0s[d], item_name("dc0", d, D).c_str(), {B, H});
+    o.dw_ih = dense_out<Real>(dwi[d], item_name("dw_ih", d, D).c_str(), {GH, I});
+    o.dw_hh = dense_out<Real>(dwh[d], item_name("dw_hh", d, D).c_str(), {GH, H});
+    o.db_ih = dense_out<Real>(dbi[d], item_name("db_ih", d, D).c_str(), {GH});
+    o.db_hh = dbh[d].is(dbi[d]) ? o.db_ih : dense_out<Real>(dbh[d], item_name("db_hh", d, D).c_str(), {GH});
+  }
   py::gil_scoped_release release;
-  rnnkit::sequence_backward(a);
+  rnnkit::sequence_backward<Real>(dirs.data(), int(D), dx.mutable_data, dx.ld, dx_accumulate);
 }
 
 bool is_float32(const py::array& a) { return py::isinstance<py::array_t<float>>(a); }
@@ -226,7 +313,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("_select_isa", &rnnkit::select_isa, py::arg("requested"), py::arg("cpu_has_avx2"), py::arg("cpu_has_avx512"));
   m.def("set_num_threads", &rnnkit::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &rnnkit::get_num_threads);
-  m.def("openmp_enabled", &rnnkit::openmp_enabled);
+  m.def("threads_enabled", &rnnkit::threads_enabled);
   m.attr("MAX_THREADS") = rnnkit::kMaxThreads;
   m.def("_set_profiling", &rnnkit::set_profiling, py::arg("on"),
         "Record where the time of each kernel call goes (thread 0's wall time by phase).");
@@ -248,102 +335,69 @@ PYBIND11_MODULE(_core, m) {
   m.def("_last_scratch_bytes", &rnnkit::last_scratch_bytes,
         "Bytes of scratch memory the last kernel call on this thread took (beyond its outputs).");
 
-  // Each pass dispatches on x's dtype; every other array must match it (checked in run_*).
-  auto forward = [](const PassArrays& p) {
-    if (!py::isinstance<py::array>(p.x)) throw py::type_error("x must be a numpy array");
-    const auto x = py::reinterpret_borrow<py::array>(p.x);
-    if (is_float32(x)) run_forward<float>(p);
-    else if (is_float64(x)) run_forward<double>(p);
-    else bad_dtype(x, "x");
-  };
-  auto backward = [](const PassArrays& p) {
-    if (!py::isinstance<py::array>(p.x)) throw py::type_error("x must be a numpy array");
-    const auto x = py::reinterpret_borrow<py::array>(p.x);
-    if (is_float32(x)) run_backward<float>(p);
-    else if (is_float64(x)) run_backward<double>(p);
-    else bad_dtype(x, "x");
-  };
-  using O = const py::object&;
+  py::class_<PyPlan>(m, "Plan",
+                     "One cell's weights, copied and packed once for the kernels (a snapshot: changing the "
+                     "arrays afterwards changes nothing).")
+      .def(py::init([](const std::string& cell, const py::object& w_ih, const py::object& w_hh, const py::object& b_ih,
+                       const py::object& b_hh) {
+             if (!py::isinstance<py::array>(w_hh)) throw py::type_error("w_hh must be a numpy array");
+             const auto w = py::reinterpret_borrow<py::array>(w_hh);
+             if (is_float32(w)) return make_py_plan<float>(cell, w_ih, w_hh, b_ih, b_hh);
+             if (is_float64(w)) return make_py_plan<double>(cell, w_ih, w_hh, b_ih, b_hh);
+             bad_dtype(w, "w_hh");
+           }),
+           py::arg("cell"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih") = py::none(), py::arg("b_hh") = py::none())
+      .def_readonly("cell", &PyPlan::cell)
+      .def_readonly("input_size", &PyPlan::input)
+      .def_readonly("hidden_size", &PyPlan::hidden)
+      .def_property_readonly("dtype", &PyPlan::dtype)
+      .def_property_readonly("isa", [](const PyPlan& p) {
+        return p.f32 ? rnnkit::plan_isa(*p.f32) : rnnkit::plan_isa(*p.f64);
+      });
+  py::class_<PySaved>(m, "Saved", "What a training forward kept for its backward (opaque).")
+      .def_readonly("cell", &PySaved::cell);
 
+  // One entry point per pass, for every cell and both directions at once; each dispatches on the
+  // plans' dtype, and every array must match it.
   m.def(
-      "rnn_forward",
-      [forward](O x, O h0, O w_ih, O w_hh, O b_ih, O b_hh, O y, O h_n, const std::string& nonlinearity, bool reverse) {
-        PassArrays p{rnnkit::Cell::vanilla};
-        p.nonlinearity = nonlinearity, p.reverse = reverse;
-        p.x = x, p.h0 = h0, p.w_ih = w_ih, p.w_hh = w_hh, p.b_ih = b_ih, p.b_hh = b_hh, p.y = y, p.h_n = h_n;
-        forward(p);
+      "forward",
+      [](const std::vector<const PyPlan*>& plans, const std::vector<bool>& reverse, const py::object& x,
+         const py::list& h0, const py::list& c0, const py::object& lengths, bool training, const py::list& y,
+         const py::list& h_n, const py::list& c_n) -> py::object {
+        if (plans.empty() || plans.size() > 2) throw py::value_error("plans must hold one or two directions");
+        if (reverse.size() != plans.size()) throw py::value_error("reverse must have one entry per direction");
+        for (const PyPlan* p : plans)
+          if (!p) throw py::type_error("plans must be Plan objects");
+        if (!py::isinstance<py::array>(x)) throw py::type_error("x must be a numpy array");
+        if (plans[0]->f32) return run_forward<float>(plans, reverse, x, h0, c0, lengths, training, y, h_n, c_n);
+        return run_forward<double>(plans, reverse, x, h0, c0, lengths, training, y, h_n, c_n);
       },
-      py::arg("x"), py::arg("h0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
-      py::arg("y"), py::arg("h_n"), py::arg("nonlinearity"), py::arg("reverse"),
-      "Vanilla cell: fill y (T, B, H) and h_n (B, H) in place.");
+      py::arg("plans"), py::arg("reverse"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("lengths"),
+      py::arg("training"), py::arg("y"), py::arg("h_n"), py::arg("c_n"),
+      "Run 1 or 2 directions over x (T, B, I): fill each y (T, B, H), h_n and c_n (B, H) in place.  "
+      "Returns one Saved per direction when training, else None.");
   m.def(
-      "rnn_backward",
-      [backward](O x, O h0, O w_ih, O w_hh, O y, O dy, O dh_n, O dx, O dh0, O dw_ih, O dw_hh, O db,
-                 const std::string& nonlinearity, bool reverse, bool dx_accumulate) {
-        PassArrays p{rnnkit::Cell::vanilla};
-        p.nonlinearity = nonlinearity, p.reverse = reverse, p.dx_accumulate = dx_accumulate;
-        p.x = x, p.h0 = h0, p.w_ih = w_ih, p.w_hh = w_hh, p.y = y, p.dy = dy, p.dh_n = dh_n;
-        p.dx = dx, p.dh0 = dh0, p.dw_ih = dw_ih, p.dw_hh = dw_hh, p.db_ih = db, p.db_hh = db;
-        backward(p);
+      "backward",
+      [](const std::vector<const PySaved*>& saved, const py::list& dy, const py::list& dh_n, const py::list& dc_n,
+         const py::object& dx, const py::list& dh0, const py::list& dc0, const py::list& dw_ih, const py::list& dw_hh,
+         const py::list& db_ih, const py::list& db_hh, bool dx_accumulate) {
+        if (saved.empty() || saved.size() > 2) throw py::value_error("saved must hold one or two directions");
+        for (const PySaved* s : saved)
+          if (!s) throw py::type_error("saved must be Saved objects");
+        if (saved[0]->f32) {
+          for (const PySaved* s : saved)
+            if (!s->f32) throw py::type_error("the directions' saved passes must have one dtype");
+          run_backward<float>(saved, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dx_accumulate);
+        } else {
+          for (const PySaved* s : saved)
+            if (!s->f64) throw py::type_error("the directions' saved passes must have one dtype");
+          run_backward<double>(saved, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dx_accumulate);
+        }
       },
-      py::arg("x"), py::arg("h0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("y"), py::arg("dy"), py::arg("dh_n"),
-      py::arg("dx"), py::arg("dh0"), py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db"), py::arg("nonlinearity"),
-      py::arg("reverse"), py::arg("dx_accumulate"),
-      "Vanilla cell: fill dx, dh0, dw_ih, dw_hh, db in place (dx is added to when dx_accumulate).");
-  m.def(
-      "lstm_forward",
-      [forward](O x, O h0, O c0, O w_ih, O w_hh, O b_ih, O b_hh, O y, O h_n, O c_n, O gates, O cells, bool reverse) {
-        PassArrays p{rnnkit::Cell::lstm};
-        p.reverse = reverse;
-        p.x = x, p.h0 = h0, p.c0 = c0, p.w_ih = w_ih, p.w_hh = w_hh, p.b_ih = b_ih, p.b_hh = b_hh;
-        p.y = y, p.h_n = h_n, p.c_n = c_n, p.gates = gates, p.cells = cells;
-        forward(p);
-      },
-      py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
-      py::arg("y"), py::arg("h_n"), py::arg("c_n"), py::arg("gates"), py::arg("cells"), py::arg("reverse"),
-      "LSTM: fill y, h_n, c_n and the saved gates (T, B, 4H) and cells (T, B, H) in place.");
-  m.def(
-      "lstm_backward",
-      [backward](O x, O h0, O c0, O w_ih, O w_hh, O y, O gates, O cells, O dy, O dh_n, O dc_n, O dx, O dh0, O dc0,
-                 O dw_ih, O dw_hh, O db, bool reverse, bool dx_accumulate) {
-        PassArrays p{rnnkit::Cell::lstm};
-        p.reverse = reverse, p.dx_accumulate = dx_accumulate;
-        p.x = x, p.h0 = h0, p.c0 = c0, p.w_ih = w_ih, p.w_hh = w_hh, p.y = y, p.gates = gates, p.cells = cells;
-        p.dy = dy, p.dh_n = dh_n, p.dc_n = dc_n, p.dx = dx, p.dh0 = dh0, p.dc0 = dc0;
-        p.dw_ih = dw_ih, p.dw_hh = dw_hh, p.db_ih = db, p.db_hh = db;
-        backward(p);
-      },
-      py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("y"), py::arg("gates"),
-      py::arg("cells"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"),
-      py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db"), py::arg("reverse"), py::arg("dx_accumulate"),
-      "LSTM: fill dx, dh0, dc0, dw_ih, dw_hh, db in place.");
-  m.def(
-      "gru_forward",
-      [forward](O x, O h0, O w_ih, O w_hh, O b_ih, O b_hh, O y, O h_n, O gates, O hidden_n, bool reverse) {
-        PassArrays p{rnnkit::Cell::gru};
-        p.reverse = reverse;
-        p.x = x, p.h0 = h0, p.w_ih = w_ih, p.w_hh = w_hh, p.b_ih = b_ih, p.b_hh = b_hh;
-        p.y = y, p.h_n = h_n, p.gates = gates, p.hidden_n = hidden_n;
-        forward(p);
-      },
-      py::arg("x"), py::arg("h0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("y"),
-      py::arg("h_n"), py::arg("gates"), py::arg("hidden_n"), py::arg("reverse"),
-      "GRU: fill y, h_n and the saved gates (T, B, 3H) and W_hn h + b_hn (T, B, H) in place.");
-  m.def(
-      "gru_backward",
-      [backward](O x, O h0, O w_ih, O w_hh, O y, O gates, O hidden_n, O dy, O dh_n, O dx, O dh0, O dw_ih, O dw_hh,
-                 O db_ih, O db_hh, bool reverse, bool dx_accumulate) {
-        PassArrays p{rnnkit::Cell::gru};
-        p.reverse = reverse, p.dx_accumulate = dx_accumulate;
-        p.x = x, p.h0 = h0, p.w_ih = w_ih, p.w_hh = w_hh, p.y = y, p.gates = gates, p.hidden_n = hidden_n;
-        p.dy = dy, p.dh_n = dh_n, p.dx = dx, p.dh0 = dh0, p.dw_ih = dw_ih, p.dw_hh = dw_hh;
-        p.db_ih = db_ih, p.db_hh = db_hh;
-        backward(p);
-      },
-      py::arg("x"), py::arg("h0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("y"), py::arg("gates"),
-      py::arg("hidden_n"), py::arg("dy"), py::arg("dh_n"), py::arg("dx"), py::arg("dh0"), py::arg("dw_ih"),
-      py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"), py::arg("reverse"), py::arg("dx_accumulate"),
-      "GRU: fill dx, dh0, dw_ih, dw_hh, db_ih, db_hh in place.");
+      py::arg("saved"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"),
+      py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"), py::arg("dx_accumulate"),
+      "BPTT of a forward's directions: fill dx (summed over directions; added to when dx_accumulate), and each "
+      "direction's dh0, dc0, dw_ih, dw_hh, db_ih, db_hh in place (db_hh may be db_ih itself).");
 
   m.def(
       "matmul",

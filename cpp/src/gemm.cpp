@@ -2,6 +2,7 @@
 #include "gemm.hpp"
 
 #include "rnnkit/rnnkit.hpp"
+#include "team.hpp"
 
 #include <algorithm>
 
@@ -55,79 +56,102 @@ void pack_panel(MatrixView<Real> B, int64_t k0, int64_t kc, int64_t n0, int64_t 
   }
 }
 
-template <typename Real>
-GemmWorkspace<Real>::GemmWorkspace(const KernelTable<Real>& k, int threads, Scratch& scratch, int64_t max_m,
-                                   int64_t max_n, int64_t max_k) {
-  const int64_t kc = std::max<int64_t>(1, std::min<int64_t>(k.kc, max_k));
-  const int64_t nc = ceil_div(std::max<int64_t>(1, std::min<int64_t>(k.nc, max_n)), k.nr) * k.nr;
-  const int64_t mc = ceil_div(std::max<int64_t>(1, std::min<int64_t>(k.mc, max_m)), k.mr) * k.mr;
-  packed_b = scratch.take<Real>(kc * nc);
-  a_stride = mc * kc;
-  packed_a = scratch.take<Real>(a_stride * threads);
+GemmBlocking::GemmBlocking(int kc_max, int nc_max, int nr, int64_t K, int64_t N) {
+  k_slices = std::max<int64_t>(1, ceil_div(K, kc_max));
+  kc = std::max<int64_t>(1, ceil_div(K, k_slices));
+  n_slices = std::max<int64_t>(1, ceil_div(N, nc_max));
+  nc = std::max<int64_t>(nr, ceil_div(ceil_div(N, n_slices), nr) * nr);
 }
 
 template <typename Real>
-void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64_t M,
-               int64_t N, int64_t K, MatrixView<Real> A, MatrixView<Real> B, Real* C, int64_t ldc,
-               const Real* bias, bool accumulate) {
-  if (M <= 0 || N <= 0) return;  // the same decision on every thread: no barrier is skipped by some
-  if (K <= 0) {
-    if (!accumulate) {
-      int64_t r0, r1;
-      team.share(M, r0, r1);
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = 0; c < N; ++c) C[r * ldc + c] = bias ? bias[c] : Real(0);
+void pack_b(const KernelTable<Real>& k, MatrixView<Real> B, int64_t K, int64_t N, PackedB<Real>& out) {
+  out.K = K, out.N = N;
+  out.blocking = GemmBlocking(k.kc, k.nc, k.nr, K, N);
+  const GemmBlocking& bl = out.blocking;
+  out.data.reset(new Real[size_t(bl.n_slices * bl.k_slices * bl.kc * bl.nc)]);
+  if (K <= 0 || N <= 0) return;
+  for (int64_t jci = 0; jci < bl.n_slices; ++jci) {
+    const int64_t jc = jci * bl.nc;
+    if (jc >= N) break;
+    const int64_t panels = ceil_div(std::min<int64_t>(bl.nc, N - jc), k.nr);
+    for (int64_t pci = 0; pci < bl.k_slices; ++pci) {
+      const int64_t pc = pci * bl.kc, kc = std::min<int64_t>(bl.kc, K - pc);
+      Real* block = const_cast<Real*>(out.block(jci, pci));
+      for (int64_t p = 0; p < panels; ++p) pack_panel(B, pc, kc, jc + p * k.nr, N, k.nr, block + p * kc * k.nr);
     }
-    team.barrier();
+  }
+}
+
+template <typename Real>
+GemmWorkspace<Real>::GemmWorkspace(const KernelTable<Real>& k, int participants_, int64_t max_m, int64_t max_n,
+                                   int64_t max_k)
+    : participants(participants_) {
+  const int64_t kc = std::max<int64_t>(1, std::min<int64_t>(k.kc, max_k));
+  const int64_t nc = ceil_div(std::max<int64_t>(1, std::min<int64_t>(k.nc, max_n)), k.nr) * k.nr;
+  const int64_t mc = ceil_div(std::max<int64_t>(1, std::min<int64_t>(k.mc, max_m)), k.mr) * k.mr;
+  packed_b.reset(new Real[size_t(kc * nc)]);
+  a_stride = mc * kc;
+  packed_a.reset(new Real[size_t(a_stride * participants)]);
+}
+
+template <typename Real>
+void gemm(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64_t M, int64_t N, int64_t K,
+          MatrixView<Real> A, MatrixView<Real> B, Real* C, int64_t ldc, const Real* bias, bool accumulate,
+          const PackedB<Real>* prepacked) {
+  if (M <= 0 || N <= 0) return;  // the same decision on every participant
+  if (K <= 0) {
+    if (!accumulate)
+      team.phase(ceil_div(M, 64), [&](int64_t item) {
+        for (int64_t r = item * 64; r < std::min(M, item * 64 + 64); ++r)
+          for (int64_t c = 0; c < N; ++c) C[r * ldc + c] = bias ? bias[c] : Real(0);
+      });
     return;
   }
   const int nr = k.nr, mr = k.mr;
-  Real* my_a = ws.packed_a + ws.a_stride * team.tid;
-  // Even blocks: K in equal slices of at most kc (so no thin last slice: each slice loads and stores
-  // C once), and rows in as many blocks as the team has threads (or a multiple), each a multiple of
-  // mr.  Tile boundaries thus stay at multiples of mr and the K slices depend on K alone: every C
-  // element is computed the same way for any team size.
-  const int64_t k_slices = ceil_div(K, k.kc);
-  const int64_t kc_even = ceil_div(K, k_slices);
-  const int64_t n_slices = ceil_div(N, k.nc);
-  const int64_t nc_even = ceil_div(ceil_div(N, n_slices), nr) * nr;
+  const int planned = team.planned();
+  Real* my_a = ws.packed_a.get() + ws.a_stride * team.index();
+  const GemmBlocking bl = prepacked ? prepacked->blocking : GemmBlocking(k.kc, k.nc, nr, K, N);
   int64_t ic_blocks = ceil_div(M, k.mc);
-  if (ic_blocks < team.size) {
+  if (ic_blocks < planned) {
     // Few rows: split them between the threads, or give every thread all rows and a share of the
     // panels — whichever leaves the busiest thread fewer tiles (S1's 50 rows are 5 tiles: 3 + 2,
     // against 4 panels: 2 + 2).
-    const int64_t row_tiles = ceil_div(M, mr), panels = ceil_div(std::min<int64_t>(N, nc_even), nr);
-    const int64_t by_rows = ceil_div(row_tiles, std::min<int64_t>(team.size, row_tiles)) * panels;
-    const int64_t by_panels = row_tiles * ceil_div(panels, std::min<int64_t>(team.size, panels));
+    const int64_t row_tiles = ceil_div(M, mr), panels = ceil_div(std::min<int64_t>(N, bl.nc), nr);
+    const int64_t by_rows = ceil_div(row_tiles, std::min<int64_t>(planned, row_tiles)) * panels;
+    const int64_t by_panels = row_tiles * ceil_div(panels, std::min<int64_t>(planned, panels));
     // (one block of rows only when it fits the packed-A buffer: M <= mc)
-    ic_blocks = (by_panels < by_rows && M <= k.mc) ? 1 : std::min<int64_t>(team.size, row_tiles);
+    ic_blocks = (by_panels < by_rows && M <= k.mc) ? 1 : std::min<int64_t>(planned, row_tiles);
   } else {
-    ic_blocks = ceil_div(ic_blocks, team.size) * team.size;
+    ic_blocks = ceil_div(ic_blocks, planned) * planned;
   }
   const int64_t mc_even = ceil_div(ceil_div(M, ic_blocks), mr) * mr;
   ic_blocks = ceil_div(M, mc_even);
-  for (int64_t jc = 0; jc < N; jc += nc_even) {
-    const int64_t nc = std::min<int64_t>(nc_even, N - jc);
+  // Row-major A (x, dpre) is read in place by the row-pointer tile: packing it would cost a strided
+  // write per element, each of which then feeds only N/vector-width FMAs.  Column-major A (dpre^T in
+  // the weight gradients) is packed: that is a contiguous copy.
+  const bool a_in_place = A.col_stride == 1;
+  for (int64_t jci = 0; jci < bl.n_slices; ++jci) {
+    const int64_t jc = jci * bl.nc;
+    if (jc >= N) break;
+    const int64_t nc = std::min<int64_t>(bl.nc, N - jc);
     const int64_t panels = ceil_div(nc, nr);
-    for (int64_t pc = 0; pc < K; pc += kc_even) {
-      const int64_t kc = std::min<int64_t>(kc_even, K - pc);
-      for (int64_t p = team.tid; p < panels; p += team.size)
-        pack_panel(B, pc, kc, jc + p * nr, N, nr, ws.packed_b + p * kc * nr);
-      team.barrier();
-
+    for (int64_t pci = 0; pci < bl.k_slices; ++pci) {
+      const int64_t pc = pci * bl.kc, kc = std::min<int64_t>(bl.kc, K - pc);
+      const Real* packed = nullptr;
+      if (prepacked) {
+        packed = prepacked->block(jci, pci);
+      } else {
+        Real* dst = ws.packed_b.get();
+        team.phase(panels, [&](int64_t p) { pack_panel(B, pc, kc, jc + p * nr, N, nr, dst + p * kc * nr); });
+        packed = dst;
+      }
       const bool acc = accumulate || pc > 0;
       const Real* block_bias = (!acc && bias) ? bias + jc : nullptr;
       // Work items: (block of rows) x (group of panels), at least as many as threads when the rows
       // alone do not make enough.
-      const int64_t groups = std::min<int64_t>(panels, std::max<int64_t>(1, ceil_div(team.size, ic_blocks)));
-      int64_t item0, item1;
-      team.share(ic_blocks * groups, item0, item1);
-      // Row-major A (x, dpre) is read in place by the row-pointer tile: packing it would cost a
-      // strided write per element, each of which then feeds only N/vector-width FMAs.  Column-major A
-      // (dpre^T in the weight gradients) is packed: that is a contiguous copy.
-      const bool a_in_place = A.col_stride == 1;
+      const int64_t groups = std::min<int64_t>(panels, std::max<int64_t>(1, ceil_div(planned, ic_blocks)));
       int64_t packed_ic = -1;
-      for (int64_t item = item0; item < item1; ++item) {
+      team.phase(ic_blocks * groups, [&](int64_t item) {
         const int64_t ic = item / groups, g = item % groups;
         const int64_t m0 = ic * mc_even, mc = std::min<int64_t>(mc_even, M - m0);
         if (!a_in_place && ic != packed_ic) {
@@ -137,7 +161,7 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
         for (int64_t p = panels * g / groups; p < panels * (g + 1) / groups; ++p) {
           const int64_t n0 = jc + p * nr;
           const int n_valid = int(std::min<int64_t>(nr, N - n0));
-          const Real* panel = ws.packed_b + p * kc * nr;
+          const Real* panel = packed + p * kc * nr;
           for (int64_t i0 = 0; i0 < mc; i0 += mr) {
             const int m = int(std::min<int64_t>(mr, mc - i0));
             Real* c = C + (m0 + i0) * ldc + n0;
@@ -148,8 +172,7 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
               k.gemm_tile(m, kc, my_a + i0 * kc, panel, c, ldc, tile_bias, acc, n_valid);
           }
         }
-      }
-      team.barrier();
+      });
     }
   }
 }
@@ -157,22 +180,22 @@ void gemm_team(const Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>
 template <typename Real>
 void matmul(int64_t M, int64_t N, int64_t K, const Real* a, const Real* b, Real* c) {
   const KernelTable<Real>& k = active_kernels<Real>();
-  // Work between two of the team's barriers: one (kc x nc) block of B against all of A.
+  // Work in one phase: one (kc x nc) block of B against all of A.
   const int64_t block_work = M * std::min<int64_t>(N, k.nc) * std::min<int64_t>(K, k.kc);
   const int threads = useful_threads(get_num_threads(), block_work, ceil_div(M, k.mr) * ceil_div(N, k.nr));
-  Scratch scratch;
-  GemmWorkspace<Real> ws(k, threads, scratch, M, N, K);
-  run_team(threads, [&](const Team& team) {
-    gemm_team<Real>(team, k, ws, M, N, K, MatrixView<Real>{a, K, 1}, MatrixView<Real>{b, N, 1}, c, N, nullptr, false);
-  });
+  auto ws = std::make_shared<GemmWorkspace<Real>>(k, threads, M, N, K);
+  run_job(make_job(threads, [&k, ws, M, N, K, a, b, c](Team& team) {
+    gemm<Real>(team, k, *ws, M, N, K, MatrixView<Real>{a, K, 1}, MatrixView<Real>{b, N, 1}, c, N, nullptr, false);
+  }));
 }
 
 #define RNNKIT_INSTANTIATE_GEMM(Real)                                                              \
   template void matmul<Real>(int64_t, int64_t, int64_t, const Real*, const Real*, Real*);          \
   template struct GemmWorkspace<Real>;                                                             \
-  template void gemm_team<Real>(const Team&, const KernelTable<Real>&, GemmWorkspace<Real>&,       \
-                                int64_t, int64_t, int64_t, MatrixView<Real>, MatrixView<Real>,     \
-                                Real*, int64_t, const Real*, bool);                                \
+  template void pack_b<Real>(const KernelTable<Real>&, MatrixView<Real>, int64_t, int64_t, PackedB<Real>&); \
+  template void gemm<Real>(Team&, const KernelTable<Real>&, GemmWorkspace<Real>&, int64_t, int64_t,        \
+                           int64_t, MatrixView<Real>, MatrixView<Real>, Real*, int64_t, const Real*, bool, \
+                           const PackedB<Real>*);                                                  \
   template void pack_panel<Real>(MatrixView<Real>, int64_t, int64_t, int64_t, int64_t, int, Real*);
 RNNKIT_INSTANTIATE_GEMM(float)
 RNNKIT_INSTANTIATE_GEMM(double)

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "cells.hpp"
 #include "rnnkit/rnnkit.hpp"
 
 namespace rnnkit {
@@ -35,27 +36,14 @@ struct KernelTable {
   // each cache line between cores once, where packing it would move it twice.
   void (*gemm_tile_rows)(int m, int64_t k, const Real* a, int64_t lda, const Real* b, Real* c, int64_t ldc,
                          const Real* bias, bool accumulate, int n_valid);
+  // The per-step products' tile: the same, but a tile of 1–3 rows splits k into interleaved partial
+  // sums (added in a fixed order) to hide the FMA latency.  The all-row GEMMs' tiles above never
+  // split, so their results do not depend on where a block of rows starts.
+  void (*step_tile_rows)(int m, int64_t k, const Real* a, int64_t lda, const Real* b, Real* c, int64_t ldc,
+                         const Real* bias, bool accumulate, int n_valid);
 
-  // v[0:n] = act(v[0:n]) in place.
-  void (*activation)(Activation act, Real* v, int64_t n);
-
-  // dpre[0:n] = (dy[0:n] + dh[0:n]) * act'(h[0:n]), where act' is written in terms of the output h
-  // (tanh' = 1 - h^2, relu' = [h > 0]).  dy may be null (zeros).
-  void (*vanilla_dpre)(Activation act, const Real* h, const Real* dy, const Real* dh, Real* dpre,
-                       int64_t n);
-
-  // LSTM and GRU cells for one row of n hidden units (see src/isa/kernels.inl for the equations).
-  // Gate k of unit j sits at gates[k * gate_stride + j]; pointers marked "or null" mean zeros.
-  void (*lstm_forward_row)(int64_t n, Real* gates, int64_t gate_stride, const Real* c_prev /*or null*/,
-                           Real* c, Real* h);
-  void (*lstm_backward_row)(int64_t n, const Real* gates, int64_t gate_stride, const Real* c,
-                            const Real* c_prev /*or null*/, const Real* dy /*or null*/, const Real* dh,
-                            Real* dc, Real* dpre);
-  void (*gru_forward_row)(int64_t n, Real* gates, int64_t gate_stride, const Real* hn,
-                          const Real* h_prev /*or null*/, Real* h);
-  void (*gru_backward_row)(int64_t n, const Real* gates, int64_t gate_stride, const Real* hn,
-                           const Real* h_prev /*or null*/, const Real* dy /*or null*/, Real* dh,
-                           Real* dpre_x, Real* dhn);
+  // Each cell's pointwise pair, indexed by Cell (see CellKernels in cells.hpp).
+  CellKernels<Real> cells[kCellKinds];
 
   // y[0:n] = f(x[0:n]) with the vectorised exp/tanh/sigmoid the cells use.
   void (*math)(MathFunction f, const Real* x, Real* y, int64_t n);

@@ -1,24 +1,35 @@
-// The time loops: forward and backpropagation through time, for the vanilla, LSTM and GRU cells.
+// The time loops, written once for every cell (cells.hpp) and every way of running one: lengths,
+// reverse, training or inference, one direction or two at once.
 //
-// Legend: T = timesteps, B = batch, I = input, H = hidden, G = gates, GH = G*H, mr x nr = the ISA's
-// register tile.  Row index of a (T, B, .) array viewed as (T*B, .): t*B + b.
+// Legend: T = timesteps, B = batch, I = input, H = hidden, G = gates, GH = G*H, D = directions,
+// mr x nr = the ISA's register tile, S = the steps that run (T, or the longest length).
 //
-// Both passes run inside ONE parallel region.  Each thread owns a fixed, contiguous set of blocks of
-// nr hidden units for the whole call — all G gates of those units: the matching panels of W_hh are
-// packed once (so they stay in its own cache for all T steps), it computes those units at every step,
-// applies the cell while the tile is in cache, and meets the others at one barrier per step.  When
-// there are more threads than blocks (H = 256 is 8 blocks on AVX-512), the batch rows are split too:
-// a thread then owns its blocks' units for a contiguous range of row tiles.  The
-// state each step needs from all threads (h_{t-1}, dpre_t) is read in place, where the cells wrote
-// it: no copy, and each cache line crosses between cores once.
+// Steps and rows.  Step s runs the first n(s) rows in "step order": the batch rows themselves, or,
+// with lengths, the rows sorted longest first (torch's PackedSequence: the rows still running at
+// step s are a prefix).  Every per-row buffer is indexed by a buffer row base(s) + i:
+//  - without lengths, base(s) = t(s) * B, so the buffers are the (T, B, .) arrays themselves and x, y
+//    are read and written in place (reverse: t(s) = T-1-s);
+//  - with lengths, base(s) = the packed offset of step s: x is gathered into packed rows (xp) once,
+//    y is scattered from them, padding is never computed, and each row's reverse direction starts at
+//    its own last step (t = lengths[b]-1-s).
+// Inference keeps no per-step buffer: the input projection runs a chunk of ~kChunkRows rows at a
+// time, and the states of the previous step live in a ring of two (B, H) blocks.
 //
-// Nothing here depends on the number of threads except who computes what: every output element is
-// produced by the same sequence of operations, so results are bitwise identical for any team size.
+// Each call is one Job (pool.hpp).  Every phase's items are (direction, unit blocks, row tile group):
+// the recurrent product of those gate panels onto the pre-activations, then the cell, while they are
+// in cache.  Each participant starts on its home items, so its W_hh panels stay in its cache, and
+// takes others' when it is done.  Nothing here depends on who computes what: every output element
+// is produced by the same sequence of operations, so results are bitwise identical for any team.
 #include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <numeric>
+#include <vector>
 
+#include "cells.hpp"
 #include "gemm.hpp"
 #include "kernel_table.hpp"
+#include "pool.hpp"
 #include "profile.hpp"
 #include "rnnkit/rnnkit.hpp"
 #include "team.hpp"
@@ -28,19 +39,27 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+template <typename Real>
+using Buffer = std::unique_ptr<Real[]>;
+template <typename Real>
+Buffer<Real> allocate(int64_t n) {
+  return Buffer<Real>(new Real[size_t(std::max<int64_t>(n, 1))]);
+}
+
+// Rows per chunk of the all-row products that run inside the time loop (the backward's weight
+// gradients and dx; inference's input projection): long enough in K to run near peak, short enough
+// that the chunk's scratch stays O(B * GH) rather than O(T * B * GH).
+constexpr int64_t kChunkRows = 512;
+// A call smaller than this many multiply-adds (x min_work_per_thread) runs on the calling thread
+// alone: waking a helper costs more than it could save.
+constexpr int64_t kMinCallWorkFactor = 32;
+
 // The row tiles of the per-step products: up to mr batch rows each.
 struct RowTiles {
   int64_t rows;
   int mr;
   int64_t count() const { return ceil_div(rows, mr); }
-  int64_t first_row(int64_t r) const { return r * mr; }
-  int height(int64_t r) const { return int(std::min<int64_t>(mr, rows - r * mr)); }
 };
-
-// Steps per chunk of the backward's reductions: the weight gradients are accumulated with one GEMM
-// per chunk of ~kChunkRows rows of dpre, so the scratch for dpre stays O(B*GH) rather than O(T*B*GH)
-// while each GEMM is still long enough in K to run near peak.
-constexpr int64_t kChunkRows = 512;
 
 // [lo, hi) of part i when n things are split into `parts` contiguous, even shares.
 inline void split(int64_t n, int64_t parts, int64_t i, int64_t& lo, int64_t& hi) {
@@ -49,12 +68,10 @@ inline void split(int64_t n, int64_t parts, int64_t i, int64_t& lo, int64_t& hi)
 }
 
 // How a team shares the per-step work: the ceil(H / nr) unit blocks in `block_groups` contiguous
-// groups, and the row tiles in `row_groups` contiguous groups; thread tid owns block group
-// tid / row_groups for row group tid % row_groups (threads beyond block_groups * row_groups own
-// nothing: they only help with the all-timestep GEMMs).  Row groups end on the tiles' boundaries, so
-// every element is computed by the same tile, the same way, for any team size.  The plan minimises
-// the busiest thread's (blocks x rows), preferring fewer row groups: each row group reads all of its
-// blocks' panels every step.
+// groups, and the row tiles in `row_groups` contiguous groups; participant p owns block group
+// p / row_groups for row group p % row_groups.  Row groups end on tile boundaries, so every element
+// is computed by the same tile, the same way, for any team size.  The plan minimises the busiest
+// participant's (blocks x rows), preferring fewer row groups: each reads all its blocks' panels.
 struct StepPlan {
   int64_t block_groups = 1, row_groups = 1;
   StepPlan(int threads, int64_t blocks, const RowTiles& tiles) {
@@ -73,349 +90,814 @@ struct StepPlan {
   }
 };
 
-// The team for a time loop: as many threads as each get kMinWorkPerThread of a step's B x GH x H
-// multiply-adds, and no more than there are (unit block, row tile) pieces to own.
-template <typename Real>
-int step_threads(const KernelTable<Real>& k, int64_t B, int64_t GH, int64_t H) {
-  return useful_threads(get_num_threads(), B * GH * H, ceil_div(H, k.nr) * RowTiles{B, k.mr}.count());
+// The team for the per-step work: as many as each get kMinWorkPerThread of a step's multiply-adds,
+// and no more than there are (unit block, row tile) pieces.
+int step_threads(int threads, int64_t work, int64_t pieces) { return useful_threads(threads, work, pieces); }
+
+// One item of a step: unit blocks [block_begin, block_end) of one direction, rows [row_begin, row_end).
+struct StepItem {
+  int direction;
+  int64_t block_begin, block_end, row_begin, row_end;
+};
+
+// The items of one step for a team of `threads`: per direction, each participant's share in two
+// items (so that a participant left alone can take half of another's), in participant order.
+std::vector<StepItem> step_items(int threads, int directions, int64_t batch, int64_t hidden, int nr, int mr) {
+  const int64_t blocks = ceil_div(hidden, nr);
+  const RowTiles tiles{batch, mr};
+  const int per_direction = std::max(1, threads / directions);
+  const StepPlan plan(per_direction, blocks, tiles);
+  std::vector<StepItem> items;
+  for (int d = 0; d < directions; ++d)
+    for (int64_t p = 0; p < plan.block_groups * plan.row_groups; ++p) {
+      int64_t b0, b1, t0, t1;
+      split(blocks, plan.block_groups, p / plan.row_groups, b0, b1);
+      split(tiles.count(), plan.row_groups, p % plan.row_groups, t0, t1);
+      if (b1 <= b0 || t1 <= t0) continue;
+      const int64_t r0 = t0 * mr, r1 = std::min(batch, t1 * mr);
+      const int64_t halves = b1 - b0 >= 2 ? 2 : 1;
+      for (int64_t h = 0; h < halves; ++h) {
+        int64_t lo, hi;
+        split(b1 - b0, halves, h, lo, hi);
+        items.push_back({d, b0 + lo, b0 + hi, r0, r1});
+      }
+    }
+  return items;
 }
 
-// What one thread owns for the whole call: unit blocks [begin, end) — units [first_unit,
-// first_unit + units) — for row tiles [tile_begin, tile_end), batch rows [row_begin, row_end).
-// `packs`: it packs its blocks' panels of W_hh (the first row group does; the others read them after
-// the next barrier).
-struct Ownership {
-  int64_t begin = 0, end = 0;
-  int nr;
-  int64_t hidden;
-  int64_t first_unit = 0, units = 0;
-  int64_t tile_begin = 0, tile_end = 0, row_begin = 0, row_end = 0;
-  bool packs = false;
-  Ownership(const Team& team, int nr_, int64_t hidden_, const RowTiles& tiles) : nr(nr_), hidden(hidden_) {
-    // From the team as it is: OpenMP may give fewer threads than asked for (nesting, limits).
-    const StepPlan plan(team.size, ceil_div(hidden, nr), tiles);
-    const int64_t group = team.tid / plan.row_groups, row_group = team.tid % plan.row_groups;
-    if (group >= plan.block_groups) return;
-    split(ceil_div(hidden, nr), plan.block_groups, group, begin, end);
-    split(tiles.count(), plan.row_groups, row_group, tile_begin, tile_end);
-    row_begin = tiles.first_row(tile_begin);
-    row_end = std::min(tiles.rows, tiles.first_row(tile_end));
-    packs = row_group == 0;
-    if (end > begin && row_end > row_begin) {
-      first_unit = first(begin);
-      units = std::min(hidden, first(end)) - first_unit;
+// Which rows run at each step, and where their data is (see the top of this file).
+struct Steps {
+  int64_t T = 0, B = 0, S = 0;
+  bool packed = false;
+  std::vector<int64_t> perm;    // packed: step-order position i -> batch row (longest first)
+  std::vector<int64_t> length;  // packed: the length of position i
+  std::vector<int64_t> count;   // packed: n(s), s <= S (n(S) = 0)
+  std::vector<int64_t> start;   // packed: first packed row of step s, s <= S
+  std::vector<int64_t> chunk_first;  // chunk c = steps [chunk_first[c], chunk_first[c + 1])
+  std::vector<int64_t> chunk_of;     // the chunk of step s
+  int64_t max_chunk_rows = 0;
+
+  Steps(int64_t steps, int64_t batch, const int64_t* lengths) : T(steps), B(batch) {
+    packed = false;
+    if (lengths)
+      for (int64_t b = 0; b < B; ++b) packed = packed || lengths[b] != T;
+    if (!packed) {
+      S = B > 0 ? T : 0;
     } else {
-      begin = end = tile_begin = tile_end = row_begin = row_end = 0;
+      perm.resize(size_t(B));
+      std::iota(perm.begin(), perm.end(), int64_t(0));
+      std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
+      length.resize(size_t(B));
+      for (int64_t i = 0; i < B; ++i) length[size_t(i)] = lengths[perm[size_t(i)]];
+      S = B > 0 ? length[0] : 0;
+      count.assign(size_t(S + 1), 0);
+      start.assign(size_t(S + 1), 0);
+      int64_t i = B;
+      for (int64_t s = 0; s < S; ++s) {
+        while (i > 0 && length[size_t(i - 1)] <= s) --i;
+        count[size_t(s)] = i;
+        start[size_t(s + 1)] = start[size_t(s)] + i;
+      }
+    }
+    chunk_of.assign(size_t(S), 0);
+    for (int64_t s = 0; s < S;) {
+      const int64_t first = s;
+      int64_t rows = 0;
+      while (s < S && (s == first || rows < kChunkRows)) rows += active(s++);
+      for (int64_t u = first; u < s; ++u) chunk_of[size_t(u)] = int64_t(chunk_first.size());
+      chunk_first.push_back(first);
+      max_chunk_rows = std::max(max_chunk_rows, rows);
+    }
+    chunk_first.push_back(S);
+  }
+  int64_t rows() const { return packed ? start[size_t(S)] : T * B; }  // buffer rows in all
+  int64_t active(int64_t s) const { return s >= S ? 0 : packed ? count[size_t(s)] : B; }
+  int64_t batch_row(int64_t i) const { return packed ? perm[size_t(i)] : i; }
+  int64_t time(int64_t s, int64_t i, bool reverse) const {
+    if (packed) return reverse ? length[size_t(i)] - 1 - s : s;
+    return reverse ? T - 1 - s : s;
+  }
+  int64_t base(int64_t s, bool reverse) const { return packed ? start[size_t(s)] : (reverse ? T - 1 - s : s) * B; }
+  int64_t user_row(int64_t s, int64_t i, bool reverse) const { return time(s, i, reverse) * B + batch_row(i); }
+  int64_t chunks() const { return int64_t(chunk_first.size()) - 1; }
+  int64_t chunk_rows(int64_t c) const {
+    const int64_t s0 = chunk_first[size_t(c)], s1 = chunk_first[size_t(c + 1)];
+    return packed ? start[size_t(s1)] - start[size_t(s0)] : (s1 - s0) * B;
+  }
+  int64_t chunk_min(int64_t c, bool reverse) const {  // the chunk's lowest buffer row
+    const int64_t s0 = chunk_first[size_t(c)], s1 = chunk_first[size_t(c + 1)];
+    if (packed) return start[size_t(s0)];
+    return reverse ? (T - s1) * B : s0 * B;
+  }
+  // Padding: t >= length of batch row b (packed only).
+  template <class F>
+  void for_each_padding(F f) const {
+    if (!packed) return;
+    for (int64_t i = 0; i < B; ++i)
+      for (int64_t t = length[size_t(i)]; t < T; ++t) f(t * B + perm[size_t(i)]);
+  }
+};
+
+void copy_units(void* dst, const void* src, int64_t units, size_t item) {
+  std::memcpy(dst, src, size_t(units) * item);
+}
+
+}  // namespace
+
+// ---- the plan -------------------------------------------------------------------------------------
+template <typename Real>
+class Plan {
+ public:
+  Cell cell;
+  Activation act;
+  int64_t I, H, G, GH;
+  const KernelTable<Real>* k;
+  Buffer<Real> w_ih, w_hh;   // the snapshot: (GH, I), (GH, H)
+  Buffer<Real> bias;         // the input projection's: b_ih + b_hh, but the apart block's b_hh; or null
+  Buffer<Real> b_apart;      // b_hh's apart block (H,), added to the apart product; or null
+  Buffer<Real> w_hh_panels;  // panel (jb, g) of W_hh^T: H x nr each, for h W_hh^T
+  PackedB<Real> w_ih_t;      // W_ih^T (I x GH) for the input projection
+
+  // For the backward, packed on its first use.
+  const Real* backward_panel(int64_t jb) const {
+    std::call_once(backward_once_, [&] {
+      w_hh_rows_ = allocate<Real>(ceil_div(H, k->nr) * GH * k->nr);
+      for (int64_t b = 0; b * k->nr < H; ++b)
+        pack_panel(MatrixView<Real>{w_hh.get(), H, 1}, 0, GH, b * k->nr, H, k->nr, w_hh_rows_.get() + b * GH * k->nr);
+      pack_b(*k, MatrixView<Real>{w_ih.get(), I, 1}, GH, I, w_ih_rows_);
+    });
+    return w_hh_rows_.get() + jb * GH * k->nr;
+  }
+  const PackedB<Real>& w_ih_rows() const {
+    backward_panel(0);
+    return w_ih_rows_;
+  }
+  const Real* panel(int64_t jb, int g) const { return w_hh_panels.get() + (jb * G + g) * H * k->nr; }
+  const CellTraits& cell_traits() const { return traits(cell); }
+
+ private:
+  mutable std::once_flag backward_once_;
+  mutable Buffer<Real> w_hh_rows_;   // panel jb of W_hh (GH x H): GH x nr each, for dpre W_hh
+  mutable PackedB<Real> w_ih_rows_;  // W_ih (GH x I) for dx = dpre W_ih
+};
+
+template <typename Real>
+std::shared_ptr<const Plan<Real>> make_plan(Cell cell, Activation act, int64_t input, int64_t hidden,
+                                            const Real* w_ih, const Real* w_hh, const Real* b_ih, const Real* b_hh) {
+  auto plan = std::make_shared<Plan<Real>>();
+  Plan<Real>& p = *plan;
+  const CellTraits& ct = traits(cell);
+  p.cell = cell, p.act = act, p.I = input, p.H = hidden, p.G = ct.gates, p.GH = ct.gates * hidden;
+  p.k = &active_kernels<Real>();
+  const int64_t GH = p.GH, H = hidden, I = input, nr = p.k->nr;
+  p.w_ih = allocate<Real>(GH * I);
+  p.w_hh = allocate<Real>(GH * H);
+  if (GH * I) std::memcpy(p.w_ih.get(), w_ih, size_t(GH * I) * sizeof(Real));
+  if (GH * H) std::memcpy(p.w_hh.get(), w_hh, size_t(GH * H) * sizeof(Real));
+  const int64_t apart = ct.last_gate_apart ? (ct.gates - 1) * H : GH;  // first row of the apart block
+  if (b_ih || b_hh) {
+    p.bias = allocate<Real>(GH);
+    for (int64_t j = 0; j < GH; ++j)
+      p.bias[j] = (b_ih ? b_ih[j] : Real(0)) + (b_hh && j < apart ? b_hh[j] : Real(0));
+  }
+  if (ct.last_gate_apart && b_hh) {
+    p.b_apart = allocate<Real>(H);
+    std::memcpy(p.b_apart.get(), b_hh + apart, size_t(H) * sizeof(Real));
+  }
+  const int64_t blocks = ceil_div(H, nr);
+  p.w_hh_panels = allocate<Real>(blocks * GH * nr);
+  const MatrixView<Real> w_hh_t{p.w_hh.get(), 1, H};  // W_hh^T (H x GH)
+  for (int64_t jb = 0; jb < blocks; ++jb)
+    for (int g = 0; g < p.G; ++g)
+      pack_panel(w_hh_t, 0, H, g * H + jb * nr, g * H + H, int(nr), const_cast<Real*>(p.panel(jb, g)));
+  pack_b(*p.k, MatrixView<Real>{p.w_ih.get(), 1, I}, I, GH, p.w_ih_t);
+  return plan;
+}
+
+template <typename Real>
+std::string plan_isa(const Plan<Real>& plan) {
+  return plan.k->isa;
+}
+
+// ---- what a training forward saves ----------------------------------------------------------------
+template <typename Real>
+class Saved {
+ public:
+  std::shared_ptr<const Plan<Real>> plan;
+  std::shared_ptr<const Steps> steps;
+  bool reverse = false;
+  int64_t I = 0;
+  const Real* x = nullptr;  // buffer rows of x: the forward's x, or xp
+  int64_t ldx = 0;
+  Buffer<Real> xp;
+  const Real* y = nullptr;  // buffer rows of the states: the forward's y, or yp
+  int64_t ldy = 0;
+  Buffer<Real> yp;
+  Buffer<Real> gates, cells, extra;  // (rows, GH), (rows, H), (rows, H) where the cell needs them
+  Buffer<Real> h0, c0;               // (B, H) in step order, or null
+};
+
+template <typename Real>
+SavedShape<Real> saved_shape(const Saved<Real>& s) {
+  return {s.steps->T, s.steps->B, s.I, s.plan->H, s.plan->cell, s.steps.get()};
+}
+
+namespace {
+
+// A job's phase clock: the caller's marks only.
+struct Clock {
+  PhaseClock clock;
+  explicit Clock(bool on) : clock(on) {}
+  void mark(const Team& team, Phase phase) {
+    if (team.caller()) clock.mark(phase);
+  }
+};
+
+int call_threads(int64_t total_work) {
+  if (!threads_enabled()) return 1;
+  return total_work < kMinCallWorkFactor * min_work_per_thread() ? 1 : get_num_threads();
+}
+
+// ---- the forward ----------------------------------------------------------------------------------
+template <typename Real>
+struct ForwardDirection {
+  const Plan<Real>* plan;
+  bool reverse;
+  const Real* x;  // buffer rows of x (training: all; inference packed: the chunk's gathered rows)
+  int64_t ldx;
+  Real* pre;      // the pre-activations: training all rows, inference the chunk's
+  int64_t ld_pre;
+  Real* Y;        // the states h: buffer rows, or (inference with lengths) the ring of two
+  int64_t ldY;
+  Real* C;        // LSTM's c: buffer rows, or (inference) the ring of two
+  Real* extra;    // the apart product: buffer rows, or (inference) one (B, H) block
+  const Real* h0;
+  const Real* c0;
+  Real* y;        // the user's y, when Y is not it
+  int64_t ldy;
+  Real* h_n;
+  Real* c_n;
+  Real* xp_chunk;  // inference with lengths: the chunk's gathered x
+};
+
+template <typename Real>
+class ForwardJob final : public Job {
+ public:
+  ForwardJob(int planned, int step_team, std::shared_ptr<const Steps> steps, bool training, const Real* x,
+             int64_t ldx, std::vector<ForwardDirection<Real>> dirs, std::vector<StepItem> items,
+             std::vector<Buffer<Real>> owned)
+      : Job(planned), step_team_(step_team), steps_(std::move(steps)), training_(training), x_(x), ldx_(ldx),
+        dirs_(std::move(dirs)), items_(std::move(items)), owned_(std::move(owned)),
+        clock_(profiling_enabled()) {
+    const Plan<Real>& p = *dirs_[0].plan;
+    ws_ = GemmWorkspace<Real>(*p.k, planned, 1, 1, 1);  // (A is read in place, W_ih^T is prepacked)
+  }
+  void publish() { clock_.clock.publish(); }
+
+  void run(Team& team) override {
+    const Steps& st = *steps_;
+    const Plan<Real>& p0 = *dirs_[0].plan;
+    const KernelTable<Real>& k = *p0.k;
+    const int64_t I = p0.I;
+    clock_.mark(team, Phase::setup);
+    if (training_) {
+      if (st.packed)
+        for (auto& d : dirs_) gather(team, d, 0, st.S, const_cast<Real*>(d.x));
+      for (auto& d : dirs_) {
+        gemm<Real>(team, k, ws_, st.rows(), d.plan->GH, I, MatrixView<Real>{d.x, d.ldx, 1}, MatrixView<Real>{},
+                   d.pre, d.ld_pre, d.plan->bias.get(), false, &d.plan->w_ih_t);
+      }
+      clock_.mark(team, Phase::input_gemm);
+      for (int64_t s = 0; s < st.S; ++s) step(team, s);
+      return;
+    }
+    for (int64_t c = 0; c < st.chunks(); ++c) {
+      const int64_t s0 = st.chunk_first[size_t(c)], s1 = st.chunk_first[size_t(c + 1)];
+      for (auto& d : dirs_) {
+        const Real* a = d.x + st.chunk_min(c, d.reverse) * d.ldx;
+        int64_t lda = d.ldx;
+        if (st.packed) {
+          gather(team, d, s0, s1, d.xp_chunk);
+          a = d.xp_chunk, lda = I;
+        }
+        gemm<Real>(team, k, ws_, st.chunk_rows(c), d.plan->GH, I, MatrixView<Real>{a, lda, 1}, MatrixView<Real>{},
+                   d.pre, d.ld_pre, d.plan->bias.get(), false, &d.plan->w_ih_t);
+      }
+      clock_.mark(team, Phase::input_gemm);
+      for (int64_t s = s0; s < s1; ++s) step(team, s);
     }
   }
-  int64_t first(int64_t jb) const { return jb * nr; }
-  int width(int64_t jb) const { return int(std::min<int64_t>(nr, hidden - jb * nr)); }
+
+ private:
+  // x's rows of steps [s0, s1) into packed rows (relative to the first one's).
+  void gather(Team& team, const ForwardDirection<Real>& d, int64_t s0, int64_t s1, Real* dst) {
+    const Steps& st = *steps_;
+    const int64_t I = d.plan->I;
+    team.phase(s1 - s0, [&](int64_t item) {
+      const int64_t s = s0 + item, base0 = st.start[size_t(s0)];
+      for (int64_t i = 0; i < st.active(s); ++i)
+        copy_units(dst + (st.start[size_t(s)] + i - base0) * I, x_ + st.user_row(s, i, d.reverse) * ldx_, I,
+                   sizeof(Real));
+    });
+  }
+
+  int64_t pre_row(const ForwardDirection<Real>& d, int64_t s, int64_t i) const {
+    const Steps& st = *steps_;
+    const int64_t row = st.base(s, d.reverse) + i;
+    return training_ ? row : row - st.chunk_min(st.chunk_of[size_t(s)], d.reverse);
+  }
+  bool ring() const { return !training_ && steps_->packed; }
+  int64_t state_row(const ForwardDirection<Real>& d, int64_t s, int64_t i) const {
+    return ring() ? (s & 1) * steps_->B + i : steps_->base(s, d.reverse) + i;
+  }
+  int64_t cell_row(const ForwardDirection<Real>& d, int64_t s, int64_t i) const {
+    return training_ ? steps_->base(s, d.reverse) + i : (s & 1) * steps_->B + i;
+  }
+  int64_t extra_row(const ForwardDirection<Real>& d, int64_t s, int64_t i) const {
+    return training_ ? steps_->base(s, d.reverse) + i : i;
+  }
+
+  void step(Team& team, int64_t s) {
+    team.phase(int64_t(items_.size()), [&](int64_t it) { step_item(team, s, items_[size_t(it)]); }, step_team_);
+    clock_.mark(team, Phase::barrier);
+  }
+
+  void step_item(Team& team, int64_t s, const StepItem& item) {
+    const Steps& st = *steps_;
+    const ForwardDirection<Real>& d = dirs_[size_t(item.direction)];
+    const Plan<Real>& p = *d.plan;
+    const KernelTable<Real>& k = *p.k;
+    const CellTraits& ct = p.cell_traits();
+    const int64_t H = p.H, nr = k.nr, mr = k.mr;
+    const int64_t r0 = item.row_begin, r1 = std::min(item.row_end, st.active(s));
+    if (r0 >= r1) return;
+    const bool has_prev = s > 0 || d.h0;
+    auto h_prev = [&](int64_t i) -> const Real* {
+      return s > 0 ? d.Y + state_row(d, s - 1, i) * d.ldY : d.h0 ? d.h0 + i * H : nullptr;
+    };
+    const int64_t ld_prev = s > 0 ? d.ldY : H;
+    const int64_t u_begin = item.block_begin * nr, u_end = std::min(H, item.block_end * nr);
+    // The recurrent product of every gate panel of the item's blocks, onto the input projection —
+    // except the apart block's (W_hn h + b_hn), kept in extra.  Each panel streams once per step,
+    // all row tiles consuming it back to back.
+    for (int64_t jb = item.block_begin; jb < item.block_end; ++jb) {
+      const int64_t u0 = jb * nr;
+      const int n = int(std::min<int64_t>(nr, H - u0));
+      for (int g = 0; g < p.G; ++g)
+        for (int64_t r = r0; r < r1; r += mr) {
+          const int m = int(std::min<int64_t>(mr, r1 - r));
+          if (ct.last_gate_apart && g == p.G - 1)
+            k.step_tile_rows(m, has_prev ? H : 0, h_prev(r), ld_prev, p.panel(jb, g),
+                             d.extra + extra_row(d, s, r) * H + u0, H, p.b_apart ? p.b_apart.get() + u0 : nullptr,
+                             false, n);
+          else if (has_prev)
+            k.step_tile_rows(m, H, h_prev(r), ld_prev, p.panel(jb, g), d.pre + pre_row(d, s, r) * d.ld_pre + g * H + u0,
+                             d.ld_pre, nullptr, true, n);
+        }
+    }
+    clock_.mark(team, Phase::recurrent_gemm);
+    // Then the cell over the item's units (contiguous), row by row, while they are in cache.
+    const int64_t units = u_end - u_begin;
+    const CellKernels<Real>& cell = k.cells[int(p.cell)];
+    const int64_t next_active = st.active(s + 1);
+    for (int64_t i = r0; i < r1; ++i) {
+      const Real* hp = h_prev(i);
+      const Real* cp = !d.C ? nullptr : s > 0 ? d.C + cell_row(d, s - 1, i) * H : d.c0 ? d.c0 + i * H : nullptr;
+      Real* h = d.Y + state_row(d, s, i) * d.ldY + u_begin;
+      Real* c = d.C ? d.C + cell_row(d, s, i) * H + u_begin : nullptr;
+      cell.forward_row(p.act, units, d.pre + pre_row(d, s, i) * d.ld_pre + u_begin, H,
+                       d.extra ? d.extra + extra_row(d, s, i) * H + u_begin : nullptr, hp ? hp + u_begin : nullptr,
+                       cp ? cp + u_begin : nullptr, h, c);
+      if (d.y) copy_units(d.y + st.user_row(s, i, d.reverse) * d.ldy + u_begin, h, units, sizeof(Real));
+      if (i >= next_active) {  // the row's last step: its final state
+        const int64_t b = st.batch_row(i);
+        copy_units(d.h_n + b * H + u_begin, h, units, sizeof(Real));
+        if (d.c_n) copy_units(d.c_n + b * H + u_begin, c, units, sizeof(Real));
+      }
+    }
+    clock_.mark(team, Phase::cell);
+  }
+
+  int step_team_;
+  std::shared_ptr<const Steps> steps_;
+  bool training_;
+  const Real* x_;
+  int64_t ldx_;
+  std::vector<ForwardDirection<Real>> dirs_;
+  std::vector<StepItem> items_;
+  std::vector<Buffer<Real>> owned_;  // inference scratch
+  GemmWorkspace<Real> ws_;
+  Clock clock_;
 };
+
+// ---- the backward ---------------------------------------------------------------------------------
+template <typename Real>
+struct BackwardDirection {
+  const Saved<Real>* saved;
+  const Plan<Real>* plan;
+  const Real* dy;
+  int64_t lddy;
+  DirectionBackward<Real> out;
+  Real* dh;                 // (B, H) dL/dh carried to the previous step, step order
+  Real* dc;                 // (B, H) LSTM
+  Real* dpre[2];            // per chunk parity: (chunk rows, GH)
+  Real* dextra[2];          // per chunk parity: (chunk rows, H) — the apart product's gradient
+  Real* h_prev;             // (chunk rows, H): every row's h_{t-1}, for dW_hh
+  Real* dx_chunk;           // with lengths: (chunk rows, I) before the scatter
+  Real* dx;                 // where this direction's dx goes: the user's, or (second direction) dx2
+  int64_t lddx;
+  bool dx_accumulate;
+};
+
+template <typename Real>
+class BackwardJob final : public Job {
+ public:
+  BackwardJob(int planned, int step_team, std::shared_ptr<const Steps> steps, std::vector<BackwardDirection<Real>> dirs,
+              std::vector<StepItem> items, std::vector<Buffer<Real>> owned, Real* dx, int64_t lddx, const Real* dx2)
+      : Job(planned), step_team_(step_team), steps_(std::move(steps)), dirs_(std::move(dirs)), items_(std::move(items)),
+        owned_(std::move(owned)), dx_(dx), lddx_(lddx), dx2_(dx2), clock_(profiling_enabled()) {
+    const Plan<Real>& p = *dirs_[0].plan;
+    const int64_t rows = std::max<int64_t>(1, steps_->max_chunk_rows);
+    ws_ = GemmWorkspace<Real>(*p.k, planned, std::max(p.GH, rows), std::max(p.I, p.H), std::max(p.GH, rows));
+  }
+  void publish() { clock_.clock.publish(); }
+
+  void run(Team& team) override {
+    const Steps& st = *steps_;
+    const Plan<Real>& p0 = *dirs_[0].plan;
+    const KernelTable<Real>& k = *p0.k;
+    // dW_ih and dW_hh are zeroed by the team, each its share of rows (the first touch of fresh pages).
+    for (auto& d : dirs_) {
+      const int64_t GH = d.plan->GH, I = d.plan->I, H = d.plan->H;
+      team.phase(ceil_div(GH, 64), [&](int64_t item) {
+        const int64_t r0 = item * 64, r1 = std::min(GH, r0 + 64);
+        std::memset(d.out.dw_ih + r0 * I, 0, size_t((r1 - r0) * I) * sizeof(Real));
+        std::memset(d.out.dw_hh + r0 * H, 0, size_t((r1 - r0) * H) * sizeof(Real));
+      });
+    }
+    clock_.mark(team, Phase::setup);
+    for (int64_t s = st.S - 1; s >= 0; --s) {
+      team.phase(int64_t(items_.size()), [&](int64_t it) { step_item(team, s, items_[size_t(it)]); }, step_team_);
+      clock_.mark(team, Phase::barrier);
+      const int64_t c = st.chunk_of[size_t(s)];
+      if (s == st.chunk_first[size_t(c)])
+        for (auto& d : dirs_) reduce_chunk(team, k, d, c);
+    }
+    // The state before step 0: dh0 = dpre_0 W_hh (+ the direct part), for rows that ran.
+    team.phase(int64_t(items_.size()), [&](int64_t it) { step_item(team, -1, items_[size_t(it)]); }, step_team_);
+    if (dx2_) {
+      const int64_t rows = st.T * st.B, I = p0.I;
+      team.phase(ceil_div(rows, 64), [&](int64_t item) {
+        for (int64_t r = item * 64; r < std::min(rows, item * 64 + 64); ++r) {
+          Real* out = dx_ + r * lddx_;
+          const Real* in = dx2_ + r * I;
+          for (int64_t j = 0; j < I; ++j) out[j] += in[j];
+        }
+      });
+    }
+  }
+
+ private:
+  // Step s's item: first dh_s (+)= dpre_{s+1} W_hh for its units and the rows that go on to step
+  // s+1; then the cell's backward of step s.  s = -1: the product only, then dh0 (and dc0).
+  void step_item(Team& team, int64_t s, const StepItem& item) {
+    const Steps& st = *steps_;
+    BackwardDirection<Real>& d = dirs_[size_t(item.direction)];
+    const Saved<Real>& sv = *d.saved;
+    const Plan<Real>& p = *d.plan;
+    const KernelTable<Real>& k = *p.k;
+    const CellTraits& ct = p.cell_traits();
+    const int64_t H = p.H, GH = p.GH, nr = k.nr, mr = k.mr;
+    const int64_t u_begin = item.block_begin * nr, u_end = std::min(H, item.block_end * nr), units = u_end - u_begin;
+    const int64_t r0 = item.row_begin;
+    if (s + 1 < st.S) {
+      const int64_t n1 = std::min(item.row_end, st.active(s + 1));
+      const int64_t c1 = st.chunk_of[size_t(s + 1)];
+      const int64_t row0 = st.base(s + 1, sv.reverse) - st.chunk_min(c1, sv.reverse);
+      const Real* dpre = d.dpre[c1 & 1] + row0 * GH;
+      const Real* dextra = d.dextra[c1 & 1] ? d.dextra[c1 & 1] + row0 * H : nullptr;
+      for (int64_t jb = item.block_begin; jb < item.block_end; ++jb) {
+        const int n = int(std::min<int64_t>(nr, H - jb * nr));
+        const Real* panel = p.backward_panel(jb);
+        for (int64_t r = r0; r < n1; r += mr) {
+          const int m = int(std::min<int64_t>(mr, n1 - r));
+          Real* c = d.dh + r * H + jb * nr;
+          if (ct.last_gate_apart) {
+            k.step_tile_rows(m, GH - H, dpre + r * GH, GH, panel, c, H, nullptr, ct.direct_dh, n);
+            k.step_tile_rows(m, H, dextra + r * H, H, panel + (GH - H) * nr, c, H, nullptr, true, n);
+          } else {
+            k.step_tile_rows(m, GH, dpre + r * GH, GH, panel, c, H, nullptr, ct.direct_dh, n);
+          }
+        }
+      }
+    }
+    clock_.mark(team, Phase::recurrent_gemm);
+    if (s < 0) {
+      for (int64_t i = r0; i < item.row_end; ++i) {
+        const int64_t b = st.batch_row(i);
+        copy_units(d.out.dh0 + b * H + u_begin, d.dh + i * H + u_begin, units, sizeof(Real));
+        if (d.dc) copy_units(d.out.dc0 + b * H + u_begin, d.dc + i * H + u_begin, units, sizeof(Real));
+      }
+      return;
+    }
+    const int64_t r1 = std::min(item.row_end, st.active(s));
+    const int64_t c = st.chunk_of[size_t(s)];
+    const int64_t cmin = st.chunk_min(c, sv.reverse);
+    const CellKernels<Real>& cell = k.cells[int(p.cell)];
+    for (int64_t i = r0; i < r1; ++i) {
+      const int64_t row = st.base(s, sv.reverse) + i;
+      const int64_t prev_row = s > 0 ? st.base(s - 1, sv.reverse) + i : -1;
+      const Real* hp = s > 0 ? sv.y + prev_row * sv.ldy : sv.h0 ? sv.h0.get() + i * H : nullptr;
+      const Real* cp = !sv.cells ? nullptr : s > 0 ? sv.cells.get() + prev_row * H : sv.c0 ? sv.c0.get() + i * H : nullptr;
+      auto offset = [&](const Real* base, int64_t r, int64_t ld) -> const Real* {
+        return base ? base + r * ld + u_begin : nullptr;
+      };
+      Real* dextra = d.dextra[c & 1] ? d.dextra[c & 1] + (row - cmin) * H + u_begin : nullptr;
+      cell.backward_row(p.act, units, offset(sv.gates.get(), row, GH), H, offset(sv.extra.get(), row, H),
+                        hp ? hp + u_begin : nullptr, cp ? cp + u_begin : nullptr, sv.y + row * sv.ldy + u_begin,
+                        offset(sv.cells.get(), row, H), d.dy ? d.dy + st.user_row(s, i, sv.reverse) * d.lddy + u_begin : nullptr,
+                        d.dh + i * H + u_begin, d.dc ? d.dc + i * H + u_begin : nullptr,
+                        d.dpre[c & 1] + (row - cmin) * GH + u_begin, dextra);
+      Real* keep = d.h_prev + (row - cmin) * H + u_begin;
+      if (hp) copy_units(keep, hp + u_begin, units, sizeof(Real));
+      else std::memset(keep, 0, size_t(units) * sizeof(Real));
+    }
+    clock_.mark(team, Phase::cell);
+  }
+
+  // The chunk's reductions over its rows, each one GEMM (DESIGN.md, "Where the time goes").
+  void reduce_chunk(Team& team, const KernelTable<Real>& k, BackwardDirection<Real>& d, int64_t c) {
+    const Steps& st = *steps_;
+    const Saved<Real>& sv = *d.saved;
+    const Plan<Real>& p = *d.plan;
+    const int64_t H = p.H, GH = p.GH, I = p.I;
+    const int64_t rows = st.chunk_rows(c), cmin = st.chunk_min(c, sv.reverse);
+    const Real* dpre = d.dpre[c & 1];
+    const Real* dextra = d.dextra[c & 1];
+    const int64_t hidden_rows = dextra ? GH - H : GH;  // rows of dW_hh whose gradient is dpre's
+    // dW_ih += dpre^T x
+    gemm<Real>(team, k, ws_, GH, I, rows, MatrixView<Real>{dpre, 1, GH}, MatrixView<Real>{sv.x + cmin * sv.ldx, sv.ldx, 1},
+               d.out.dw_ih, I, nullptr, true);
+    // dW_hh += dpre_hidden^T h_prev; the apart block takes dextra
+    const MatrixView<Real> h_prev{d.h_prev, H, 1};
+    gemm<Real>(team, k, ws_, hidden_rows, H, rows, MatrixView<Real>{dpre, 1, GH}, h_prev, d.out.dw_hh, H, nullptr, true);
+    if (dextra)
+      gemm<Real>(team, k, ws_, H, H, rows, MatrixView<Real>{dextra, 1, H}, h_prev, d.out.dw_hh + hidden_rows * H, H,
+                 nullptr, true);
+    // db_ih += column sums of dpre (and the apart block of db_hh, of dextra), rows in order
+    team.phase(ceil_div(GH, 64), [&](int64_t item) {
+      const int64_t c0 = item * 64, c1 = std::min(GH, c0 + 64);
+      for (int64_t row = 0; row < rows; ++row)
+        for (int64_t j = c0; j < c1; ++j) d.out.db_ih[j] += dpre[row * GH + j];
+      if (dextra)
+        for (int64_t row = 0; row < rows; ++row)
+          for (int64_t j = std::max(c0, hidden_rows); j < c1; ++j) d.out.db_hh[j] += dextra[row * H + j - hidden_rows];
+    });
+    clock_.mark(team, Phase::weight_grad_gemm);
+    // dx = dpre W_ih for the chunk's rows
+    if (!st.packed) {
+      gemm<Real>(team, k, ws_, rows, I, GH, MatrixView<Real>{dpre, GH, 1}, MatrixView<Real>{}, d.dx + cmin * d.lddx,
+                 d.lddx, nullptr, d.dx_accumulate, &p.w_ih_rows());
+    } else {
+      gemm<Real>(team, k, ws_, rows, I, GH, MatrixView<Real>{dpre, GH, 1}, MatrixView<Real>{}, d.dx_chunk, I, nullptr,
+                 false, &p.w_ih_rows());
+      const int64_t s0 = st.chunk_first[size_t(c)], s1 = st.chunk_first[size_t(c + 1)];
+      team.phase(s1 - s0, [&](int64_t item) {
+        const int64_t s = s0 + item;
+        for (int64_t i = 0; i < st.active(s); ++i) {
+          const Real* in = d.dx_chunk + (st.start[size_t(s)] + i - cmin) * I;
+          Real* out = d.dx + st.user_row(s, i, sv.reverse) * d.lddx;
+          if (d.dx_accumulate)
+            for (int64_t j = 0; j < I; ++j) out[j] += in[j];
+          else
+            copy_units(out, in, I, sizeof(Real));
+        }
+      });
+    }
+    clock_.mark(team, Phase::dx_gemm);
+  }
+
+  int step_team_;
+  std::shared_ptr<const Steps> steps_;
+  std::vector<BackwardDirection<Real>> dirs_;
+  std::vector<StepItem> items_;
+  std::vector<Buffer<Real>> owned_;
+  Real* dx_;
+  int64_t lddx_;
+  const Real* dx2_;
+  GemmWorkspace<Real> ws_;
+  Clock clock_;
+};
+
+// Threads for a call: its per-step team (for the time loop) and its whole team (for the all-row
+// products, which need not inherit a small per-step team).
+struct Teams {
+  int whole = 1, step = 1;
+};
+template <typename Real>
+Teams plan_teams(const KernelTable<Real>& k, int directions, int64_t S, int64_t batch, int64_t rows, int64_t GH,
+                 int64_t H, int64_t I) {
+  const int64_t blocks = ceil_div(H, k.nr), tiles = RowTiles{batch, k.mr}.count();
+  const int64_t step_work = directions * batch * GH * H;
+  const int64_t total = S * step_work + directions * rows * GH * I;
+  const int threads = call_threads(total);
+  Teams t;
+  t.step = step_threads(threads, step_work, directions * blocks * tiles);
+  const int64_t gemm_work = std::min<int64_t>(rows, k.mc) * std::min<int64_t>(GH, k.nc) * std::min<int64_t>(I, k.kc);
+  t.whole = std::max(t.step, useful_threads(threads, gemm_work, ceil_div(rows, k.mr) * ceil_div(GH, k.nr)));
+  return t;
+}
 
 }  // namespace
 
 template <typename Real>
-void sequence_forward(const ForwardArgs<Real>& a) {
-  const KernelTable<Real>& k = active_kernels<Real>();
-  const int64_t T = a.steps, B = a.batch, I = a.input, H = a.hidden;
-  const int G = gate_count(a.cell);
-  const int64_t GH = G * H;
-  const bool lstm = a.cell == Cell::lstm, gru = a.cell == Cell::gru;
-  if (B == 0 || H == 0) return;
-  if (T == 0) {  // no step: the last state is the initial one
-    for (int64_t i = 0; i < B * H; ++i) a.h_n[i] = a.h0 ? a.h0[i] : Real(0);
-    if (lstm)
-      for (int64_t i = 0; i < B * H; ++i) a.c_n[i] = a.c0 ? a.c0[i] : Real(0);
-    return;
-  }
-  const int nr = k.nr;
-  const int64_t blocks = ceil_div(H, nr);
-  const RowTiles tiles{B, k.mr};
-  const int threads = step_threads(k, B, GH, H);
-  PhaseClock clock(profiling_enabled());
+void sequence_forward(int64_t T, int64_t B, int64_t I, const Real* x, int64_t ldx, const int64_t* lengths,
+                      bool training, DirectionForward<Real>* dirs, int D) {
+  const Plan<Real>& p0 = *dirs[0].plan;
+  const KernelTable<Real>& k = *p0.k;
+  const CellTraits& ct = p0.cell_traits();
+  const int64_t H = p0.H, GH = p0.GH;
+  auto steps = std::make_shared<const Steps>(T, B, lengths);
+  const Steps& st = *steps;
+  const bool lstm = ct.states == 2;
+  const bool trivial = B == 0 || H == 0;
 
-  // The input projection's bias: b_ih + b_hh, except the GRU's n block, where b_hn belongs inside
-  // r * (W_hn h + b_hn) and is added to the recurrent product instead.
-  Scratch scratch;
-  Real* bias = nullptr;
-  if (a.b_ih || a.b_hh) {
-    bias = scratch.take<Real>(GH);
-    for (int64_t j = 0; j < GH; ++j) {
-      const bool hidden_side = a.b_hh && !(gru && j >= 2 * H);
-      bias[j] = (a.b_ih ? a.b_ih[j] : Real(0)) + (hidden_side ? a.b_hh[j] : Real(0));
+  std::vector<Buffer<Real>> owned;
+  size_t scratch_bytes = 0;  // beyond the outputs and what is saved for the backward
+  std::vector<ForwardDirection<Real>> fd(static_cast<size_t>(D));
+  for (int di = 0; di < D; ++di) {
+    DirectionForward<Real>& in = dirs[di];
+    const Plan<Real>& p = *in.plan;
+    ForwardDirection<Real>& d = fd[size_t(di)];
+    d = ForwardDirection<Real>{};
+    d.plan = &p, d.reverse = in.reverse, d.h_n = in.h_n, d.c_n = lstm ? in.c_n : nullptr;
+    std::shared_ptr<Saved<Real>> saved;
+    if (training) {
+      saved = std::make_shared<Saved<Real>>();
+      saved->plan = in.plan, saved->steps = steps, saved->reverse = in.reverse, saved->I = I;
+    }
+    // The initial states, in step order (null: zeros).
+    Buffer<Real> h0, c0;
+    if (in.h0 && !trivial) {
+      h0 = allocate<Real>(B * H);
+      for (int64_t i = 0; i < B; ++i) copy_units(h0.get() + i * H, in.h0 + st.batch_row(i) * H, H, sizeof(Real));
+    }
+    if (lstm && in.c0 && !trivial) {
+      c0 = allocate<Real>(B * H);
+      for (int64_t i = 0; i < B; ++i) copy_units(c0.get() + i * H, in.c0 + st.batch_row(i) * H, H, sizeof(Real));
+    }
+    d.h0 = h0.get(), d.c0 = c0.get();
+    // Rows that never run (length 0, or T = 0): their final state is the initial one.
+    for (int64_t i = st.active(0); i < B && !trivial; ++i) {
+      const int64_t b = st.batch_row(i);
+      for (int64_t j = 0; j < H; ++j) in.h_n[b * H + j] = d.h0 ? d.h0[i * H + j] : Real(0);
+      if (lstm)
+        for (int64_t j = 0; j < H; ++j) in.c_n[b * H + j] = d.c0 ? d.c0[i * H + j] : Real(0);
+    }
+    // Padding of y is 0.
+    st.for_each_padding([&](int64_t row) { std::memset(in.y + row * in.ldy, 0, size_t(H) * sizeof(Real)); });
+
+    const int64_t rows = st.rows();
+    if (training) {
+      if (st.packed) {
+        saved->xp = allocate<Real>(rows * I);
+        saved->x = saved->xp.get(), saved->ldx = I;
+        saved->yp = allocate<Real>(rows * H);
+        saved->y = saved->yp.get(), saved->ldy = H;
+        d.Y = saved->yp.get(), d.ldY = H, d.y = in.y, d.ldy = in.ldy;
+      } else {
+        saved->x = x, saved->ldx = ldx;
+        saved->y = in.y, saved->ldy = in.ldy;
+        d.Y = in.y, d.ldY = in.ldy;
+      }
+      d.x = saved->x, d.ldx = saved->ldx;
+      if (ct.saves_gates) saved->gates = allocate<Real>(rows * GH);
+      if (lstm) saved->cells = allocate<Real>(rows * H);
+      if (ct.last_gate_apart) saved->extra = allocate<Real>(rows * H);
+      d.pre = ct.saves_gates ? saved->gates.get() : d.Y;
+      d.ld_pre = ct.saves_gates ? GH : d.ldY;
+      d.C = saved->cells.get(), d.extra = saved->extra.get();
+      saved->h0 = std::move(h0), saved->c0 = std::move(c0);
+      in.saved = saved;
+    } else {
+      scratch_bytes += size_t((h0 ? B * H : 0) + (c0 ? B * H : 0)) * sizeof(Real);
+      owned.push_back(std::move(h0));
+      owned.push_back(std::move(c0));
+      const int64_t chunk = std::max<int64_t>(1, st.max_chunk_rows);
+      auto take = [&](int64_t n) {
+        scratch_bytes += size_t(n) * sizeof(Real);
+        owned.push_back(allocate<Real>(n));
+        return owned.back().get();
+      };
+      d.x = x, d.ldx = ldx;
+      if (st.packed) {
+        d.xp_chunk = take(chunk * I);
+        d.Y = take(2 * B * H), d.ldY = H, d.y = in.y, d.ldy = in.ldy;
+      } else {
+        d.Y = in.y, d.ldY = in.ldy;
+      }
+      d.pre = take(chunk * GH), d.ld_pre = GH;
+      if (lstm) d.C = take(2 * B * H);
+      if (ct.last_gate_apart) d.extra = take(B * H);
     }
   }
-  const Real* b_hn = gru && a.b_hh ? a.b_hh + 2 * H : nullptr;
-  // Vanilla: the projection goes straight into y; LSTM/GRU: into the gates, which the cell overwrites
-  // with their activations.
-  Real* proj = a.cell == Cell::vanilla ? a.y : a.gates;
-  const int64_t ld_proj = a.cell == Cell::vanilla ? a.ldy : GH;
-
-  Real* w_packed = scratch.take<Real>(blocks * G * H * nr);  // panel (jb, g) of W_hh^T
-  GemmWorkspace<Real> ws(k, threads, scratch, T * B, GH, I);
-  auto panel = [&](int64_t jb, int g) { return w_packed + (jb * G + g) * H * nr; };
-
-  const MatrixView<Real> x{a.x, a.ldx, 1};
-  const MatrixView<Real> w_ih_t{a.w_ih, 1, I};  // W_ih^T (I x GH): element (i, j) = w_ih[j*I + i]
-  const MatrixView<Real> w_hh_t{a.w_hh, 1, H};  // W_hh^T (H x GH)
-
-  run_team(threads, [&](const Team& team) {
-    auto mark = [&](Phase phase) {
-      if (team.tid == 0) clock.mark(phase);
-    };
-    const Ownership own(team, nr, H, tiles);
-    const int64_t u_own = own.first_unit, units = own.units;
-    if (own.packs)
-      for (int64_t jb = own.begin; jb < own.end; ++jb) {
-        for (int g = 0; g < G; ++g) pack_panel(w_hh_t, 0, H, g * H + own.first(jb), g * H + H, nr, panel(jb, g));
-      }
-    mark(Phase::setup);
-    // Input projection for all timesteps at once.  (gemm_team ends with a barrier, after which every
-    // panel is packed.)
-    gemm_team<Real>(team, k, ws, T * B, GH, I, x, w_ih_t, proj, ld_proj, bias, false);
-    mark(Phase::input_gemm);
-
-    for (int64_t s = 0; s < T; ++s) {
-      const int64_t t = a.reverse ? T - 1 - s : s;
-      const int64_t t_prev = a.reverse ? t + 1 : t - 1;  // valid when s > 0
-      // h_{t-1}: the previous step's rows of y (all threads' units: the barrier published them), or h0.
-      const Real* prev = s > 0 ? a.y + t_prev * B * a.ldy : a.h0;
-      const int64_t ld_prev = s > 0 ? a.ldy : H;
-      const bool has_prev = prev != nullptr;
-      Real* yt = a.y + t * B * a.ldy;
-      // The recurrent product of every gate panel this thread owns, onto the input projection —
-      // except the GRU's W_hn h + b_hn, kept apart (and saved).  Each panel of W_hh streams once per
-      // step, all row tiles of h_{t-1} consuming it back to back.
-      for (int64_t jb = own.begin; jb < own.end; ++jb) {
-        const int64_t u0 = own.first(jb);
-        const int n = own.width(jb);
-        for (int g = 0; g < G; ++g)
-          for (int64_t r = own.tile_begin; r < own.tile_end; ++r) {
-            const int m = tiles.height(r);
-            const int64_t row0 = t * B + tiles.first_row(r);
-            const Real* a_rows = has_prev ? prev + tiles.first_row(r) * ld_prev : nullptr;
-            if (gru && g == 2)
-              k.gemm_tile_rows(m, has_prev ? H : 0, a_rows, ld_prev > 0 ? ld_prev : 1, panel(jb, g),
-                               a.hidden_n + row0 * H + u0, H, b_hn ? b_hn + u0 : nullptr, false, n);
-            else if (has_prev)
-              k.gemm_tile_rows(m, H, a_rows, ld_prev, panel(jb, g), proj + row0 * ld_proj + g * H + u0, ld_proj,
-                               nullptr, true, n);
-          }
-      }
-      mark(Phase::recurrent_gemm);
-      // Then the cell over all the units this thread owns (contiguous), row by row, while they are
-      // still in this core's cache.
-      if (units > 0) {
-        for (int64_t b = own.row_begin; b < own.row_end; ++b) {
-          const int64_t row = t * B + b;
-          Real* h = yt + b * a.ldy + u_own;
-          if (a.cell == Cell::vanilla) {
-            k.activation(a.act, h, units);
-          } else if (lstm) {
-            const Real* c_prev = s > 0 ? a.cells + (t_prev * B + b) * H + u_own : (a.c0 ? a.c0 + b * H + u_own : nullptr);
-            k.lstm_forward_row(units, a.gates + row * GH + u_own, H, c_prev, a.cells + row * H + u_own, h);
-          } else {
-            const Real* h_prev = s > 0 ? a.y + (t_prev * B + b) * a.ldy + u_own : (a.h0 ? a.h0 + b * H + u_own : nullptr);
-            k.gru_forward_row(units, a.gates + row * GH + u_own, H, a.hidden_n + row * H + u_own, h_prev, h);
-          }
-        }
-      }
-      mark(Phase::cell);
-      if (s + 1 < T) team.barrier();
-      mark(Phase::barrier);
-    }
-  });
-
-  const int64_t t_last = a.reverse ? 0 : T - 1;
-  const Real* last = a.y + t_last * B * a.ldy;
-  for (int64_t b = 0; b < B; ++b) std::memcpy(a.h_n + b * H, last + b * a.ldy, size_t(H) * sizeof(Real));
-  if (lstm) std::memcpy(a.c_n, a.cells + t_last * B * H, size_t(B * H) * sizeof(Real));
-  clock.publish();
+  record_scratch_bytes(scratch_bytes);
+  if (trivial || st.S == 0) return;
+  const Teams teams = plan_teams(k, D, st.S, B, training ? st.rows() : st.max_chunk_rows, GH, H, I);
+  auto items = step_items(teams.step, D, B, H, k.nr, k.mr);
+  auto job = std::make_shared<ForwardJob<Real>>(teams.whole, teams.step, steps, training, x, ldx, std::move(fd),
+                                                std::move(items), std::move(owned));
+  run_job(job);
+  job->publish();
 }
 
 template <typename Real>
-void sequence_backward(const BackwardArgs<Real>& a) {
-  const KernelTable<Real>& k = active_kernels<Real>();
-  const int64_t T = a.steps, B = a.batch, I = a.input, H = a.hidden;
-  const int G = gate_count(a.cell);
-  const int64_t GH = G * H;
-  const bool lstm = a.cell == Cell::lstm, gru = a.cell == Cell::gru;
-  // dW_ih and dW_hh are zeroed here only when no step runs; otherwise by the team, each thread its
-  // share of rows (the first touch of fresh pages: 94 MiB for an LSTM with H = 1760).
-  if (B == 0 || H == 0 || T == 0) {
-    std::memset(a.dw_ih, 0, size_t(GH * I) * sizeof(Real));
-    std::memset(a.dw_hh, 0, size_t(GH * H) * sizeof(Real));
+void sequence_backward(DirectionBackward<Real>* dirs, int D, Real* dx, int64_t lddx, bool dx_accumulate) {
+  const Saved<Real>& s0 = *dirs[0].saved;
+  const Plan<Real>& p0 = *s0.plan;
+  const KernelTable<Real>& k = *p0.k;
+  const Steps& st = *s0.steps;
+  const CellTraits& ct = p0.cell_traits();
+  const int64_t T = st.T, B = st.B, I = s0.I, H = p0.H, GH = p0.GH;
+  const bool lstm = ct.states == 2;
+  for (int di = 0; di < D; ++di) {
+    const DirectionBackward<Real>& o = dirs[di];
+    std::memset(o.db_ih, 0, size_t(GH) * sizeof(Real));
+    if (o.db_hh != o.db_ih) std::memset(o.db_hh, 0, size_t(GH) * sizeof(Real));
   }
-  std::memset(a.db_ih, 0, size_t(GH) * sizeof(Real));
-  if (a.db_hh != a.db_ih) std::memset(a.db_hh, 0, size_t(GH) * sizeof(Real));
-  if (B == 0) return;
-  if (H == 0) {  // no hidden units: nothing flows back to x
-    if (!a.dx_accumulate)
-      for (int64_t row = 0; row < T * B; ++row) std::memset(a.dx + row * a.lddx, 0, size_t(I) * sizeof(Real));
+  // dx at padding (and everywhere when no step runs) is 0, unless it is added to.
+  if (!dx_accumulate) {
+    if (st.S == 0 || H == 0) {
+      for (int64_t r = 0; r < T * B; ++r) std::memset(dx + r * lddx, 0, size_t(I) * sizeof(Real));
+    } else {
+      st.for_each_padding([&](int64_t row) { std::memset(dx + row * lddx, 0, size_t(I) * sizeof(Real)); });
+    }
+  }
+  if (B == 0 || H == 0 || st.S == 0) {
+    for (int di = 0; di < D; ++di) {
+      const DirectionBackward<Real>& o = dirs[di];
+      std::memset(o.dw_ih, 0, size_t(GH * I) * sizeof(Real));
+      std::memset(o.dw_hh, 0, size_t(GH * H) * sizeof(Real));
+      for (int64_t i = 0; i < B * H; ++i) o.dh0[i] = o.dh_n ? o.dh_n[i] : Real(0);
+      if (lstm)
+        for (int64_t i = 0; i < B * H; ++i) o.dc0[i] = o.dc_n ? o.dc_n[i] : Real(0);
+    }
     return;
   }
-  if (T == 0) {
-    for (int64_t i = 0; i < B * H; ++i) a.dh0[i] = a.dh_n ? a.dh_n[i] : Real(0);
-    if (lstm)
-      for (int64_t i = 0; i < B * H; ++i) a.dc0[i] = a.dc_n ? a.dc_n[i] : Real(0);
-    return;
+  std::vector<Buffer<Real>> owned;
+  size_t scratch_bytes = 0;
+  auto take = [&](int64_t n) {
+    scratch_bytes += size_t(n) * sizeof(Real);
+    owned.push_back(allocate<Real>(n));
+    return owned.back().get();
+  };
+  const int64_t chunk = std::max<int64_t>(1, st.max_chunk_rows);
+  Real* dx2 = nullptr;
+  if (D == 2) {  // the second direction's dx, added at the end (a fixed order of additions)
+    dx2 = take(T * B * I);
+    st.for_each_padding([&](int64_t row) { std::memset(dx2 + row * I, 0, size_t(I) * sizeof(Real)); });
   }
-  const int nr = k.nr;
-  const int64_t blocks = ceil_div(H, nr);
-  const RowTiles tiles{B, k.mr};
-  const int threads = step_threads(k, B, GH, H);
-  PhaseClock clock(profiling_enabled());
-  const int64_t chunk_steps = std::min<int64_t>(T, std::max<int64_t>(1, ceil_div(kChunkRows, B)));
-  // dpre: gradient of the input-side pre-activations of one chunk — also the hidden side's, except
-  // the GRU's n block, whose hidden-side gradient (of W_hn h + b_hn) is dhn.
-  const int64_t chunk_rows = chunk_steps * B;
-  Scratch scratch;
-  Real* dpre = scratch.take<Real>(chunk_rows * GH);
-  Real* dhn = gru ? scratch.take<Real>(chunk_rows * H) : nullptr;
-  Real* w_packed = scratch.take<Real>(blocks * GH * nr);  // panels of W_hh (GH x H) by unit block
-  Real* dh = scratch.take<Real>(B * H);                   // dL/dh carried to the previous step
-  Real* dc = lstm ? scratch.take<Real>(B * H) : nullptr;  // dL/dc carried (LSTM)
-  // The GEMMs: dW_ih (GH x I, K = rows), dW_hh (GH x H, K = rows), dx (rows x I, K = GH).
-  GemmWorkspace<Real> ws(k, threads, scratch, std::max(GH, chunk_rows), std::max(I, H), std::max(GH, chunk_rows));
-
-  const MatrixView<Real> w_hh{a.w_hh, H, 1};
-  const MatrixView<Real> w_ih{a.w_ih, I, 1};
-
-  run_team(threads, [&](const Team& team) {
-    auto mark = [&](Phase phase) {
-      if (team.tid == 0) clock.mark(phase);
-    };
-    const Ownership own(team, nr, H, tiles);
-    const int64_t u_own = own.first_unit, units = own.units;
-    {  // (the first chunk's reductions come after many barriers)
-      int64_t r0, r1;
-      team.share(GH, r0, r1);
-      std::memset(a.dw_ih + r0 * I, 0, size_t((r1 - r0) * I) * sizeof(Real));
-      std::memset(a.dw_hh + r0 * H, 0, size_t((r1 - r0) * H) * sizeof(Real));
+  std::vector<BackwardDirection<Real>> bd(static_cast<size_t>(D));
+  for (int di = 0; di < D; ++di) {
+    const DirectionBackward<Real>& o = dirs[di];
+    BackwardDirection<Real>& d = bd[size_t(di)];
+    d = BackwardDirection<Real>{};
+    d.saved = o.saved.get(), d.plan = o.saved->plan.get(), d.out = o;
+    d.dy = o.dy, d.lddy = o.lddy;
+    d.dh = take(B * H);
+    for (int64_t i = 0; i < B; ++i) {
+      const int64_t b = st.batch_row(i);
+      for (int64_t j = 0; j < H; ++j) d.dh[i * H + j] = o.dh_n ? o.dh_n[b * H + j] : Real(0);
     }
-    // (the panels are read after the first step's barrier)
-    for (int64_t jb = own.begin; jb < own.end; ++jb) {
-      if (own.packs) pack_panel(w_hh, 0, GH, own.first(jb), H, nr, w_packed + jb * GH * nr);
-      for (int64_t b = own.row_begin; b < own.row_end; ++b)
-        for (int64_t j = own.first(jb); j < own.first(jb) + own.width(jb); ++j) {
-          dh[b * H + j] = a.dh_n ? a.dh_n[b * H + j] : Real(0);
-          if (lstm) dc[b * H + j] = a.dc_n ? a.dc_n[b * H + j] : Real(0);
-        }
+    if (lstm) {
+      d.dc = take(B * H);
+      for (int64_t i = 0; i < B; ++i) {
+        const int64_t b = st.batch_row(i);
+        for (int64_t j = 0; j < H; ++j) d.dc[i * H + j] = o.dc_n ? o.dc_n[b * H + j] : Real(0);
+      }
     }
-    mark(Phase::setup);
-
-    for (int64_t s = 0; s < T; ++s) {
-      const int64_t t = a.reverse ? s : T - 1 - s;  // the forward's steps, last first
-      const int64_t t_prev = a.reverse ? t + 1 : t - 1;
-      const bool first_step = s == T - 1;           // t is the forward's first step: h_{t-1} = h0
-      const int64_t t_lo = t / chunk_steps * chunk_steps, t_hi = std::min(T, t_lo + chunk_steps);
-      Real* dpre_t = dpre + (t - t_lo) * B * GH;
-      Real* dhn_t = gru ? dhn + (t - t_lo) * B * H : nullptr;
-
-      // The cell's backward for this thread's units (contiguous), row by row: dpre_t, and dh/dc's
-      // own parts.
-      if (units > 0) {
-        for (int64_t b = own.row_begin; b < own.row_end; ++b) {
-          const int64_t row = t * B + b;
-          const Real* dy = a.dy ? a.dy + row * a.lddy + u_own : nullptr;
-          Real* dh_b = dh + b * H + u_own;
-          if (a.cell == Cell::vanilla) {
-            k.vanilla_dpre(a.act, a.y + row * a.ldy + u_own, dy, dh_b, dpre_t + b * GH + u_own, units);
-          } else if (lstm) {
-            const Real* c_prev = !first_step ? a.cells + (t_prev * B + b) * H + u_own : (a.c0 ? a.c0 + b * H + u_own : nullptr);
-            k.lstm_backward_row(units, a.gates + row * GH + u_own, H, a.cells + row * H + u_own, c_prev, dy, dh_b,
-                                dc + b * H + u_own, dpre_t + b * GH + u_own);
-          } else {
-            const Real* h_prev = !first_step ? a.y + (t_prev * B + b) * a.ldy + u_own : (a.h0 ? a.h0 + b * H + u_own : nullptr);
-            k.gru_backward_row(units, a.gates + row * GH + u_own, H, a.hidden_n + row * H + u_own, h_prev, dy, dh_b,
-                               dpre_t + b * GH + u_own, dhn_t + b * H + u_own);
-          }
-        }
-      }
-      mark(Phase::cell);
-      team.barrier();
-      mark(Phase::barrier);
-
-      // dh_{t-1} (+)= dpre_t W_hh for this thread's units (needs every thread's dpre_t, read in place).
-      // The GRU's hidden-side gradient is [dpre_r | dpre_z | dhn]: two products, added to the direct
-      // part dh_t * z that its cell left in dh.
-      for (int64_t jb = own.begin; jb < own.end; ++jb)
-        for (int64_t r = own.tile_begin; r < own.tile_end; ++r) {
-          const int m = tiles.height(r);
-          const int64_t b0 = tiles.first_row(r);
-          Real* c = dh + b0 * H + own.first(jb);
-          const Real* panel = w_packed + jb * GH * nr;
-          if (gru) {
-            k.gemm_tile_rows(m, 2 * H, dpre_t + b0 * GH, GH, panel, c, H, nullptr, true, own.width(jb));
-            k.gemm_tile_rows(m, H, dhn_t + b0 * H, H, panel + 2 * H * nr, c, H, nullptr, true, own.width(jb));
-          } else {
-            k.gemm_tile_rows(m, GH, dpre_t + b0 * GH, GH, panel, c, H, nullptr, false, own.width(jb));
-          }
-        }
-      mark(Phase::recurrent_gemm);
-
-      const bool chunk_done = a.reverse ? t == t_hi - 1 : t == t_lo;
-      if (!chunk_done) continue;
-      // The chunk's reductions over its rows, each one GEMM (DESIGN.md, "Where the time goes").
-      const int64_t rows = (t_hi - t_lo) * B;
-      auto columns = [&](const Real* base, int64_t ld, int64_t t_first) {  // (cols x rows) view from t_first
-        return MatrixView<Real>{base + (t_first - t_lo) * B * ld, 1, ld};
-      };
-      // dW_ih += dpre^T x
-      gemm_team<Real>(team, k, ws, GH, I, rows, columns(dpre, GH, t_lo),
-                      MatrixView<Real>{a.x + t_lo * B * a.ldx, a.ldx, 1}, a.dw_ih, I, nullptr, true);
-      // dW_hh += dpre_hidden^T h_prev, for the rows whose previous state is in y, then for the step
-      // that starts from h0.  The GRU's n block takes dhn instead of dpre.
-      auto dw_hh_update = [&](int64_t t_first, int64_t count, MatrixView<Real> h_prev) {
-        const int64_t K = count * B;
-        if (gru) {
-          gemm_team<Real>(team, k, ws, 2 * H, H, K, columns(dpre, GH, t_first), h_prev, a.dw_hh, H, nullptr, true);
-          gemm_team<Real>(team, k, ws, H, H, K, columns(dhn, H, t_first), h_prev, a.dw_hh + 2 * H * H, H,
-                          nullptr, true);
-        } else {
-          gemm_team<Real>(team, k, ws, GH, H, K, columns(dpre, GH, t_first), h_prev, a.dw_hh, H, nullptr, true);
-        }
-      };
-      const int64_t y_t0 = a.reverse ? t_lo : std::max<int64_t>(t_lo, 1);
-      const int64_t y_t1 = a.reverse ? std::min(t_hi, T - 1) : t_hi;
-      const int64_t dir = a.reverse ? -1 : 1;
-      if (y_t1 > y_t0) dw_hh_update(y_t0, y_t1 - y_t0, MatrixView<Real>{a.y + (y_t0 - dir) * B * a.ldy, a.ldy, 1});
-      const int64_t t_first = a.reverse ? T - 1 : 0;
-      if (a.h0 && t_first >= t_lo && t_first < t_hi) dw_hh_update(t_first, 1, MatrixView<Real>{a.h0, H, 1});
-      // db_ih += column sums of dpre (and the GRU's db_hh n block of dhn), rows in order.
-      int64_t c0, c1;
-      team.share(GH, c0, c1);
-      for (int64_t row = 0; row < rows; ++row) {
-        const Real* src = dpre + row * GH;
-        for (int64_t c = c0; c < c1; ++c) a.db_ih[c] += src[c];
-      }
-      if (gru) {
-        team.share(H, c0, c1);
-        for (int64_t row = 0; row < rows; ++row) {
-          const Real* src = dhn + row * H;
-          for (int64_t c = c0; c < c1; ++c) a.db_hh[2 * H + c] += src[c];
-        }
-      }
-      mark(Phase::weight_grad_gemm);
-      // dx = dpre W_ih for the chunk's rows.
-      gemm_team<Real>(team, k, ws, rows, I, GH, MatrixView<Real>{dpre, GH, 1}, w_ih,
-                      a.dx + t_lo * B * a.lddx, a.lddx, nullptr, a.dx_accumulate);
-      mark(Phase::dx_gemm);
-      team.barrier();  // dpre is rewritten by the next chunk
-      mark(Phase::barrier);
+    for (int parity = 0; parity < 2; ++parity) {
+      d.dpre[parity] = take(chunk * GH);
+      d.dextra[parity] = ct.last_gate_apart ? take(chunk * H) : nullptr;
     }
-
-    for (int64_t jb = own.begin; jb < own.end; ++jb)
-      for (int64_t b = own.row_begin; b < own.row_end; ++b)
-        for (int64_t j = own.first(jb); j < own.first(jb) + own.width(jb); ++j) {
-          a.dh0[b * H + j] = dh[b * H + j];
-          if (lstm) a.dc0[b * H + j] = dc[b * H + j];
-        }
-  });
-  // Both biases enter every pre-activation the same way, except the GRU's n block.  (A caller that
+    d.h_prev = take(chunk * H);
+    d.dx_chunk = st.packed ? take(chunk * I) : nullptr;
+    if (di == 0) d.dx = dx, d.lddx = lddx, d.dx_accumulate = dx_accumulate;
+    else d.dx = dx2, d.lddx = I, d.dx_accumulate = false;
+  }
+  record_scratch_bytes(scratch_bytes);
+  const Teams teams = plan_teams(k, D, st.S, B, chunk, GH, H, std::max(I, H));
+  auto items = step_items(teams.step, D, B, H, k.nr, k.mr);
+  auto job = std::make_shared<BackwardJob<Real>>(teams.whole, teams.step, s0.steps, std::move(bd), std::move(items),
+                                                 std::move(owned), dx, lddx, dx2);
+  run_job(job);
+  job->publish();
+  // Both biases enter every pre-activation the same way, except the apart block.  (A caller that
   // wants one db may pass the same array for both.)
-  if (a.db_hh != a.db_ih) std::memcpy(a.db_hh, a.db_ih, size_t(gru ? 2 * H : GH) * sizeof(Real));
-  clock.publish();
+  for (int di = 0; di < D; ++di) {
+    const DirectionBackward<Real>& o = dirs[di];
+    if (o.db_hh != o.db_ih) std::memcpy(o.db_hh, o.db_ih, size_t(ct.last_gate_apart ? GH - H : GH) * sizeof(Real));
+  }
 }
 
 template <typename Real>
@@ -423,20 +905,21 @@ std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates) {
   const KernelTable<Real>& k = active_kernels<Real>();
   const int64_t blocks = ceil_div(hidden, k.nr);
   const RowTiles tiles{batch, k.mr};
-#ifdef _OPENMP
-  const int threads = step_threads(k, batch, gates * hidden, hidden);
-#else
-  const int threads = 1;  // run_team runs every call on the calling thread
-#endif
+  const int threads = threads_enabled() ? step_threads(get_num_threads(), batch * gates * hidden * hidden, blocks * tiles.count()) : 1;
   const StepPlan plan(threads, blocks, tiles);
   return {threads, plan.block_groups, plan.row_groups};
 }
 
-template std::array<int64_t, 3> step_plan<float>(int64_t, int64_t, int);
-template std::array<int64_t, 3> step_plan<double>(int64_t, int64_t, int);
-template void sequence_forward<float>(const ForwardArgs<float>&);
-template void sequence_forward<double>(const ForwardArgs<double>&);
-template void sequence_backward<float>(const BackwardArgs<float>&);
-template void sequence_backward<double>(const BackwardArgs<double>&);
+#define RNNKIT_INSTANTIATE_RECURRENCE(Real)                                                                     \
+  template std::shared_ptr<const Plan<Real>> make_plan<Real>(Cell, Activation, int64_t, int64_t, const Real*, \
+                                                             const Real*, const Real*, const Real*);          \
+  template std::string plan_isa<Real>(const Plan<Real>&);                                                     \
+  template SavedShape<Real> saved_shape<Real>(const Saved<Real>&);                                            \
+  template void sequence_forward<Real>(int64_t, int64_t, int64_t, const Real*, int64_t, const int64_t*, bool, \
+                                       DirectionForward<Real>*, int);                                         \
+  template void sequence_backward<Real>(DirectionBackward<Real>*, int, Real*, int64_t, bool);                 \
+  template std::array<int64_t, 3> step_plan<Real>(int64_t, int64_t, int);
+RNNKIT_INSTANTIATE_RECURRENCE(float)
+RNNKIT_INSTANTIATE_RECURRENCE(double)
 
 }  // namespace rnnkit

@@ -79,5 +79,6 @@ void* Scratch::take_bytes(size_t bytes) {
 }
 
 size_t last_scratch_bytes() { return t_arena.last_bytes; }
+void record_scratch_bytes(size_t bytes) { t_arena.last_bytes = bytes; }
 
 }  // namespace rnnkit

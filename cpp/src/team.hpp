@@ -1,101 +1,13 @@
-// A team of threads working inside ONE OpenMP parallel region: drivers open the region once per
-// kernel call and synchronise with barriers, instead of forking and joining at every timestep.
+// How many threads a call uses, and the per-thread scratch arena (matmul and the tests' memory
+// figures).  The threads themselves are pool.hpp's.
 #pragma once
 
-#include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <new>
-#include <thread>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace rnnkit {
-
-// The team's barrier.  Three stages, each for a reason:
-//  1. a short spin: teammates usually arrive within a microsecond or two;
-//  2. then yield the core (sched_yield), for up to ~2 ms: a thread that yields stays runnable, so if
-//     the scheduler has put two teammates on one core (it does so when it wakes a sleeping thread
-//     next to its waker) the other core's idle balancing pulls one across at once, and meanwhile the
-//     yield hands the shared core to the teammate;
-//  3. then sleep on the generation counter (a futex on Linux), for a teammate descheduled for long.
-// OpenMP's own barrier spins far longer before sleeping: on a loaded machine — or beside NumPy's BLAS
-// threads spinning in the same process — every one of the T per-step barriers waited out a time slice.
-class TeamBarrier {
- public:
-  void wait(int size) {
-    if (size <= 1) return;
-    const unsigned generation = generation_.load(std::memory_order_acquire);
-    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == size - 1) {
-      arrived_.store(0, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
-      generation_.notify_all();
-      return;
-    }
-    auto passed = [&] { return generation_.load(std::memory_order_acquire) != generation; };
-    for (int spin = 0; spin < kSpins; ++spin) {
-      if (passed()) return;
-      cpu_relax();
-    }
-    const auto start = std::chrono::steady_clock::now();
-    for (int i = 1; !passed(); ++i) {
-      std::this_thread::yield();
-      if (i % 64 == 0 && std::chrono::steady_clock::now() - start > std::chrono::milliseconds(2)) break;
-    }
-    while (!passed()) generation_.wait(generation, std::memory_order_acquire);
-  }
-
- private:
-  static constexpr int kSpins = 2000;  // a few microseconds
-  static void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
-  alignas(64) std::atomic<int> arrived_{0};
-  alignas(64) std::atomic<unsigned> generation_{0};
-};
-
-struct Team {
-  int tid = 0;
-  int size = 1;
-  TeamBarrier* sync = nullptr;
-
-  void barrier() const {
-    if (size > 1) sync->wait(size);
-  }
-
-  // This thread's share [begin, end) of n items split into contiguous, nearly equal ranges.
-  void share(int64_t n, int64_t& begin, int64_t& end) const {
-    begin = n * tid / size;
-    end = n * (tid + 1) / size;
-  }
-};
-
-// Run f(team) on `threads` threads (f must not throw: allocate before, check after).
-template <class F>
-void run_team(int threads, F&& f) {
-#ifdef _OPENMP
-  if (threads > 1) {
-    TeamBarrier sync;
-#pragma omp parallel num_threads(threads)
-    {
-      Team team;
-      team.tid = omp_get_thread_num();
-      team.size = omp_get_num_threads();  // may be fewer than asked (nesting, thread limits)
-      team.sync = &sync;
-      f(team);
-    }
-    return;
-  }
-#endif
-  (void)threads;
-  f(Team{});
-}
 
 // How many of `requested` threads a call should use: enough that each does at least
 // kMinWorkPerThread multiply-adds between two barriers, and no more than there are blocks of work.
@@ -141,7 +53,9 @@ class Scratch {
   bool outer_;        // false for a Scratch opened while another is open on this thread
 };
 
-// Bytes of scratch the last finished call on this thread took (for the memory figures).
+// Bytes of scratch the last finished call on this thread took (for the memory figures), and how a
+// call that does not use a Scratch records its own.
 size_t last_scratch_bytes();
+void record_scratch_bytes(size_t bytes);
 
 }  // namespace rnnkit

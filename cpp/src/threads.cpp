@@ -1,6 +1,6 @@
-// The thread count the kernels use.  rnnkit keeps its own setting instead of calling
-// omp_set_num_threads, so that it never changes the thread count of other OpenMP users in the
-// process (NumPy's BLAS, torch) and they never change ours.
+// The thread count the kernels use.  rnnkit keeps its own setting and its own threads (pool.cpp), so
+// that it never changes the thread count of other thread pools in the process (NumPy's BLAS, torch,
+// OpenMP) and they never change ours.
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -8,17 +8,32 @@
 #include "rnnkit/rnnkit.hpp"
 #include "team.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
+#include <cstdlib>
+#include <thread>
+
+#if defined(__linux__)
+#include <sched.h>
 #endif
 
 namespace rnnkit {
 namespace {
 
+// RNNKIT_NUM_THREADS, else OMP_NUM_THREADS (what users of OpenMP libraries set), else the CPUs this
+// process may run on.
 int default_threads() {
-#ifdef _OPENMP
-  // omp_get_max_threads honours OMP_NUM_THREADS and the process's CPU affinity.
-  const int n = omp_get_max_threads();
+#if RNNKIT_THREADS
+  for (const char* name : {"RNNKIT_NUM_THREADS", "OMP_NUM_THREADS"}) {
+    const char* value = std::getenv(name);
+    if (value && *value) {
+      const long n = std::strtol(value, nullptr, 10);  // "4,2" (nested OpenMP) reads as 4
+      if (n >= 1) return n > kMaxThreads ? kMaxThreads : int(n);
+    }
+  }
+  int n = int(std::thread::hardware_concurrency());
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+#endif
   return n < 1 ? 1 : (n > kMaxThreads ? kMaxThreads : n);
 #else
   return 1;
@@ -50,12 +65,6 @@ int get_num_threads() {
   return n;
 }
 
-bool openmp_enabled() {
-#ifdef _OPENMP
-  return true;
-#else
-  return false;
-#endif
-}
+bool threads_enabled() { return RNNKIT_THREADS != 0; }
 
 }  // namespace rnnkit

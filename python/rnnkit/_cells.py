@@ -1,57 +1,43 @@
-"""The seam between the layers and the kernels: one direction of one recurrent layer.
+"""The seam between the layers and the kernels: one recurrent layer, all its directions at once.
 
-A cell runs a time-major sequence x (T, B, I) to y (T, B, H) in one direction, on one backend:
+    states_n, saved = cell.forward(x, states0, weights, out, lengths=..., training=..., backend=..., plans=...)
+    results = cell.backward(saved, d_out, dstates_n, dx)
 
-    state_n, saved = cell.forward(x, state0, w_ih, w_hh, b_ih, b_hh, y, reverse=..., backend=...)
-    dstate0, dw_ih, dw_hh, db_ih, db_hh = cell.backward(saved, dy, dstate_n, dx, accumulate_dx=...)
+- ``x`` (T, B, I) time-major, validated; ``out`` (T, B, D·H) is written in place, direction d in its
+  slice d·H:(d+1)·H (the C++ kernels write the slices without copies); direction 1 runs in reverse.
+- ``states0`` / ``states_n`` / ``dstates_n``: per direction a tuple of ``cell.num_states`` arrays
+  (B, H) — (h,) for the vanilla cell and the GRU, (h, c) for the LSTM — or None (zeros).
+- ``weights``: per direction (w_ih, w_hh, b_ih, b_hh).  ``plans``: per direction a ready _core.Plan
+  (inference with packed weights kept between calls), or None to pack them for this call.
+- ``lengths``: None or the validated (B,) int64 array; ``training=False`` saves nothing (saved None).
+- ``backward`` fills dx (T, B, I) (overwritten) and returns per direction
+  (dstate0, dw_ih, dw_hh, db_ih, db_hh).
 
-- ``state0`` / ``state_n`` / ``dstate0`` / ``dstate_n`` are tuples of ``cell.num_states`` arrays (B, H):
-  (h,) for the vanilla cell and the GRU, (h, c) for the LSTM.  ``state0`` and ``dstate_n`` may be
-  None (zeros); so may ``dy``.
-- ``y`` is written in place.  It and ``dy`` may be a slice of the last axis of a C-contiguous array
-  (one half of a bidirectional output): the C++ kernels read and write it without copies.
-- ``reverse=True`` runs the recurrence from t = T-1 down to 0 while x and y keep their time order.
-- ``dx`` (T, B, I) is overwritten, or added to when ``accumulate_dx`` (the two directions of a
-  bidirectional layer share one dx).
-- Arrays must already be validated: one float dtype, C-contiguous (except y/dy as above), right shapes.
-  The layers validate user input before calling here.
-
-Backends: "cpp" (the kernels in rnnkit._core) and "numpy" (rnnkit.reference; the reverse direction
-flips copies, since the reference is written to be read, not to be fast).
+Backends: "cpp" (the kernels in rnnkit._core: both directions run at once, in one team) and "numpy"
+(rnnkit.reference, one direction after the other).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from . import _core, reference
+from .functional import SavedPass, run_backward, run_plans
 
 BACKENDS = ("cpp", "numpy")
 
-
-@dataclass
-class _Saved:
-    """What a forward keeps for its backward (opaque to the layers)."""
-
-    backend: str
-    reverse: bool
-    x: np.ndarray
-    state0: tuple | None
-    w_ih: np.ndarray
-    w_hh: np.ndarray
-    y: np.ndarray
-    has_bias: tuple
-    extra: dict  # the C++ path's saved gates/cells, or the reference's cache
+# Bumped by every optimizer step and load_state_dict: layers repack the weights they keep for
+# inference when it has moved.
+_weights_version = [0]
 
 
-def _flip(a):
-    return None if a is None else a[::-1]
+def weights_changed() -> None:
+    _weights_version[0] += 1
 
 
-def _state(states, i):
-    return None if states is None else states[i]
+def weights_version() -> int:
+    return _weights_version[0]
+CELLS = ("tanh", "relu", "lstm", "gru")
 
 
 class Cell:
@@ -68,110 +54,85 @@ class Cell:
     def __repr__(self):
         return f"Cell({self.name!r})"
 
+    def plan(self, w_ih, w_hh, b_ih, b_hh):
+        """The weights of one direction packed for the kernels (a snapshot)."""
+        return _core.Plan(self.name, w_ih, w_hh, b_ih, b_hh)
+
     # ---- forward ----------------------------------------------------------------------------------
-    def forward(self, x, state0, w_ih, w_hh, b_ih, b_hh, y, *, reverse=False, backend="cpp"):
+    def forward(self, x, states0, weights, out, *, lengths=None, training=True, backend="cpp", plans=None):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        h0, c0 = _state(state0, 0), (_state(state0, 1) if self.kind == "lstm" else None)
+        directions = len(weights)
+        hidden = weights[0][1].shape[1]
+        halves = [out[..., d * hidden:(d + 1) * hidden] for d in range(directions)] if directions > 1 else [out]
+        if states0 is None:
+            states0 = [None] * directions
         if backend == "cpp":
-            states, extra = self._forward_cpp(x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, reverse)
-        else:
-            states, extra = self._forward_numpy(x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, reverse)
-        saved = _Saved(backend, reverse, x, state0, w_ih, w_hh, y, (b_ih is not None, b_hh is not None), extra)
-        return states, saved
-
-    def _forward_cpp(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, reverse):
-        steps, batch = x.shape[:2]
-        hidden = w_hh.shape[1]
-
-        def new(*shape):
-            return np.empty(shape, x.dtype)
-
-        h_n = new(batch, hidden)
-        if self.kind == "rnn":
-            _core.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, self.name, reverse)
-            return (h_n,), {}
-        if self.kind == "lstm":
-            c_n, gates, cells = new(batch, hidden), new(steps, batch, 4 * hidden), new(steps, batch, hidden)
-            _core.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, gates, cells, reverse)
-            return (h_n, c_n), {"gates": gates, "cells": cells}
-        gates, hidden_n = new(steps, batch, 3 * hidden), new(steps, batch, hidden)
-        _core.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, gates, hidden_n, reverse)
-        return (h_n,), {"gates": gates, "hidden_n": hidden_n}
-
-    def _forward_numpy(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, reverse):
-        xs = _flip(x) if reverse else x
-        if self.kind == "rnn":
-            ys, h_n, cache = reference.rnn_forward(xs, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity=self.name)
-            states = (h_n,)
-        elif self.kind == "lstm":
-            ys, h_n, c_n, cache = reference.lstm_forward(xs, h0, c0, w_ih, w_hh, b_ih, b_hh)
-            states = (h_n, c_n)
-        else:
-            ys, h_n, cache = reference.gru_forward(xs, h0, w_ih, w_hh, b_ih, b_hh)
-            states = (h_n,)
-        y[...] = _flip(ys) if reverse else ys
-        return states, {"cache": cache}
+            if plans is None:
+                plans = [self.plan(*w) for w in weights]
+            _, states_n, saved = run_plans(plans, x, states0, lengths, training, ys=halves)
+            if saved is not None:
+                saved = ("cpp", [SavedPass(s, w[:2]) for s, w in zip(saved, weights)], weights)
+            return states_n, saved
+        states_n, caches = [], []
+        for d in range(directions):
+            h0 = None if states0[d] is None else states0[d][0]
+            c0 = None if states0[d] is None or self.kind != "lstm" else states0[d][1]
+            options = {"lengths": lengths, "reverse": bool(d), "training": training}
+            if self.kind == "rnn":
+                y, h_n, cache = reference.rnn_forward(x, h0, *weights[d], nonlinearity=self.name, **options)
+                states_n.append((h_n,))
+            elif self.kind == "lstm":
+                y, h_n, c_n, cache = reference.lstm_forward(x, h0, c0, *weights[d], **options)
+                states_n.append((h_n, c_n))
+            else:
+                y, h_n, cache = reference.gru_forward(x, h0, *weights[d], **options)
+                states_n.append((h_n,))
+            halves[d][...] = y
+            caches.append(cache)
+        return states_n, (("numpy", caches, weights) if training else None)
 
     # ---- backward ---------------------------------------------------------------------------------
-    def backward(self, saved: _Saved, dy, dstate_n, dx, *, accumulate_dx=False):
-        dh_n, dc_n = _state(dstate_n, 0), (_state(dstate_n, 1) if self.kind == "lstm" else None)
-        if saved.backend == "cpp":
-            dstate0, dw_ih, dw_hh, db_ih, db_hh = self._backward_cpp(saved, dy, dh_n, dc_n, dx, accumulate_dx)
+    def backward(self, saved, d_out, dstates_n, dx):
+        backend, passes, weights = saved
+        directions = len(passes)
+        hidden = weights[0][1].shape[1]
+        if dstates_n is None:
+            dstates_n = [None] * directions
+        if d_out is None or directions == 1:
+            dys = [d_out] * directions
         else:
-            dstate0, dw_ih, dw_hh, db_ih, db_hh = self._backward_numpy(saved, dy, dh_n, dc_n, dx, accumulate_dx)
-        if saved.has_bias[0] and saved.has_bias[1] and db_hh is db_ih:
-            db_hh = db_ih.copy()
-        return (dstate0, dw_ih, dw_hh, db_ih if saved.has_bias[0] else None,
-                db_hh if saved.has_bias[1] else None)
-
-    def _backward_cpp(self, saved, dy, dh_n, dc_n, dx, accumulate_dx):
-        x, w_ih, w_hh, e = saved.x, saved.w_ih, saved.w_hh, saved.extra
-        batch, hidden = x.shape[1], w_hh.shape[1]
-        h0 = _state(saved.state0, 0)
-        dh0 = np.empty((batch, hidden), x.dtype)
-        dw_ih, dw_hh = np.empty_like(w_ih), np.empty_like(w_hh)
-        db = np.empty(w_hh.shape[0], x.dtype)
-        if self.kind == "rnn":
-            _core.rnn_backward(x, h0, w_ih, w_hh, saved.y, dy, dh_n, dx, dh0, dw_ih, dw_hh, db,
-                               self.name, saved.reverse, accumulate_dx)
-            return (dh0,), dw_ih, dw_hh, db, db
-        if self.kind == "lstm":
-            dc0 = np.empty((batch, hidden), x.dtype)
-            _core.lstm_backward(x, h0, _state(saved.state0, 1), w_ih, w_hh, saved.y, e["gates"], e["cells"], dy,
-                                dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh, db, saved.reverse, accumulate_dx)
-            return (dh0, dc0), dw_ih, dw_hh, db, db
-        db_hh = np.empty_like(db)
-        _core.gru_backward(x, h0, w_ih, w_hh, saved.y, e["gates"], e["hidden_n"], dy, dh_n, dx, dh0, dw_ih, dw_hh,
-                           db, db_hh, saved.reverse, accumulate_dx)
-        return (dh0,), dw_ih, dw_hh, db, db_hh
-
-    def _backward_numpy(self, saved, dy, dh_n, dc_n, dx, accumulate_dx):
-        cache = saved.extra["cache"]
-        dys = _flip(dy) if saved.reverse else dy
-        if self.kind == "rnn":
-            dxs, dh0, dw_ih, dw_hh, db_ih, db_hh = reference.rnn_backward(cache, dys, dh_n)
-            dstate0 = (dh0,)
-        elif self.kind == "lstm":
-            dxs, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = reference.lstm_backward(cache, dys, dh_n, dc_n)
-            dstate0 = (dh0, dc0)
+            dys = [d_out[..., d * hidden:(d + 1) * hidden] for d in range(directions)]
+        if backend == "cpp":
+            results = run_backward(passes, dys, dstates_n, dx)
         else:
-            dxs, dh0, dw_ih, dw_hh, db_ih, db_hh = reference.gru_backward(cache, dys, dh_n)
-            dstate0 = (dh0,)
-        dxs = _flip(dxs) if saved.reverse else dxs
-        if accumulate_dx:
-            dx += dxs
-        else:
-            dx[...] = dxs
-        # (the reference gives None for an absent bias; the layer wants the gradient either way)
-        db_ih = db_ih if db_ih is not None else db_hh
-        db_hh = db_hh if db_hh is not None else db_ih
-        if db_ih is None:
-            db_ih = db_hh = np.zeros(saved.w_hh.shape[0], saved.x.dtype)
-        return dstate0, dw_ih, dw_hh, db_ih, db_hh
-
-
-CELLS = ("tanh", "relu", "lstm", "gru")
+            results = []
+            dx[...] = 0
+            for d, cache in enumerate(passes):
+                dh_n = None if dstates_n[d] is None else dstates_n[d][0]
+                if self.kind == "rnn":
+                    dxs, dh0, dw_ih, dw_hh, db_ih, db_hh = reference.rnn_backward(cache, dys[d], dh_n)
+                    dstate0 = (dh0,)
+                elif self.kind == "lstm":
+                    dc_n = None if dstates_n[d] is None else dstates_n[d][1]
+                    dxs, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = reference.lstm_backward(cache, dys[d], dh_n, dc_n)
+                    dstate0 = (dh0, dc0)
+                else:
+                    dxs, dh0, dw_ih, dw_hh, db_ih, db_hh = reference.gru_backward(cache, dys[d], dh_n)
+                    dstate0 = (dh0,)
+                dx += dxs
+                results.append((dstate0, dw_ih, dw_hh, db_ih, db_hh))
+        out = []
+        for d, (dstate0, dw_ih, dw_hh, db_ih, db_hh) in enumerate(results):
+            # (the layer wants both bias gradients, each its own array, also for an absent bias)
+            db_ih = db_ih if db_ih is not None else db_hh
+            db_hh = db_hh if db_hh is not None else db_ih
+            if db_ih is None:
+                db_ih = db_hh = np.zeros(weights[d][1].shape[0], dx.dtype)
+            if db_hh is db_ih:
+                db_hh = db_ih.copy()
+            out.append((dstate0, dw_ih, dw_hh, db_ih, db_hh))
+        return out
 
 
 def make_cell(cell: str) -> Cell:

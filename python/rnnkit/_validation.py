@@ -144,6 +144,54 @@ def check_nonlinearity(nonlinearity) -> str:
     return nonlinearity
 
 
+def check_flag(name: str, value) -> bool:
+    """A keyword switch such as ``reverse`` or ``training``: True or False (np.bool_ too), nothing else —
+    not 0 / 1, not None, not a string (``bool("False")`` is True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_lengths(lengths, steps: int, batch: int):
+    """None, or the sequence lengths as a C-contiguous int64 array of shape (B,), each in [0, T].
+
+    Accepts lists of ints, NumPy arrays of any integer dtype and objects that convert to one (CPU torch
+    tensors).  Refuses, with a ValueError naming ``lengths``, another shape, a value outside [0, T], and
+    anything that is not integers: floats (even whole-valued ones: 3.0 is more often a mistake than a
+    length), NaN, booleans.
+    """
+    if lengths is None:
+        return None
+    if isinstance(lengths, np.ma.MaskedArray):
+        raise ValueError("lengths is a masked array; expected a (B,) array of integers")
+    if isinstance(lengths, (list, tuple)) and len(lengths) == 0:
+        array = np.zeros(0, np.int64)  # np.asarray([]) is float64
+    else:
+        try:
+            array = np.asarray(lengths)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise ValueError(f"lengths could not be converted to an array: {exc}") from None
+    if array.shape != (batch,):
+        raise ValueError(f"lengths has shape {fmt_shape(array.shape)}; expected (B,) = ({batch},), "
+                         f"one length per sequence of the batch")
+    kind = array.dtype.kind
+    if kind == "b":
+        raise ValueError("lengths must be integers, got booleans (dtype bool); expected a (B,) array of integers "
+                         "in [0, T]")
+    if kind == "f" and np.isnan(array).any():
+        index = int(np.flatnonzero(np.isnan(array))[0])
+        raise ValueError(f"lengths must be integers, got NaN at lengths[{index}]")
+    if kind not in "iu":
+        hint = " (convert with .astype(np.int64) if the values are whole numbers)" if kind == "f" else ""
+        raise ValueError(f"lengths must be integers, got an array of dtype {array.dtype}{hint}")
+    bad = np.flatnonzero((array < 0) | (array > steps))  # compared in the array's own dtype: no overflow
+    if bad.size:
+        index = int(bad[0])
+        raise ValueError(f"lengths[{index}] = {int(array[index])} is out of range; "
+                         f"expected 0 <= length <= T = {steps}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 # Per (t, b): the floats a forward allocates in units of H — y, plus what the backward needs saved
 # (LSTM: gates and c_t; GRU: gates and W_hn h + b_hn).

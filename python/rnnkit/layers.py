@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from . import _cells
+from . import _cells, _core
 from . import _validation as v
 
 __all__ = ["RNN", "Dense"]
@@ -134,6 +134,7 @@ class RNN:
         self._shapes = {name: array.shape for name, array in self.params.items()}
         self.grads: dict[str, np.ndarray] = {}
         self._saved = None  # what the last forward kept for the backward
+        self._plans = {}  # (layer, direction) -> (plan, weights version, SIMD path, array ids), for inference
 
     @property
     def num_directions(self) -> int:
@@ -227,8 +228,15 @@ class RNN:
         states = tuple(s[:, 0] if unbatched else s for s in states)
         return states[0] if len(states) == 1 else states
 
-    def forward(self, x, h0=None):
-        """Run the layer: returns (y, h_n); see the class docstring for the shapes."""
+    def forward(self, x, h0=None, *, training=True):
+        """Run the layer: returns (y, h_n); see the class docstring for the shapes.
+
+        ``training=False`` (inference: what the models' predict and score use) saves nothing for
+        the backward, and runs on weights packed once and kept between calls; they are packed again
+        after an optimizer step or ``load_state_dict`` (after changing ``params`` in place some other
+        way, call ``invalidate()``).
+        """
+        training = check_bool("training", training)
         x = layer_array("x", to_numpy(x), self.dtype, "this layer")
         if x.ndim not in (2, 3):
             layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
@@ -249,21 +257,24 @@ class RNN:
         saved = []
         layer_input = x
         for layer in range(self.num_layers):
-            # One (T, B, D·H) output per layer; each direction writes its half in place.
+            # One (T, B, D·H) output per layer; the directions write their halves in place, at once.
             out = np.empty((steps, batch, directions * hidden), self.dtype)
-            for direction in range(directions):
-                index = layer * directions + direction
-                state0 = None if states0 is None else tuple(s[index] for s in states0)
-                y_half = out[..., direction * hidden:(direction + 1) * hidden] if directions == 2 else out
-                state_n, cell_saved = self._cell.forward(layer_input, state0, *self._weights(layer, direction),
-                                                         y_half, reverse=bool(direction), backend=self.backend)
+            indices = [layer * directions + d for d in range(directions)]
+            layer_states0 = None if states0 is None else [tuple(s[i] for s in states0) for i in indices]
+            weights = [self._weights(layer, d) for d in range(directions)]
+            plans = None if training or self.backend != "cpp" else self._plans_for(layer, weights)
+            states_n, layer_saved = self._cell.forward(layer_input, layer_states0, weights, out, training=training,
+                                                       backend=self.backend, plans=plans)
+            for d, index in enumerate(indices):
                 for s in range(num_states):
-                    h_n[s][index] = state_n[s]
-                saved.append(cell_saved)
+                    h_n[s][index] = states_n[d][s]
+            saved.append(layer_saved)
             layer_input = out
-        self._saved = (saved, x.shape, unbatched)
+        if training:
+            self._saved = (saved, x.shape, unbatched)
         y = layer_input
-        y.flags.writeable = False
+        if training:
+            y.flags.writeable = False
         if unbatched:
             y = y[:, 0]
         elif self.batch_first:
@@ -271,6 +282,25 @@ class RNN:
         return y, self._states_out(h_n, unbatched)
 
     __call__ = forward
+
+    def invalidate(self) -> None:
+        """Forget the packed weights kept for inference (after changing ``params`` in place by hand)."""
+        self._plans = {}
+
+    def _plans_for(self, layer, weights):
+        """The inference plans of one layer's directions: kept while the weights are the same arrays,
+        no optimizer step or load_state_dict has happened since, and the SIMD path is the same."""
+        plans = []
+        version, isa = _cells.weights_version(), _core.simd_isa()
+        for d, w in enumerate(weights):
+            key = (layer, d)
+            ids = tuple(id(a) for a in w)
+            kept = self._plans.get(key)
+            if kept is None or kept[1:] != (version, isa, ids):
+                kept = (self._cell.plan(*w), version, isa, ids)
+                self._plans[key] = kept
+            plans.append(kept[0])
+        return plans
 
     # -- backward ---------------------------------------------------------------------------------
 
@@ -281,7 +311,7 @@ class RNN:
         dh0 that of h_n (a pair (dh0, dc0) for the LSTM), also when the forward's h0 was None.
         """
         if self._saved is None:
-            raise RuntimeError("backward() needs a forward() first")
+            raise RuntimeError("backward() needs a forward() first (with training=True)")
         saved, (steps, batch, inputs), unbatched = self._saved
         hidden, directions = self.hidden_size, self.num_directions
         if dy is not None:
@@ -302,18 +332,14 @@ class RNN:
         for layer in reversed(range(self.num_layers)):
             layer_inputs = inputs if layer == 0 else directions * hidden
             d_input = np.empty((steps, batch, layer_inputs), self.dtype)
-            for direction in range(directions):
-                index = layer * directions + direction
-                dy_half = d_output
-                if d_output is not None and directions == 2:
-                    dy_half = d_output[..., direction * hidden:(direction + 1) * hidden]
-                dstate_n = None if dstates_n is None else tuple(s[index] for s in dstates_n)
-                dstate0, *dweights = self._cell.backward(saved[index], dy_half, dstate_n, d_input,
-                                                         accumulate_dx=bool(direction))
+            indices = [layer * directions + d for d in range(directions)]
+            layer_dstates = None if dstates_n is None else [tuple(s[i] for s in dstates_n) for i in indices]
+            results = self._cell.backward(saved[layer], d_output, layer_dstates, d_input)
+            for d, (dstate0, *dweights) in enumerate(results):
                 for s, dstate in enumerate(dstate0):
-                    dstates0[s][index] = dstate
+                    dstates0[s][indices[d]] = dstate
                 for kind, dweight in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dweights):
-                    grads[self._name(kind, layer, direction)] = dweight
+                    grads[self._name(kind, layer, d)] = dweight
             d_output = d_input
         self.grads = {name: grads[name] for name in self.params}
         dx = d_output
@@ -392,3 +418,4 @@ def load_params(params: dict, state_dict, owner: str) -> None:
         arrays[name] = array
     for name, array in arrays.items():  # all checked before any is copied
         params[name][...] = array
+    _cells.weights_changed()

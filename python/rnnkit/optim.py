@@ -14,6 +14,8 @@ import numbers
 
 import numpy as np
 
+from ._cells import weights_changed
+
 __all__ = ["SGD", "Adam", "clip_grad_norm", "make_optimizer"]
 
 
@@ -41,6 +43,7 @@ class _Optimizer:
             if grad.shape != param.shape:
                 raise ValueError(f"grads[{name!r}] has shape {grad.shape}; expected {param.shape}")
             self._update(name, param, grad)
+        weights_changed()  # the layers' packed inference weights are stale now
 
     def _update(self, name, param, grad):
         raise NotImplementedError

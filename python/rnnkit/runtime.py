@@ -56,7 +56,7 @@ def supported_isas() -> list:
 
 
 def info() -> dict:
-    """Version, SIMD paths, threads and OpenMP of this installation."""
+    """Version, SIMD paths, and threads of this installation ("threads": False in a build without them)."""
     from . import __version__
 
     return {
@@ -65,5 +65,5 @@ def info() -> dict:
         "supported_isas": supported_isas(),
         "compiled_isas": list(_core.compiled_isas()),
         "num_threads": get_num_threads(),
-        "openmp": _core.openmp_enabled(),
+        "threads": _core.threads_enabled(),
     }

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,83 +36,80 @@ std::string select_isa(const std::string& requested, bool cpu_has_avx2, bool cpu
 constexpr int kMaxThreads = 1024;
 void set_num_threads(int n);                     // 1 <= n <= kMaxThreads, else std::invalid_argument
 int get_num_threads();
-bool openmp_enabled();
+bool threads_enabled();                          // false in a build with RNNKIT_THREADS=OFF
 
-// ---- recurrent layers: one direction over a whole sequence ---------------------------------------
+// ---- recurrent layers: one or two directions over a whole sequence -------------------------------
 // PyTorch's equations and weight layout (DESIGN.md):
 //   vanilla  h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)                      G = 1
 //   lstm     gate blocks [i | f | g | o];  c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)  G = 4
 //   gru      gate blocks [r | z | n];  n = tanh(W_in x + b_in + r (W_hn h + b_hn));
 //            h_t = (1 - z) n + z h_{t-1}                                           G = 3
-// With reverse = true the recurrence runs from t = T-1 down to 0 (the reverse direction of a
-// bidirectional layer) while x and y keep their time order: no copies of the sequence are made.
+// The cells' traits (gate count, what they save) are in src/cells.hpp.
 enum class Cell { vanilla, lstm, gru };
+constexpr int kCellKinds = 3;
 constexpr int gate_count(Cell cell) { return cell == Cell::lstm ? 4 : cell == Cell::gru ? 3 : 1; }
 
+// A plan: one cell's weights, copied and packed once (W_hh in the recurrent product's panels, W_ih^T
+// in the input projection's), the fused bias and the schedule's constants.  Calls with a plan do no
+// packing.  Its weights are a snapshot: changing the arrays it was made from changes nothing.
+template <typename Real> class Plan;
+// What a training forward keeps for its backward (opaque; it refers to the forward's x and y).
+template <typename Real> class Saved;
+
 template <typename Real>
-struct ForwardArgs {
-  Cell cell = Cell::vanilla;
-  Activation act = Activation::tanh;  // vanilla only
-  int64_t steps = 0, batch = 0, input = 0, hidden = 0;
+std::shared_ptr<const Plan<Real>> make_plan(Cell cell, Activation act, int64_t input, int64_t hidden,
+                                            const Real* w_ih /*(G*H, I)*/, const Real* w_hh /*(G*H, H)*/,
+                                            const Real* b_ih /*(G*H,) or null*/, const Real* b_hh /*or null*/);
+template <typename Real> std::string plan_isa(const Plan<Real>& plan);
+
+// lengths (B,), or null for all T: row b runs steps 0 .. lengths[b]-1 (torch's packed sequences);
+// y is 0 at t >= lengths[b] and h_n[b] is the state after the row's last real step (h0[b] when its
+// length is 0).  reverse: each row runs from its own last real step down to step 0, y keeping the
+// input's time order.  Two directions run at once, in one team.
+template <typename Real>
+struct DirectionForward {
+  std::shared_ptr<const Plan<Real>> plan;
   bool reverse = false;
-  const Real* x = nullptr;     // IN  (T, B, I), row stride ldx
-  int64_t ldx = 0;
-  const Real* h0 = nullptr;    // IN  (B, H) contiguous, or nullptr for zeros
-  const Real* c0 = nullptr;    // IN  (B, H) or nullptr for zeros — LSTM only
-  const Real* w_ih = nullptr;  // IN  (G*H, I) contiguous
-  const Real* w_hh = nullptr;  // IN  (G*H, H) contiguous
-  const Real* b_ih = nullptr;  // IN  (G*H,) or nullptr
-  const Real* b_hh = nullptr;  // IN  (G*H,) or nullptr
-  Real* y = nullptr;           // OUT (T, B, H), row stride ldy: every h_t
+  const Real* h0 = nullptr;  // IN  (B, H) or null for zeros
+  const Real* c0 = nullptr;  // IN  (B, H) or null — LSTM
+  Real* y = nullptr;         // OUT (T, B, H), row stride ldy: every h_t
   int64_t ldy = 0;
-  Real* h_n = nullptr;         // OUT (B, H): the last state (h0 when T = 0)
-  Real* c_n = nullptr;         // OUT (B, H) — LSTM only
-  // Saved for the backward pass: what it cannot recompute cheaply.
-  Real* gates = nullptr;       // OUT (T, B, G*H) — LSTM, GRU: the gate activations
-  Real* cells = nullptr;       // OUT (T, B, H)   — LSTM: every c_t
-  Real* hidden_n = nullptr;    // OUT (T, B, H)   — GRU: every W_hn h_{t-1} + b_hn
+  Real* h_n = nullptr;       // OUT (B, H)
+  Real* c_n = nullptr;       // OUT (B, H) — LSTM
+  std::shared_ptr<const Saved<Real>> saved;  // OUT: what the backward needs (training only)
 };
+// x: IN (T, B, I), row stride ldx.  training = false: nothing is saved, and the scratch does not
+// grow with T (the input projection runs a chunk of steps at a time).
+template <typename Real>
+void sequence_forward(int64_t steps, int64_t batch, int64_t input, const Real* x, int64_t ldx,
+                      const int64_t* lengths, bool training, DirectionForward<Real>* dirs, int directions);
 
 // Gradients of sum(y * dy) + sum(h_n * dh_n) [+ sum(c_n * dc_n)] with respect to everything the
-// forward read.  Overwrites dh0, dc0, dw_ih, dw_hh, db_ih, db_hh; overwrites dx, or adds to it when
-// dx_accumulate is set (the two directions of a bidirectional layer share one dx).  The IN arrays are
-// the forward's, unchanged.
+// forward read.  dy at padding is ignored.  Overwrites dh0, dc0, dw_ih, dw_hh, db_ih, db_hh; dx is
+// overwritten (0 at padding), or added to when dx_accumulate.  The directions' dx are summed.
 template <typename Real>
-struct BackwardArgs {
-  Cell cell = Cell::vanilla;
-  Activation act = Activation::tanh;
-  int64_t steps = 0, batch = 0, input = 0, hidden = 0;
-  bool reverse = false;
-  const Real* x = nullptr;         // IN  (T, B, I), row stride ldx
-  int64_t ldx = 0;
-  const Real* h0 = nullptr;        // IN  (B, H) or nullptr
-  const Real* c0 = nullptr;        // IN  (B, H) or nullptr — LSTM
-  const Real* w_ih = nullptr;      // IN  (G*H, I)
-  const Real* w_hh = nullptr;      // IN  (G*H, H)
-  const Real* y = nullptr;         // IN  (T, B, H), row stride ldy
-  int64_t ldy = 0;
-  const Real* gates = nullptr;     // IN  (T, B, G*H) — LSTM, GRU
-  const Real* cells = nullptr;     // IN  (T, B, H) — LSTM
-  const Real* hidden_n = nullptr;  // IN  (T, B, H) — GRU
-  const Real* dy = nullptr;        // IN  (T, B, H), row stride lddy, or nullptr for zeros
+struct DirectionBackward {
+  std::shared_ptr<const Saved<Real>> saved;
+  const Real* dy = nullptr;    // IN  (T, B, H), row stride lddy, or null for zeros
   int64_t lddy = 0;
-  const Real* dh_n = nullptr;      // IN  (B, H) or nullptr for zeros
-  const Real* dc_n = nullptr;      // IN  (B, H) or nullptr for zeros — LSTM
-  Real* dx = nullptr;              // OUT (T, B, I), row stride lddx
-  int64_t lddx = 0;
-  bool dx_accumulate = false;
-  Real* dh0 = nullptr;             // OUT (B, H)
-  Real* dc0 = nullptr;             // OUT (B, H) — LSTM
-  Real* dw_ih = nullptr;           // OUT (G*H, I)
-  Real* dw_hh = nullptr;           // OUT (G*H, H)
-  Real* db_ih = nullptr;           // OUT (G*H,)
-  Real* db_hh = nullptr;           // OUT (G*H,) — equal to db_ih except for the GRU's n block
+  const Real* dh_n = nullptr;  // IN  (B, H) or null
+  const Real* dc_n = nullptr;  // IN  (B, H) or null — LSTM
+  Real* dh0 = nullptr;         // OUT (B, H)
+  Real* dc0 = nullptr;         // OUT (B, H) — LSTM
+  Real* dw_ih = nullptr;       // OUT (G*H, I)
+  Real* dw_hh = nullptr;       // OUT (G*H, H)
+  Real* db_ih = nullptr;       // OUT (G*H,)
+  Real* db_hh = nullptr;       // OUT (G*H,) — equal to db_ih except for the GRU's n block
 };
+template <typename Real>
+void sequence_backward(DirectionBackward<Real>* dirs, int directions, Real* dx /*(T, B, I)*/, int64_t lddx,
+                       bool dx_accumulate);
+// Facts of a Saved, for the bindings' checks.
+template <typename Real> struct SavedShape { int64_t steps, batch, input, hidden; Cell cell; const void* sequence; };
+template <typename Real> SavedShape<Real> saved_shape(const Saved<Real>& saved);
 
-template <typename Real> void sequence_forward(const ForwardArgs<Real>& args);
-template <typename Real> void sequence_backward(const BackwardArgs<Real>& args);
-// How both passes would share the per-step work of a (batch x hidden) cell of `gates` gates on the
-// active ISA: {threads, block groups, row groups} (StepPlan in recurrence.cpp; for tests).
+// How the per-step work of a (batch x hidden) cell of `gates` gates would be shared on the active
+// ISA: {threads, block groups, row groups} (for tests).
 template <typename Real> std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates);
 
 // ---- the GEMM the kernels use for their all-timestep products ------------------------------------

@@ -164,34 +164,17 @@ void math(MathFunction fn, const typename S::T* x, typename S::T* y, int64_t n) 
   }
 }
 
-// ---- cells: pointwise forward and backward -------------------------------------------------------
-template <class S>
-void activation(Activation act, typename S::T* v, int64_t n) {
-  using V = typename S::V;
-  if (act == Activation::tanh) map_array<S>(v, v, n, [](V a) { return vtanh<S>(a); });
-  else map_array<S>(v, v, n, [](V a) { return vrelu<S>(a); });
-}
+// ---- cells: pointwise forward and backward, one row of n hidden units ----------------------------
+// The uniform signatures of CellKernels (kernel_table.hpp).  Gate k of unit j sits at
+// pre[k * gate_stride + j]; a pointer marked "or null" means zeros.
 
-// dpre = (dy + dh) * act'(h), act' from the output: tanh' = 1 - h^2, relu' = [h > 0].
+// Vanilla: h = act(pre) (pre may be h itself).  Saves nothing: the backward reads act' from h.
 template <class S>
-void vanilla_dpre(Activation act, const typename S::T* h, const typename S::T* dy,
-                  const typename S::T* dh, typename S::T* dpre, int64_t n) {
-  using T = typename S::T;
+void vanilla_forward_row(Activation act, int64_t n, typename S::T* pre, int64_t, const typename S::T*,
+                         const typename S::T*, const typename S::T*, typename S::T* h, typename S::T*) {
   using V = typename S::V;
-  auto step = [&](int64_t i, int count) {
-    const bool full = count == S::N;
-    const V hv = full ? S::load(h + i) : S::load_n(h + i, count);
-    V g = full ? S::load(dh + i) : S::load_n(dh + i, count);
-    if (dy) g = S::add(g, full ? S::load(dy + i) : S::load_n(dy + i, count));
-    V d;
-    if (act == Activation::tanh) d = S::mul(g, S::fnmadd(hv, hv, S::set1(T(1))));
-    else d = S::select(S::lt(S::zero(), hv), g, S::zero());
-    if (full) S::store(dpre + i, d);
-    else S::store_n(dpre + i, d, count);
-  };
-  int64_t i = 0;
-  for (; i + S::N <= n; i += S::N) step(i, S::N);
-  if (i < n) step(i, int(n - i));
+  if (act == Activation::tanh) map_array<S>(pre, h, n, [](V a) { return vtanh<S>(a); });
+  else map_array<S>(pre, h, n, [](V a) { return vrelu<S>(a); });
 }
 
 // Loop over n lanes in vectors, the last one partial; f(i, count) with count == S::N except at the end.
@@ -212,21 +195,42 @@ inline void store_lanes(typename S::T* p, typename S::V v, int count) {
   if (count == S::N) S::store(p, v);
   else S::store_n(p, v, count);
 }
-
-// LSTM, one row of n hidden units; gate k of unit j at gates[k * gate_stride + j], blocks [i | f | g | o].
-// Forward: gates IN pre-activations, OUT activations (saved for the backward);
-//   c = f * c_prev + i * g  (c_prev null: zeros);  h = o * tanh(c).
 template <class S>
-void lstm_forward_row(int64_t n, typename S::T* gates, int64_t gate_stride, const typename S::T* c_prev,
-                      typename S::T* c, typename S::T* h) {
+inline const typename S::T* at(const typename S::T* p, int64_t j) {
+  return p ? p + j : nullptr;
+}
+
+// dpre = (dy + dh) * act'(h), act' from the output: tanh' = 1 - h^2, relu' = [h > 0].
+template <class S>
+void vanilla_backward_row(Activation act, int64_t n, const typename S::T*, int64_t, const typename S::T*,
+                          const typename S::T*, const typename S::T*, const typename S::T* h,
+                          const typename S::T*, const typename S::T* dy, typename S::T* dh, typename S::T*,
+                          typename S::T* dpre, typename S::T*) {
+  using T = typename S::T;
   using V = typename S::V;
   for_lanes<S>(n, [&](int64_t j, int cnt) {
-    typename S::T* gi = gates + j;
+    const V hv = load_or_zero<S>(h + j, cnt);
+    const V g = S::add(load_or_zero<S>(dh + j, cnt), load_or_zero<S>(at<S>(dy, j), cnt));
+    V d;
+    if (act == Activation::tanh) d = S::mul(g, S::fnmadd(hv, hv, S::set1(T(1))));
+    else d = S::select(S::lt(S::zero(), hv), g, S::zero());
+    store_lanes<S>(dpre + j, d, cnt);
+  });
+}
+
+// LSTM, blocks [i | f | g | o].  Forward: pre IN pre-activations, OUT activations (saved);
+//   c = f * c_prev + i * g;  h = o * tanh(c).
+template <class S>
+void lstm_forward_row(Activation, int64_t n, typename S::T* pre, int64_t gate_stride, const typename S::T*,
+                      const typename S::T*, const typename S::T* c_prev, typename S::T* h, typename S::T* c) {
+  using V = typename S::V;
+  for_lanes<S>(n, [&](int64_t j, int cnt) {
+    typename S::T* gi = pre + j;
     const V i = vsigmoid<S>(load_or_zero<S>(gi, cnt));
     const V f = vsigmoid<S>(load_or_zero<S>(gi + gate_stride, cnt));
     const V g = vtanh<S>(load_or_zero<S>(gi + 2 * gate_stride, cnt));
     const V o = vsigmoid<S>(load_or_zero<S>(gi + 3 * gate_stride, cnt));
-    const V cn = S::fmadd(f, load_or_zero<S>(c_prev ? c_prev + j : nullptr, cnt), S::mul(i, g));
+    const V cn = S::fmadd(f, load_or_zero<S>(at<S>(c_prev, j), cnt), S::mul(i, g));
     store_lanes<S>(gi, i, cnt);
     store_lanes<S>(gi + gate_stride, f, cnt);
     store_lanes<S>(gi + 2 * gate_stride, g, cnt);
@@ -236,13 +240,14 @@ void lstm_forward_row(int64_t n, typename S::T* gates, int64_t gate_stride, cons
   });
 }
 
-// Backward: from the saved activations and c, c_prev; dh = dL/dh_t from step t+1, dy the output's
-// gradient (null: zeros); dc IN dL/dc_t from step t+1, OUT dL/dc_{t-1}.  Writes dpre, the gradient of
-// the four pre-activations (same layout as gates).  tanh(c) is recomputed rather than saved.
+// Backward: from the saved activations and c, c_prev; dh IN dL/dh_t (from step t+1), dy the
+// output's gradient (or null); dc IN dL/dc_t from step t+1, OUT dL/dc_{t-1}.  Writes dpre (same
+// layout as the gates).  tanh(c) is recomputed rather than saved.
 template <class S>
-void lstm_backward_row(int64_t n, const typename S::T* gates, int64_t gate_stride, const typename S::T* c,
-                       const typename S::T* c_prev, const typename S::T* dy, const typename S::T* dh,
-                       typename S::T* dc, typename S::T* dpre) {
+void lstm_backward_row(Activation, int64_t n, const typename S::T* gates, int64_t gate_stride,
+                       const typename S::T*, const typename S::T*, const typename S::T* c_prev,
+                       const typename S::T*, const typename S::T* c, const typename S::T* dy, typename S::T* dh,
+                       typename S::T* dc, typename S::T* dpre, typename S::T*) {
   using T = typename S::T;
   using V = typename S::V;
   const V one = S::set1(T(1));
@@ -251,9 +256,9 @@ void lstm_backward_row(int64_t n, const typename S::T* gates, int64_t gate_strid
     const V i = load_or_zero<S>(gi, cnt), f = load_or_zero<S>(gi + gate_stride, cnt);
     const V g = load_or_zero<S>(gi + 2 * gate_stride, cnt), o = load_or_zero<S>(gi + 3 * gate_stride, cnt);
     const V tc = vtanh<S>(load_or_zero<S>(c + j, cnt));
-    const V dht = S::add(load_or_zero<S>(dh + j, cnt), load_or_zero<S>(dy ? dy + j : nullptr, cnt));
+    const V dht = S::add(load_or_zero<S>(dh + j, cnt), load_or_zero<S>(at<S>(dy, j), cnt));
     const V dct = S::fmadd(S::mul(dht, o), S::fnmadd(tc, tc, one), load_or_zero<S>(dc + j, cnt));
-    const V cp = load_or_zero<S>(c_prev ? c_prev + j : nullptr, cnt);
+    const V cp = load_or_zero<S>(at<S>(c_prev, j), cnt);
     T* d = dpre + j;
     store_lanes<S>(d, S::mul(S::mul(dct, g), S::mul(i, S::sub(one, i))), cnt);
     store_lanes<S>(d + gate_stride, S::mul(S::mul(dct, cp), S::mul(f, S::sub(one, f))), cnt);
@@ -263,19 +268,19 @@ void lstm_backward_row(int64_t n, const typename S::T* gates, int64_t gate_strid
   });
 }
 
-// GRU, one row of n units; blocks [r | z | n] as in torch.  hn = W_hn h_{t-1} + b_hn (saved).
-// Forward: gates IN pre-activations of the input side (x W_i*^T + biases), OUT activations r, z, n;
-//   r = sigmoid(.), z = sigmoid(.), n = tanh(gate_n + r * hn), h = (1 - z) * n + z * h_prev.
+// GRU, blocks [r | z | n] as in torch; extra = hn = W_hn h_{t-1} + b_hn (the product kept apart).
+// Forward: pre IN the input side's pre-activations, OUT activations r, z, n (saved);
+//   r = sigmoid(.), z = sigmoid(.), n = tanh(pre_n + r * hn), h = (1 - z) * n + z * h_prev.
 template <class S>
-void gru_forward_row(int64_t n, typename S::T* gates, int64_t gate_stride, const typename S::T* hn,
-                     const typename S::T* h_prev, typename S::T* h) {
+void gru_forward_row(Activation, int64_t n, typename S::T* pre, int64_t gate_stride, const typename S::T* hn,
+                     const typename S::T* h_prev, const typename S::T*, typename S::T* h, typename S::T*) {
   using V = typename S::V;
   for_lanes<S>(n, [&](int64_t j, int cnt) {
-    typename S::T* gr = gates + j;
+    typename S::T* gr = pre + j;
     const V r = vsigmoid<S>(load_or_zero<S>(gr, cnt));
     const V z = vsigmoid<S>(load_or_zero<S>(gr + gate_stride, cnt));
     const V nn = vtanh<S>(S::fmadd(r, load_or_zero<S>(hn + j, cnt), load_or_zero<S>(gr + 2 * gate_stride, cnt)));
-    const V hp = load_or_zero<S>(h_prev ? h_prev + j : nullptr, cnt);
+    const V hp = load_or_zero<S>(at<S>(h_prev, j), cnt);
     store_lanes<S>(gr, r, cnt);
     store_lanes<S>(gr + gate_stride, z, cnt);
     store_lanes<S>(gr + 2 * gate_stride, nn, cnt);
@@ -283,13 +288,14 @@ void gru_forward_row(int64_t n, typename S::T* gates, int64_t gate_stride, const
   });
 }
 
-// Backward: dh IN dL/dh_t from step t+1, OUT the direct part of dL/dh_{t-1} (dh_t * z; the caller
-// adds the W_hh product).  dpre_x: gradient of the input-side pre-activations [r | z | n] (also the
-// hidden side's for r and z); dhn: gradient of hn = W_hn h + b_hn (the hidden side's n block).
+// Backward: dh IN dL/dh_t, OUT the direct part of dL/dh_{t-1} (dh_t * z; the driver adds the W_hh
+// product).  dpre: gradient of the input-side pre-activations [r | z | n] (also the hidden side's
+// for r and z); dextra: gradient of hn (the hidden side's n block).
 template <class S>
-void gru_backward_row(int64_t n, const typename S::T* gates, int64_t gate_stride, const typename S::T* hn,
-                      const typename S::T* h_prev, const typename S::T* dy, typename S::T* dh,
-                      typename S::T* dpre_x, typename S::T* dhn) {
+void gru_backward_row(Activation, int64_t n, const typename S::T* gates, int64_t gate_stride,
+                      const typename S::T* hn, const typename S::T* h_prev, const typename S::T*,
+                      const typename S::T*, const typename S::T*, const typename S::T* dy, typename S::T* dh,
+                      typename S::T*, typename S::T* dpre, typename S::T* dhn) {
   using T = typename S::T;
   using V = typename S::V;
   const V one = S::set1(T(1));
@@ -297,12 +303,12 @@ void gru_backward_row(int64_t n, const typename S::T* gates, int64_t gate_stride
     const T* gr = gates + j;
     const V r = load_or_zero<S>(gr, cnt), z = load_or_zero<S>(gr + gate_stride, cnt);
     const V nn = load_or_zero<S>(gr + 2 * gate_stride, cnt);
-    const V hp = load_or_zero<S>(h_prev ? h_prev + j : nullptr, cnt);
-    const V dht = S::add(load_or_zero<S>(dh + j, cnt), load_or_zero<S>(dy ? dy + j : nullptr, cnt));
+    const V hp = load_or_zero<S>(at<S>(h_prev, j), cnt);
+    const V dht = S::add(load_or_zero<S>(dh + j, cnt), load_or_zero<S>(at<S>(dy, j), cnt));
     const V dpre_n = S::mul(S::mul(dht, S::sub(one, z)), S::fnmadd(nn, nn, one));
     const V dz = S::mul(dht, S::sub(hp, nn));
     const V dr = S::mul(dpre_n, load_or_zero<S>(hn + j, cnt));
-    T* d = dpre_x + j;
+    T* d = dpre + j;
     store_lanes<S>(d, S::mul(dr, S::mul(r, S::sub(one, r))), cnt);
     store_lanes<S>(d + gate_stride, S::mul(dz, S::mul(z, S::sub(one, z))), cnt);
     store_lanes<S>(d + 2 * gate_stride, dpre_n, cnt);
@@ -407,19 +413,22 @@ void gemm_tile_fixed(int64_t k, const typename S::T* a, int64_t lda, const typen
   }
 }
 
+// The per-step products split k for tiles of few rows (their FMA chains are short); the all-row
+// GEMMs do not (only their last tile is short): so their every element is the same plain sum
+// whatever the blocking — a chunk of rows gives what all rows at once give.
 constexpr int k_split(int rows) { return rows == 1 ? 4 : rows <= 3 ? 2 : 1; }
 
-template <class S, int NV, int M>
+template <class S, int NV, int M, bool Split>
 struct TileDispatch {
   static void call(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
                    typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate,
                    int n_valid) {
-    if (m == M) gemm_tile_fixed<S, M, NV, k_split(M)>(k, a, lda, b, c, ldc, bias, accumulate, n_valid);
-    else TileDispatch<S, NV, M - 1>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+    if (m == M) gemm_tile_fixed<S, M, NV, Split ? k_split(M) : 1>(k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+    else TileDispatch<S, NV, M - 1, Split>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
   }
 };
-template <class S, int NV>
-struct TileDispatch<S, NV, 0> {
+template <class S, int NV, bool Split>
+struct TileDispatch<S, NV, 0, Split> {
   static void call(int, int64_t, const typename S::T*, int64_t, const typename S::T*, typename S::T*,
                    int64_t, const typename S::T*, bool, int) {}
 };
@@ -427,13 +436,19 @@ struct TileDispatch<S, NV, 0> {
 template <class S, int MR, int NV>
 void gemm_tile(int m, int64_t k, const typename S::T* a, const typename S::T* b, typename S::T* c,
                int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
-  TileDispatch<S, NV, MR>::call(m, k, a, 0, b, c, ldc, bias, accumulate, n_valid);
+  TileDispatch<S, NV, MR, false>::call(m, k, a, 0, b, c, ldc, bias, accumulate, n_valid);
 }
 
 template <class S, int MR, int NV>
 void gemm_tile_rows(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
                     typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
-  TileDispatch<S, NV, MR>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+  TileDispatch<S, NV, MR, false>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+}
+
+template <class S, int MR, int NV>
+void step_tile_rows(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
+                    typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
+  TileDispatch<S, NV, MR, true>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
 }
 
 // ---- the table -----------------------------------------------------------------------------------
@@ -448,12 +463,11 @@ KernelTable<typename S::T> make_table(const char* name, int kc, int mc, int nc) 
   t.nc = nc;
   t.gemm_tile = &gemm_tile<S, MR, NV>;
   t.gemm_tile_rows = &gemm_tile_rows<S, MR, NV>;
-  t.activation = &activation<S>;
-  t.vanilla_dpre = &vanilla_dpre<S>;
-  t.lstm_forward_row = &lstm_forward_row<S>;
-  t.lstm_backward_row = &lstm_backward_row<S>;
-  t.gru_forward_row = &gru_forward_row<S>;
-  t.gru_backward_row = &gru_backward_row<S>;
+  t.step_tile_rows = &step_tile_rows<S, MR, NV>;
+  // One line per cell: its pointwise pair (the portable traits are in cells.hpp).
+  t.cells[int(Cell::vanilla)] = {&vanilla_forward_row<S>, &vanilla_backward_row<S>};
+  t.cells[int(Cell::lstm)] = {&lstm_forward_row<S>, &lstm_backward_row<S>};
+  t.cells[int(Cell::gru)] = {&gru_forward_row<S>, &gru_backward_row<S>};
   t.math = &math<S>;
   return t;
 }

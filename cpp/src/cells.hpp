@@ -1,0 +1,56 @@
+// The cells as the one time loop (recurrence.cpp) sees them: a row of portable traits each, and the
+// uniform signatures of their pointwise forward and backward (implemented per ISA in
+// src/isa/kernels.inl).  Adding a cell: an enumerator in rnnkit.hpp, a row in kCellTraits, its two
+// pointwise functions and their line in make_table, and its reference in python/rnnkit/reference.py.
+//
+// Legend: T = timesteps, B = batch, I = input, H = hidden, G = gates, GH = G*H.
+#pragma once
+
+#include <cstdint>
+
+#include "rnnkit/rnnkit.hpp"
+
+namespace rnnkit {
+
+struct CellTraits {
+  const char* name;
+  int gates;          // G: blocks of H rows in w_ih / w_hh
+  int states;         // 1: h;  2: (h, c)
+  // The last gate block's recurrent product (+ b_hh's block) is kept apart from the pre-activation
+  // and handed to the cell as `extra` (the GRU's W_hn h + b_hn, which the reset gate multiplies);
+  // it is saved for the backward, whose gradient of it is `dextra`.
+  bool last_gate_apart;
+  // The forward's pre-activations are saved (LSTM, GRU: as activations), else not (vanilla: the
+  // backward reads act' from h).
+  bool saves_gates;
+  // The backward's pointwise part writes the direct part of dL/dh_{t-1} into dh (the GRU's dh * z),
+  // to which the driver adds dpre W_hh; otherwise the driver overwrites dh with that product.
+  bool direct_dh;
+};
+
+constexpr CellTraits kCellTraits[kCellKinds] = {
+    // name      G  S  last_apart saves  direct_dh
+    {"vanilla", 1, 1, false, false, false},
+    {"lstm", 4, 2, false, true, false},
+    {"gru", 3, 1, true, true, true},
+};
+constexpr const CellTraits& traits(Cell cell) { return kCellTraits[int(cell)]; }
+
+template <typename Real>
+struct CellKernels {
+  // One row of n units.  pre: IN the pre-activations of the G gate blocks, gate k of unit j at
+  // pre[k * gate_stride + j]; OUT what the backward reads back (the activations) — or the vanilla
+  // cell's h itself (pre may alias h).  extra: IN the apart product (or null).  h_prev, c_prev: IN
+  // the previous state (or null: zeros).  h, c: OUT this step's state (c: LSTM only).
+  void (*forward_row)(Activation act, int64_t n, Real* pre, int64_t gate_stride, const Real* extra,
+                      const Real* h_prev, const Real* c_prev, Real* h, Real* c);
+  // gates, extra, h_prev, c_prev, h, c: IN as the forward saved or wrote them.  dy: IN the output's
+  // gradient (or null).  dh: IN dL/dh_t carried from step t+1 (OUT the direct part, direct_dh cells).
+  // dc: IN dL/dc_t, OUT dL/dc_{t-1} (LSTM).  dpre: OUT the gradient of the input-side
+  // pre-activations (gate_stride apart).  dextra: OUT the gradient of the apart product.
+  void (*backward_row)(Activation act, int64_t n, const Real* gates, int64_t gate_stride, const Real* extra,
+                       const Real* h_prev, const Real* c_prev, const Real* h, const Real* c, const Real* dy,
+                       Real* dh, Real* dc, Real* dpre, Real* dextra);
+};
+
+}  // namespace rnnkit

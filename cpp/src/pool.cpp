@@ -1,0 +1,188 @@
+// The helper pool behind run_job (pool.hpp).
+#include "pool.hpp"
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
+#include "rnnkit/rnnkit.hpp"
+
+namespace rnnkit {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+constexpr int kSpins = 2000;  // a few microseconds: teammates usually finish within that
+// A helper that has waited this long for a phase gives up the job (the caller finishes it alone);
+// the caller itself never gives up, it yields the core to whoever holds the missing item.
+constexpr auto kHelperPatience = std::chrono::milliseconds(2);
+
+class Pool {
+ public:
+  void ensure_workers(int n) {
+    if (workers_.load(std::memory_order_acquire) >= n) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (workers_.load(std::memory_order_relaxed) < n) {
+      std::thread(&Pool::work, this).detach();
+      workers_.fetch_add(1, std::memory_order_release);
+    }
+  }
+  void post(const std::shared_ptr<Job>& job) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      jobs_.push_back(job);
+    }
+    signal_.fetch_add(1, std::memory_order_release);
+    signal_.notify_all();
+  }
+  void retire(const Job* job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < jobs_.size(); ++i)
+      if (jobs_[i].get() == job) {
+        jobs_.erase(jobs_.begin() + long(i));
+        break;
+      }
+  }
+
+ private:
+  // A job that still wants a helper, and this helper's index in it.
+  std::shared_ptr<Job> take(int& index) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& job : jobs_)
+      if (job->join(index)) return job;
+    return nullptr;
+  }
+  void work() {
+    for (;;) {
+      const uint32_t seen = signal_.load(std::memory_order_acquire);
+      int index = 0;
+      if (std::shared_ptr<Job> job = take(index)) {
+        Team team(job.get(), index, job->planned());
+        job->run(team);
+        continue;
+      }
+      bool changed = false;
+      for (int i = 0; i < kSpins && !changed; ++i) {
+        cpu_relax();
+        changed = signal_.load(std::memory_order_acquire) != seen;
+      }
+      if (!changed) signal_.wait(seen, std::memory_order_acquire);
+    }
+  }
+  std::mutex mutex_;
+  std::vector<std::shared_ptr<Job>> jobs_;
+  std::atomic<uint32_t> signal_{0};
+  std::atomic<int> workers_{0};
+};
+
+// Never destroyed: detached workers may still be asleep in it at exit.
+std::atomic<Pool*> g_pool{nullptr};
+std::mutex g_pool_mutex;
+
+#if defined(__unix__) || defined(__APPLE__)
+// A forked child has none of the parent's threads: it starts a pool of its own on first use.
+void forget_pool_in_child() { g_pool.store(nullptr, std::memory_order_relaxed); }
+#endif
+
+Pool& pool() {
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p) return *p;
+  std::lock_guard<std::mutex> lock(g_pool_mutex);
+  p = g_pool.load(std::memory_order_relaxed);
+  if (!p) {
+#if defined(__unix__) || defined(__APPLE__)
+    static const bool registered = (pthread_atfork(nullptr, nullptr, forget_pool_in_child), true);
+    (void)registered;
+#endif
+    p = new Pool;
+    g_pool.store(p, std::memory_order_release);
+  }
+  return *p;
+}
+
+}  // namespace
+
+Job::Job(int planned) : planned_(planned < 1 ? 1 : planned), claims_(new Counter[size_t(planned_)]) {}
+Job::~Job() = default;
+
+bool Job::join(int& index) {  // (called under the pool's lock)
+  if (finished_.load(std::memory_order_acquire)) return false;
+  const int i = joined_.load(std::memory_order_relaxed);
+  if (i >= planned_) return false;
+  joined_.store(i + 1, std::memory_order_relaxed);
+  index = i;
+  return true;
+}
+
+void Job::open(int64_t phase, int64_t n, int ranges) {
+  if (opened_.load(std::memory_order_acquire) >= phase) return;
+  int64_t expected = phase - 1;
+  if (!opened_.compare_exchange_strong(expected, phase, std::memory_order_acq_rel)) return;
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t tag = uint64_t(phase & 0xffffffff) << 32;
+  for (int r = 0; r < ranges; ++r)
+    claims_[r].value.store(tag | uint64_t(range_begin(n, ranges, r)), std::memory_order_release);
+}
+
+bool Team::claim(int64_t phase, int64_t n, int ranges, int range, int64_t& item) {
+  std::atomic<uint64_t>& counter = job_->claims_[range].value;
+  const int64_t end = range_begin(n, ranges, range + 1);
+  const uint64_t tag = uint64_t(phase & 0xffffffff);
+  uint64_t v = counter.load(std::memory_order_acquire);
+  for (int spins = 0;; ++spins) {
+    if ((v >> 32) != tag) {
+      // Not yet opened for this range (the opener is writing the counters), or a later phase's.
+      if (job_->completed_.load(std::memory_order_acquire) > phase) return false;
+      if (spins > kSpins) std::this_thread::yield();
+      else cpu_relax();
+      v = counter.load(std::memory_order_acquire);
+      continue;
+    }
+    const int64_t next = int64_t(v & 0xffffffff);
+    if (next >= end) return false;
+    if (counter.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      item = next;
+      return true;
+    }
+  }
+}
+
+void Team::wait_done(int64_t phase) {
+  auto done = [&] { return job_->completed_.load(std::memory_order_acquire) > phase; };
+  for (int i = 0; i < kSpins; ++i) {
+    if (done()) return;
+    cpu_relax();
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 1; !done(); ++i) {
+    std::this_thread::yield();
+    if (!caller() && i % 64 == 0 && std::chrono::steady_clock::now() - start > kHelperPatience) {
+      left_ = true;  // the others finish the job; this helper only runs through the rest
+      return;
+    }
+  }
+}
+
+void run_job(const std::shared_ptr<Job>& job) {
+  // (A build without threads runs every item on the caller: the same results.)
+  const bool helpers = job->planned() > 1 && threads_enabled();
+  if (helpers) {
+    pool().ensure_workers(kMaxThreads < get_num_threads() - 1 ? kMaxThreads : get_num_threads() - 1);
+    pool().post(job);
+  }
+  Team team(job.get(), 0, job->planned());
+  job->run(team);
+  job->finish();
+  if (helpers) pool().retire(job.get());
+}
+
+}  // namespace rnnkit

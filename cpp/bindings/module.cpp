@@ -153,7 +153,7 @@ template <> const std::shared_ptr<const rnnkit::Saved<double>>& PySaved::get<dou
 
 template <typename Real>
 PyPlan make_py_plan(const std::string& cell_name, const py::object& w_ih, const py::object& w_hh, const py::object& b_ih,
-                    const py::object& b_hh) {
+                    const py::object& b_hh, bool borrow = false) {
   const CellName c = parse_cell(cell_name);
   const int64_t G = rnnkit::gate_count(c.cell);
   const auto w = py::reinterpret_borrow<py::array>(w_hh);
@@ -172,7 +172,7 @@ PyPlan make_py_plan(const std::string& cell_name, const py::object& w_ih, const 
   std::shared_ptr<const rnnkit::Plan<Real>> plan;
   {
     py::gil_scoped_release release;
-    plan = rnnkit::make_plan<Real>(c.cell, c.act, I, H, pw_ih, pw_hh, pb_ih, pb_hh);
+    plan = rnnkit::make_plan<Real>(c.cell, c.act, I, H, pw_ih, pw_hh, pb_ih, pb_hh, borrow);
   }
   if constexpr (std::is_same_v<Real, float>) p.f32 = plan;
   else p.f64 = plan;
@@ -376,6 +376,36 @@ PYBIND11_MODULE(_core, m) {
       py::arg("training"), py::arg("y"), py::arg("h_n"), py::arg("c_n"),
       "Run 1 or 2 directions over x (T, B, I): fill each y (T, B, H), h_n and c_n (B, H) in place.  "
       "Returns one Saved per direction when training, else None.");
+  // The functional API's one call: a one-call plan that borrows the weights (its caller keeps them
+  // for the backward), outputs allocated here.  Returns (y, h_n, c_n or None, saved or None).
+  m.def(
+      "functional_forward",
+      [](const std::string& cell, const py::object& x, const py::object& h0, const py::object& c0,
+         const py::object& w_ih, const py::object& w_hh, const py::object& b_ih, const py::object& b_hh,
+         const py::object& lengths, bool reverse, bool training) -> py::tuple {
+        if (!py::isinstance<py::array>(w_hh)) throw py::type_error("w_hh must be a numpy array");
+        if (!py::isinstance<py::array>(x)) throw py::type_error("x must be a numpy array");
+        const auto w = py::reinterpret_borrow<py::array>(w_hh);
+        const auto xa = py::reinterpret_borrow<py::array>(x);
+        if (xa.ndim() != 3) throw py::value_error("x must have 3 dimensions (T, B, I), got shape " + shape_str(xa));
+        auto run = [&](auto tag) -> py::tuple {
+          using Real = decltype(tag);
+          PyPlan plan = make_py_plan<Real>(cell, w_ih, w_hh, b_ih, b_hh, true);
+          const py::ssize_t T = xa.shape(0), B = xa.shape(1), H = plan.hidden;
+          py::array_t<Real> y({T, B, H}), h_n({B, H});
+          py::object c_n = py::none();
+          if (plan.lstm) c_n = py::array_t<Real>({B, H});
+          py::list h0s, c0s, ys, hns, cns;
+          h0s.append(h0), c0s.append(c0), ys.append(y), hns.append(h_n), cns.append(c_n);
+          py::object saved = run_forward<Real>({&plan}, {reverse}, x, h0s, c0s, lengths, training, ys, hns, cns);
+          return py::make_tuple(y, h_n, c_n, saved.is_none() ? saved : py::reinterpret_borrow<py::list>(saved)[0]);
+        };
+        if (is_float32(w)) return run(float{});
+        if (is_float64(w)) return run(double{});
+        bad_dtype(w, "w_hh");
+      },
+      py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+      py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"));
   m.def(
       "backward",
       [](const std::vector<const PySaved*>& saved, const py::list& dy, const py::list& dh_n, const py::list& dc_n,

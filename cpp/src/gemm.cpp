@@ -68,7 +68,7 @@ void pack_b(const KernelTable<Real>& k, MatrixView<Real> B, int64_t K, int64_t N
   out.K = K, out.N = N;
   out.blocking = GemmBlocking(k.kc, k.nc, k.nr, K, N);
   const GemmBlocking& bl = out.blocking;
-  out.data.reset(new Real[size_t(bl.n_slices * bl.k_slices * bl.kc * bl.nc)]);
+  out.data = take_buffer<Real>(bl.n_slices * bl.k_slices * bl.kc * bl.nc);
   if (K <= 0 || N <= 0) return;
   for (int64_t jci = 0; jci < bl.n_slices; ++jci) {
     const int64_t jc = jci * bl.nc;
@@ -77,7 +77,14 @@ void pack_b(const KernelTable<Real>& k, MatrixView<Real> B, int64_t K, int64_t N
     for (int64_t pci = 0; pci < bl.k_slices; ++pci) {
       const int64_t pc = pci * bl.kc, kc = std::min<int64_t>(bl.kc, K - pc);
       Real* block = const_cast<Real*>(out.block(jci, pci));
-      for (int64_t p = 0; p < panels; ++p) pack_panel(B, pc, kc, jc + p * k.nr, N, k.nr, block + p * kc * k.nr);
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t n0 = jc + p * k.nr;
+        if (B.row_stride == 1)  // B = W^T: its columns are rows of W
+          k.pack_transposed(&B(pc, n0), B.col_stride, int(std::min<int64_t>(k.nr, N - n0)), kc, k.nr,
+                            block + p * kc * k.nr);
+        else
+          pack_panel(B, pc, kc, n0, N, k.nr, block + p * kc * k.nr);
+      }
     }
   }
 }
@@ -89,9 +96,9 @@ GemmWorkspace<Real>::GemmWorkspace(const KernelTable<Real>& k, int participants_
   const int64_t kc = std::max<int64_t>(1, std::min<int64_t>(k.kc, max_k));
   const int64_t nc = ceil_div(std::max<int64_t>(1, std::min<int64_t>(k.nc, max_n)), k.nr) * k.nr;
   const int64_t mc = ceil_div(std::max<int64_t>(1, std::min<int64_t>(k.mc, max_m)), k.mr) * k.mr;
-  packed_b.reset(new Real[size_t(kc * nc)]);
+  packed_b = take_buffer<Real>(kc * nc);
   a_stride = mc * kc;
-  packed_a.reset(new Real[size_t(a_stride * participants)]);
+  packed_a = take_buffer<Real>(a_stride * participants);
 }
 
 template <typename Real>

@@ -15,6 +15,7 @@
 
 #include "kernel_table.hpp"
 #include "pool.hpp"
+#include "team.hpp"
 
 namespace rnnkit {
 
@@ -37,7 +38,7 @@ template <typename Real>
 struct PackedB {
   int64_t K = 0, N = 0;
   GemmBlocking blocking{1, 1, 1, 1, 1};
-  std::unique_ptr<Real[]> data;
+  Block<Real> data;
   const Real* block(int64_t jc_index, int64_t pc_index) const {
     return data.get() + (jc_index * blocking.k_slices + pc_index) * blocking.kc * blocking.nc;
   }
@@ -48,8 +49,8 @@ void pack_b(const KernelTable<Real>& k, MatrixView<Real> B, int64_t K, int64_t N
 // Packing buffers for GEMMs of at most max_m x max_n x max_k, for `participants` participants.
 template <typename Real>
 struct GemmWorkspace {
-  std::unique_ptr<Real[]> packed_b;  // kc x nc, shared by the team (when B is not prepacked)
-  std::unique_ptr<Real[]> packed_a;  // participants x (mc x kc), one block each
+  Block<Real> packed_b;  // kc x nc, shared by the team (when B is not prepacked)
+  Block<Real> packed_a;  // participants x (mc x kc), one block each
   int64_t a_stride = 0;
   int participants = 0;
   GemmWorkspace() = default;

@@ -45,6 +45,10 @@ struct KernelTable {
   // Each cell's pointwise pair, indexed by Cell (see CellKernels in cells.hpp).
   CellKernels<Real> cells[kCellKinds];
 
+  // dst[p * nr + j] = src[j * ld + p] for j < rows, p < k, zeros for rows <= j < nr: a panel of W^T
+  // from rows of W (the plans' packing; a register transpose where the ISA has one).
+  void (*pack_transposed)(const Real* src, int64_t ld, int rows, int64_t k, int nr, Real* dst);
+
   // y[0:n] = f(x[0:n]) with the vectorised exp/tanh/sigmoid the cells use.
   void (*math)(MathFunction f, const Real* x, Real* y, int64_t n);
 };

@@ -24,7 +24,7 @@ inline void cpu_relax() {
 constexpr int kSpins = 2000;  // a few microseconds: teammates usually finish within that
 // A helper that has waited this long for a phase gives up the job (the caller finishes it alone);
 // the caller itself never gives up, it yields the core to whoever holds the missing item.
-constexpr auto kHelperPatience = std::chrono::milliseconds(2);
+constexpr auto kHelperPatience = std::chrono::milliseconds(5);
 
 class Pool {
  public:
@@ -123,47 +123,54 @@ bool Job::join(int& index) {  // (called under the pool's lock)
   return true;
 }
 
-void Job::open(int64_t phase, int64_t n, int ranges) {
-  if (opened_.load(std::memory_order_acquire) >= phase) return;
-  int64_t expected = phase - 1;
-  if (!opened_.compare_exchange_strong(expected, phase, std::memory_order_acq_rel)) return;
-  done_.store(0, std::memory_order_relaxed);
-  const uint64_t tag = uint64_t(phase & 0xffffffff) << 32;
-  for (int r = 0; r < ranges; ++r)
-    claims_[r].value.store(tag | uint64_t(range_begin(n, ranges, r)), std::memory_order_release);
-}
+namespace {
+constexpr uint64_t tag_of(int64_t phase) { return uint64_t(phase + 1) & 0xffffffff; }  // (0: none yet)
+}  // namespace
 
 bool Team::claim(int64_t phase, int64_t n, int ranges, int range, int64_t& item) {
   std::atomic<uint64_t>& counter = job_->claims_[range].value;
-  const int64_t end = range_begin(n, ranges, range + 1);
-  const uint64_t tag = uint64_t(phase & 0xffffffff);
+  const int64_t begin = range_begin(n, ranges, range), end = range_begin(n, ranges, range + 1);
+  const uint64_t tag = tag_of(phase);
   uint64_t v = counter.load(std::memory_order_acquire);
-  for (int spins = 0;; ++spins) {
-    if ((v >> 32) != tag) {
-      // Not yet opened for this range (the opener is writing the counters), or a later phase's.
-      if (job_->completed_.load(std::memory_order_acquire) > phase) return false;
-      if (spins > kSpins) std::this_thread::yield();
-      else cpu_relax();
-      v = counter.load(std::memory_order_acquire);
-      continue;
-    }
-    const int64_t next = int64_t(v & 0xffffffff);
-    if (next >= end) return false;
-    if (counter.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      item = next;
+  for (;;) {
+    const uint64_t v_tag = v >> 32;
+    if (v_tag != tag && ((v_tag - tag) & 0x80000000u) == 0) return false;  // a later phase's: ours is over
+    const int64_t claimed = v_tag == tag ? int64_t(v & 0xffffffff) : 0;
+    if (begin + claimed >= end) return false;
+    if (counter.compare_exchange_weak(v, (tag << 32) | uint64_t(claimed + 1), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      item = begin + claimed;
       return true;
     }
   }
 }
 
-void Team::wait_done(int64_t phase) {
-  auto done = [&] { return job_->completed_.load(std::memory_order_acquire) > phase; };
+void Team::finish_item(int64_t phase) {
+  std::atomic<uint64_t>& counter = job_->done_.value;
+  const uint64_t tag = tag_of(phase);
+  uint64_t v = counter.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint64_t count = (v >> 32) == tag ? (v & 0xffffffff) : 0;
+    if (counter.compare_exchange_weak(v, (tag << 32) | (count + 1), std::memory_order_acq_rel,
+                                      std::memory_order_relaxed))
+      return;
+  }
+}
+
+bool Team::done(int64_t phase, int64_t n) const {
+  const uint64_t v = job_->done_.value.load(std::memory_order_acquire);
+  const uint64_t v_tag = v >> 32, tag = tag_of(phase);
+  if (v_tag == tag) return int64_t(v & 0xffffffff) >= n;
+  return v_tag != 0 && ((v_tag - tag) & 0x80000000u) == 0;  // a later phase has begun
+}
+
+void Team::wait_done(int64_t phase, int64_t n) {
   for (int i = 0; i < kSpins; ++i) {
-    if (done()) return;
+    if (done(phase, n)) return;
     cpu_relax();
   }
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 1; !done(); ++i) {
+  for (int i = 1; !done(phase, n); ++i) {
     std::this_thread::yield();
     if (!caller() && i % 64 == 0 && std::chrono::steady_clock::now() - start > kHelperPatience) {
       left_ = true;  // the others finish the job; this helper only runs through the rest

@@ -40,7 +40,9 @@ class Team {
 
  private:
   bool claim(int64_t phase, int64_t n, int ranges, int range, int64_t& item);
-  void wait_done(int64_t phase);
+  void finish_item(int64_t phase);
+  bool done(int64_t phase, int64_t n) const;
+  void wait_done(int64_t phase, int64_t n);
   Job* job_;
   int index_, planned_;
   int64_t next_phase_ = 0;
@@ -62,15 +64,14 @@ class Job {
 
  private:
   friend class Team;
-  void open(int64_t phase, int64_t n, int ranges);
   int planned_;
-  alignas(64) std::atomic<int64_t> completed_{0};  // phases done: the open phase's index
-  alignas(64) std::atomic<int64_t> opened_{-1};
-  alignas(64) std::atomic<int64_t> done_{0};       // items done in the open phase
+  // Every counter is tagged with its phase, (phase << 32) | count, so that no one has to reset it
+  // between phases: a counter with an older tag counts 0 for the phase at hand.
   struct alignas(64) Counter {
     std::atomic<uint64_t> value{0};
   };
-  std::unique_ptr<Counter[]> claims_;  // per home range, each on its own line: (phase << 32) | next
+  Counter done_;                       // items finished in the latest phase
+  std::unique_ptr<Counter[]> claims_;  // per home range, each on its own line: items claimed
   std::atomic<int> joined_{1};                       // participants admitted (the caller is 0)
   std::atomic<bool> finished_{false};
 };
@@ -100,23 +101,17 @@ template <class F>
 void Team::phase(int64_t n, F&& fn, int ranges) {
   if (n <= 0) return;
   const int64_t p = next_phase_++;
-  if (left_) return;
-  Job& job = *job_;
-  if (job.completed_.load(std::memory_order_acquire) > p) return;  // done before we got here
+  if (left_ || done(p, n)) return;  // (a late participant: done before it got here)
   if (ranges <= 0 || ranges > planned_) ranges = planned_;
-  job.open(p, n, ranges);
   for (int k = 0; index_ < ranges && k < ranges; ++k) {
     const int r = (index_ + k) % ranges;
     int64_t item;
     while (claim(p, n, ranges, r, item)) {
       fn(item);
-      if (job.done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
-        job.completed_.store(p + 1, std::memory_order_release);
-        job.completed_.notify_all();
-      }
+      finish_item(p);
     }
   }
-  wait_done(p);
+  wait_done(p, n);
 }
 
 }  // namespace rnnkit

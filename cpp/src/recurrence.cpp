@@ -40,10 +40,10 @@ namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 template <typename Real>
-using Buffer = std::unique_ptr<Real[]>;
+using Buffer = Block<Real>;
 template <typename Real>
 Buffer<Real> allocate(int64_t n) {
-  return Buffer<Real>(new Real[size_t(std::max<int64_t>(n, 1))]);
+  return take_buffer<Real>(n);
 }
 
 // Rows per chunk of the all-row products that run inside the time loop (the backward's weight
@@ -212,7 +212,9 @@ class Plan {
   Activation act;
   int64_t I, H, G, GH;
   const KernelTable<Real>* k;
-  Buffer<Real> w_ih, w_hh;   // the snapshot: (GH, I), (GH, H)
+  Buffer<Real> w_ih_copy, w_hh_copy;  // the snapshot: (GH, I), (GH, H) — unless borrowed
+  const Real* w_ih = nullptr;         // the weights the plan computes with: the snapshot, or the
+  const Real* w_hh = nullptr;         // caller's arrays (a one-call plan: the functional API)
   Buffer<Real> bias;         // the input projection's: b_ih + b_hh, but the apart block's b_hh; or null
   Buffer<Real> b_apart;      // b_hh's apart block (H,), added to the apart product; or null
   Buffer<Real> w_hh_panels;  // panel (jb, g) of W_hh^T: H x nr each, for h W_hh^T
@@ -223,8 +225,8 @@ class Plan {
     std::call_once(backward_once_, [&] {
       w_hh_rows_ = allocate<Real>(ceil_div(H, k->nr) * GH * k->nr);
       for (int64_t b = 0; b * k->nr < H; ++b)
-        pack_panel(MatrixView<Real>{w_hh.get(), H, 1}, 0, GH, b * k->nr, H, k->nr, w_hh_rows_.get() + b * GH * k->nr);
-      pack_b(*k, MatrixView<Real>{w_ih.get(), I, 1}, GH, I, w_ih_rows_);
+        pack_panel(MatrixView<Real>{w_hh, H, 1}, 0, GH, b * k->nr, H, k->nr, w_hh_rows_.get() + b * GH * k->nr);
+      pack_b(*k, MatrixView<Real>{w_ih, I, 1}, GH, I, w_ih_rows_);
     });
     return w_hh_rows_.get() + jb * GH * k->nr;
   }
@@ -243,17 +245,23 @@ class Plan {
 
 template <typename Real>
 std::shared_ptr<const Plan<Real>> make_plan(Cell cell, Activation act, int64_t input, int64_t hidden,
-                                            const Real* w_ih, const Real* w_hh, const Real* b_ih, const Real* b_hh) {
+                                            const Real* w_ih, const Real* w_hh, const Real* b_ih, const Real* b_hh,
+                                            bool borrow) {
   auto plan = std::make_shared<Plan<Real>>();
   Plan<Real>& p = *plan;
   const CellTraits& ct = traits(cell);
   p.cell = cell, p.act = act, p.I = input, p.H = hidden, p.G = ct.gates, p.GH = ct.gates * hidden;
   p.k = &active_kernels<Real>();
   const int64_t GH = p.GH, H = hidden, I = input, nr = p.k->nr;
-  p.w_ih = allocate<Real>(GH * I);
-  p.w_hh = allocate<Real>(GH * H);
-  if (GH * I) std::memcpy(p.w_ih.get(), w_ih, size_t(GH * I) * sizeof(Real));
-  if (GH * H) std::memcpy(p.w_hh.get(), w_hh, size_t(GH * H) * sizeof(Real));
+  if (borrow) {
+    p.w_ih = w_ih, p.w_hh = w_hh;
+  } else {
+    p.w_ih_copy = allocate<Real>(GH * I);
+    p.w_hh_copy = allocate<Real>(GH * H);
+    if (GH * I) std::memcpy(p.w_ih_copy.get(), w_ih, size_t(GH * I) * sizeof(Real));
+    if (GH * H) std::memcpy(p.w_hh_copy.get(), w_hh, size_t(GH * H) * sizeof(Real));
+    p.w_ih = p.w_ih_copy.get(), p.w_hh = p.w_hh_copy.get();
+  }
   const int64_t apart = ct.last_gate_apart ? (ct.gates - 1) * H : GH;  // first row of the apart block
   if (b_ih || b_hh) {
     p.bias = allocate<Real>(GH);
@@ -266,11 +274,11 @@ std::shared_ptr<const Plan<Real>> make_plan(Cell cell, Activation act, int64_t i
   }
   const int64_t blocks = ceil_div(H, nr);
   p.w_hh_panels = allocate<Real>(blocks * GH * nr);
-  const MatrixView<Real> w_hh_t{p.w_hh.get(), 1, H};  // W_hh^T (H x GH)
-  for (int64_t jb = 0; jb < blocks; ++jb)
+  for (int64_t jb = 0; jb < blocks; ++jb)  // panels of W_hh^T (H x GH)
     for (int g = 0; g < p.G; ++g)
-      pack_panel(w_hh_t, 0, H, g * H + jb * nr, g * H + H, int(nr), const_cast<Real*>(p.panel(jb, g)));
-  pack_b(*p.k, MatrixView<Real>{p.w_ih.get(), 1, I}, I, GH, p.w_ih_t);
+      p.k->pack_transposed(p.w_hh + (g * H + jb * nr) * H, H, int(std::min<int64_t>(nr, H - jb * nr)), H,
+                           int(nr), const_cast<Real*>(p.panel(jb, g)));
+  pack_b(*p.k, MatrixView<Real>{p.w_ih, 1, I}, I, GH, p.w_ih_t);
   return plan;
 }
 
@@ -912,7 +920,7 @@ std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates) {
 
 #define RNNKIT_INSTANTIATE_RECURRENCE(Real)                                                                     \
   template std::shared_ptr<const Plan<Real>> make_plan<Real>(Cell, Activation, int64_t, int64_t, const Real*, \
-                                                             const Real*, const Real*, const Real*);          \
+                                                             const Real*, const Real*, const Real*, bool);    \
   template std::string plan_isa<Real>(const Plan<Real>&);                                                     \
   template SavedShape<Real> saved_shape<Real>(const Saved<Real>&);                                            \
   template void sequence_forward<Real>(int64_t, int64_t, int64_t, const Real*, int64_t, const int64_t*, bool, \

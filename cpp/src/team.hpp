@@ -53,6 +53,24 @@ class Scratch {
   bool outer_;        // false for a Scratch opened while another is open on this thread
 };
 
+// Large buffers that calls take and give back over and over (plans, what a forward saves, chunk
+// scratch): freed blocks are kept, up to kKeepBytes in all, and handed out again for the same size,
+// so a steady stream of calls maps no fresh pages (a fresh page costs a fault on first touch).
+void* take_block(size_t bytes);
+void give_block(void* p, size_t bytes);
+struct BlockDeleter {
+  size_t bytes = 0;
+  void operator()(void* p) const { give_block(p, bytes); }
+};
+template <typename Real>
+using Block = std::unique_ptr<Real[], BlockDeleter>;
+template <typename Real>
+Block<Real> take_buffer(int64_t count) {
+  if (count < 0 || uint64_t(count) > (uint64_t(1) << 60) / sizeof(Real)) throw std::bad_alloc();
+  const size_t bytes = size_t(count < 1 ? 1 : count) * sizeof(Real);
+  return Block<Real>(static_cast<Real*>(take_block(bytes)), BlockDeleter{bytes});
+}
+
 // Bytes of scratch the last finished call on this thread took (for the memory figures), and how a
 // call that does not use a Scratch records its own.
 size_t last_scratch_bytes();

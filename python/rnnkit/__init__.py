@@ -1,7 +1,8 @@
-"""rnnkit: recurrent neural networks for NumPy, with SIMD + OpenMP C++ kernels.
+"""rnnkit: recurrent neural networks for NumPy, with SIMD + multithreaded C++ kernels.
 
 The kernels (``rnn_forward`` / ``rnn_backward``) are time-major: x (T, B, I), y (T, B, H).
-``rnnkit.reference`` holds the NumPy oracle with the same API.
+They take ``lengths=``, ``reverse=`` and ``training=``; ``rnnkit.Plan`` keeps one cell's weights packed
+for many calls.  ``rnnkit.reference`` holds the NumPy oracle with the same API.
 
 On top of them: ``RNN`` (a torch.nn.RNN-compatible layer) and ``Dense``; the topology models
 ``OneToOne``, ``OneToMany``, ``ManyToOne``, ``ManyToMany`` and ``Seq2Seq`` (batch-first, with
@@ -13,6 +14,7 @@ from . import losses, optim, reference
 from ._core import __version__
 from .functional import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
 from .layers import RNN, Dense
+from .plan import Plan
 from .models import ManyToMany, ManyToOne, Model, NotFittedError, OneToMany, OneToOne, Seq2Seq
 from .runtime import get_num_threads, info, set_num_threads, set_simd_isa, simd_isa, supported_isas
 
@@ -25,6 +27,7 @@ __all__ = [
     "NotFittedError",
     "OneToMany",
     "OneToOne",
+    "Plan",
     "Seq2Seq",
     "__version__",
     "get_num_threads",

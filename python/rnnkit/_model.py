@@ -22,6 +22,7 @@ import numpy as np
 from . import _validation as v
 from ._core import __version__
 from .layers import (
+    RNN,
     check_backend,
     check_dtype,
     check_int,
@@ -321,7 +322,8 @@ class Model:
         for start in range(0, n, PREDICT_CHUNK):
             idx = np.arange(start, min(start + PREDICT_CHUNK, n))
             xb, yb = np.take(x, idx, self._x_axis), np.take(y, idx, self._y_axis)
-            total += self._batch_loss(xb, yb, train=False) * len(idx)
+            with self._inference():
+                total += self._batch_loss(xb, yb, train=False) * len(idx)
         return total / n
 
     # -- the public API -----------------------------------------------------------------------------
@@ -413,10 +415,23 @@ class Model:
             elif verbose:
                 print(f"epoch {epoch + 1}/{epochs} {history['time'][-1]:.2f}s {summary}", file=sys.stderr)
 
+    @contextlib.contextmanager
+    def _inference(self):
+        """The recurrent layers run in inference mode (nothing saved, weights kept packed)."""
+        layers = [layer for layer in self.layers.values() if isinstance(layer, RNN)]
+        before = [layer.training for layer in layers]
+        for layer in layers:
+            layer.training = False
+        try:
+            yield
+        finally:
+            for layer, mode in zip(layers, before):
+                layer.training = mode
+
     def _predict_checked(self, x, steps):
         """Predictions for checked, batch-first x: labels or values, batch-first."""
         n = x.shape[0]
-        with _one_blas_thread(self.backend):
+        with _one_blas_thread(self.backend), self._inference():
             outputs = [self._outputs(self._x_internal(x[start:start + PREDICT_CHUNK]), steps)
                        for start in range(0, max(n, 1), PREDICT_CHUNK)]
         out = np.concatenate(outputs, axis=self._y_axis)

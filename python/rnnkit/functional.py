@@ -94,6 +94,12 @@ class SavedPass:
 _CACHE_FIELDS = ("x", "y", "h0", "c0", "w_ih", "w_hh", "gates", "cells", "hidden_n", "lengths")
 
 
+def cache_fields(cache):
+    """The Cache's fields, in _CACHE_FIELDS' order, as the forward leaves them."""
+    return (cache.x, cache.y, cache.h0, cache.c0, cache.w_ih, cache.w_hh, cache.gates, cache.cells, cache.hidden_n,
+            cache.lengths)
+
+
 def _check_unchanged(cache):
     """The backward runs on what the kernels saved; a Cache whose fields were replaced since would
     describe another pass, so it is refused rather than half-used."""
@@ -103,7 +109,28 @@ def _check_unchanged(cache):
         raise TypeError("cache was changed after the forward; pass the cache the forward returned, unchanged")
 
 
+def _ready(arrays, dtype) -> bool:
+    """Every array already C-contiguous, of one float dtype: the kernels take them as they are."""
+    for a in arrays:
+        if a is not None and (type(a) is not np.ndarray or a.dtype != dtype or not a.flags.c_contiguous):
+            return False
+    return True
+
+
 def _forward(kind, cell_name, x, states, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training):
+    # The common case — NumPy arrays as the kernels want them, no lengths — skips the Python checks:
+    # the bindings check the same structure, and on any complaint the full checks below run to
+    # give their message.
+    if (lengths is None and type(x) is np.ndarray and reverse.__class__ is bool and training.__class__ is bool
+            and x.dtype in v.FLOAT_DTYPES and _ready((x, w_ih, w_hh, b_ih, b_hh, *states.values()), x.dtype)):
+        try:
+            y, h_n, c_n, saved = _core.functional_forward(cell_name, x, states["h0"], states.get("c0"), w_ih, w_hh,
+                                                          b_ih, b_hh, None, reverse, training)
+        except (TypeError, ValueError):
+            pass  # the checks below say what is wrong
+        else:
+            return _finish(kind, cell_name, x, states, w_ih, w_hh, b_ih, b_hh, None, reverse, y,
+                           (h_n, c_n) if kind == "lstm" else (h_n,), saved)
     x, s, w_ih, w_hh, b_ih, b_hh = v.sequence_forward_args(kind, x, states, w_ih, w_hh, b_ih, b_hh)
     reverse = v.check_flag("reverse", reverse)
     training = v.check_flag("training", training)
@@ -111,12 +138,17 @@ def _forward(kind, cell_name, x, states, w_ih, w_hh, b_ih, b_hh, lengths, revers
     plan = _core.Plan(cell_name, w_ih, w_hh, b_ih, b_hh)
     state0 = tuple(s[name] for name in states)
     (y,), (state_n,), saved = run_plans([plan], x, [state0], lengths, training, reverse=[reverse])
+    return _finish(kind, cell_name, x, s, w_ih, w_hh, b_ih, b_hh, lengths, reverse, y, state_n,
+                   None if saved is None else saved[0])
+
+
+def _finish(kind, cell_name, x, states, w_ih, w_hh, b_ih, b_hh, lengths, reverse, y, state_n, saved):
     cache = None
-    if training:
-        cache = Cache("cpp", kind, cell_name if kind == "rnn" else None, x, s["h0"], s.get("c0"), w_ih, w_hh, y,
-                      b_ih is not None, b_hh is not None, lengths=lengths, reverse=reverse,
-                      saved=SavedPass(saved[0], (w_ih, w_hh)))
-        cache.saved.fields = tuple(getattr(cache, name) for name in _CACHE_FIELDS)
+    if saved is not None:
+        cache = Cache("cpp", kind, cell_name if kind == "rnn" else None, x, states["h0"], states.get("c0"), w_ih,
+                      w_hh, y, b_ih is not None, b_hh is not None, lengths=lengths, reverse=reverse,
+                      saved=SavedPass(saved, (w_ih, w_hh)))
+        cache.saved.fields = cache_fields(cache)
     return y, state_n, cache
 
 

@@ -134,6 +134,7 @@ class RNN:
         self._shapes = {name: array.shape for name, array in self.params.items()}
         self.grads: dict[str, np.ndarray] = {}
         self._saved = None  # what the last forward kept for the backward
+        self.training = True  # the default of forward's training=
         self._plans = {}  # (layer, direction) -> (plan, weights version, SIMD path, array ids), for inference
 
     @property
@@ -228,15 +229,16 @@ class RNN:
         states = tuple(s[:, 0] if unbatched else s for s in states)
         return states[0] if len(states) == 1 else states
 
-    def forward(self, x, h0=None, *, training=True):
+    def forward(self, x, h0=None, *, training=None):
         """Run the layer: returns (y, h_n); see the class docstring for the shapes.
 
-        ``training=False`` (inference: what the models' predict and score use) saves nothing for
-        the backward, and runs on weights packed once and kept between calls; they are packed again
+        ``training`` defaults to the layer's ``training`` attribute (True unless set, as torch's
+        ``module.training``).  ``training=False`` (inference: what the models' predict and score use)
+        saves nothing for the backward, and runs on weights packed once and kept between calls; they are packed again
         after an optimizer step or ``load_state_dict`` (after changing ``params`` in place some other
         way, call ``invalidate()``).
         """
-        training = check_bool("training", training)
+        training = self.training if training is None else check_bool("training", training)
         x = layer_array("x", to_numpy(x), self.dtype, "this layer")
         if x.ndim not in (2, 3):
             layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
@@ -270,8 +272,7 @@ class RNN:
                     h_n[s][index] = states_n[d][s]
             saved.append(layer_saved)
             layer_input = out
-        if training:
-            self._saved = (saved, x.shape, unbatched)
+        self._saved = (saved, x.shape, unbatched) if training else None
         y = layer_input
         if training:
             y.flags.writeable = False

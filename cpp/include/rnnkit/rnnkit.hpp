@@ -51,7 +51,10 @@ constexpr int gate_count(Cell cell) { return cell == Cell::lstm ? 4 : cell == Ce
 
 // A plan: one cell's weights, copied and packed once (W_hh in the recurrent product's panels, W_ih^T
 // in the input projection's), the fused bias and the schedule's constants.  Calls with a plan do no
-// packing.  Its weights are a snapshot: changing the arrays it was made from changes nothing.
+// packing.  Its weights are a snapshot: changing the arrays it was made from changes nothing —
+// unless it borrows them (borrow = true: no copy; the arrays must outlive the plan and its saved
+// passes, and what they hold at the backward is what the backward uses: the functional API's
+// one-call plans, whose caches keep the arrays).
 template <typename Real> class Plan;
 // What a training forward keeps for its backward (opaque; it refers to the forward's x and y).
 template <typename Real> class Saved;
@@ -59,7 +62,8 @@ template <typename Real> class Saved;
 template <typename Real>
 std::shared_ptr<const Plan<Real>> make_plan(Cell cell, Activation act, int64_t input, int64_t hidden,
                                             const Real* w_ih /*(G*H, I)*/, const Real* w_hh /*(G*H, H)*/,
-                                            const Real* b_ih /*(G*H,) or null*/, const Real* b_hh /*or null*/);
+                                            const Real* b_ih /*(G*H,) or null*/, const Real* b_hh /*or null*/,
+                                            bool borrow = false);
 template <typename Real> std::string plan_isa(const Plan<Real>& plan);
 
 // lengths (B,), or null for all T: row b runs steps 0 .. lengths[b]-1 (torch's packed sequences);

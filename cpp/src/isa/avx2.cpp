@@ -85,6 +85,8 @@ struct F64 {
   }
 };
 
+#include "isa/transpose_avx.inl"
+
 }  // namespace avx2
 }  // namespace rnnkit
 

@@ -83,6 +83,8 @@ struct F64 {
   }
 };
 
+#include "isa/transpose_avx.inl"
+
 }  // namespace avx512
 }  // namespace rnnkit
 

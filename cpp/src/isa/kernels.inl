@@ -451,6 +451,28 @@ void step_tile_rows(int m, int64_t k, const typename S::T* a, int64_t lda, const
   TileDispatch<S, NV, MR, true>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
 }
 
+// ---- packing a transposed panel --------------------------------------------------------------------
+// dst[p * nr + j] = src[j * ld + p] for j < rows, p < k; 0 for rows <= j < nr.  (The plans' panels of
+// W^T: each row of W becomes a column of the panel.)  Whole tiles go through the ISA's register
+// transpose where it has one.
+template <typename T>
+void pack_transposed(const T* src, int64_t ld, int rows, int64_t k, int nr, T* dst) {
+  int j0 = 0;
+  int64_t p0 = 0;
+#if RNNKIT_HAVE_TRANSPOSE_TILE
+  constexpr int W = transpose_width(T());
+  for (; j0 + W <= rows; j0 += W)
+    for (p0 = 0; p0 + W <= k; p0 += W) transpose_tile(src + j0 * ld + p0, ld, dst + p0 * nr + j0, nr);
+  // the columns p >= p0 of the whole tiles' rows
+  for (int j = 0; j < j0; ++j)
+    for (int64_t p = p0; p < k; ++p) dst[p * nr + j] = src[j * ld + p];
+#endif
+  for (int j = j0; j < rows; ++j)
+    for (int64_t p = 0; p < k; ++p) dst[p * nr + j] = src[j * ld + p];
+  for (int64_t p = 0; p < k; ++p)
+    for (int j = rows; j < nr; ++j) dst[p * nr + j] = T(0);
+}
+
 // ---- the table -----------------------------------------------------------------------------------
 template <class S, int MR, int NV>
 KernelTable<typename S::T> make_table(const char* name, int kc, int mc, int nc) {
@@ -469,6 +491,7 @@ KernelTable<typename S::T> make_table(const char* name, int kc, int mc, int nc) 
   t.cells[int(Cell::lstm)] = {&lstm_forward_row<S>, &lstm_backward_row<S>};
   t.cells[int(Cell::gru)] = {&gru_forward_row<S>, &gru_backward_row<S>};
   t.math = &math<S>;
+  t.pack_transposed = &pack_transposed<typename S::T>;
   return t;
 }
 

@@ -1,0 +1,121 @@
+"""``rnnkit.Plan``: one cell's weights packed for the kernels once, for many calls.
+
+    plan = rnnkit.Plan("lstm", w_ih, w_hh, b_ih, b_hh)
+    y, h_n, c_n = plan.forward(x, h0, c0)                   # inference: nothing saved
+    y, h_n, c_n, cache = plan.forward(x, training=True)     # for rnnkit.lstm_backward(cache, ...)
+
+A call through a plan does no packing and allocates nothing beyond its outputs — which it can
+write into caller-given arrays (``out=``, ``h_n_out=``, ``c_n_out=``).  The plan's weights are a
+**snapshot**: it copies them when it is made, so changing the arrays afterwards changes nothing;
+make a new plan after an optimizer step.  One plan may be used from many threads at once.
+
+Legend: T timesteps, B batch, I input features, H hidden units, G gate blocks (1, 4 LSTM, 3 GRU).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from . import _validation as v
+from ._cache import Cache
+from .functional import SavedPass, cache_fields, run_plans
+
+__all__ = ["Plan"]
+
+CELLS = ("tanh", "relu", "lstm", "gru")
+_KIND = {"tanh": "rnn", "relu": "rnn", "lstm": "lstm", "gru": "gru"}
+
+
+class Plan:
+    """``Plan(cell, w_ih, w_hh, b_ih=None, b_hh=None)``: cell "tanh", "relu", "lstm" or "gru";
+    torch's layout: w_ih (G*H, I), w_hh (G*H, H), biases (G*H,) or None; float32 or float64."""
+
+    def __init__(self, cell, w_ih, w_hh, b_ih=None, b_hh=None):
+        if not isinstance(cell, str) or cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(map(repr, CELLS))}, got {cell!r}")
+        kind = _KIND[cell]
+        weights, _ = v.as_float_arrays({"w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh},
+                                       optional=("b_ih", "b_hh"))
+        gates = v.GATES[kind]
+        g = "G*H" if gates > 1 else "H"
+        v.check_ndim("w_hh", weights["w_hh"], 2, f"({g}, H)")
+        v.check_ndim("w_ih", weights["w_ih"], 2, f"({g}, I)")
+        hidden = weights["w_hh"].shape[1]
+        v.check_shape("w_hh", weights["w_hh"], (gates * hidden, hidden), f"= ({g}, H) for cell={cell!r}")
+        v.check_shape("w_ih", weights["w_ih"], (gates * hidden, weights["w_ih"].shape[1]),
+                      f"= ({g}, I) from w_hh {v.fmt_shape(weights['w_hh'].shape)}")
+        for name in ("b_ih", "b_hh"):
+            v.check_shape(name, weights[name], (gates * hidden,), f"= ({g},) from w_hh")
+        self.cell, self._kind = cell, kind
+        self.input_size, self.hidden_size = weights["w_ih"].shape[1], hidden
+        self.dtype = weights["w_hh"].dtype
+        self._has_bias = (weights["b_ih"] is not None, weights["b_hh"] is not None)
+        self._core = _core.Plan(cell, weights["w_ih"], weights["w_hh"], weights["b_ih"], weights["b_hh"])
+        # (what a training call's cache reports; the kernels use their own copies)
+        self._weights = (weights["w_ih"].copy(), weights["w_hh"].copy())
+
+    def __repr__(self):
+        return f"Plan({self.cell!r}, input_size={self.input_size}, hidden_size={self.hidden_size}, dtype='{self.dtype}')"
+
+    @property
+    def isa(self) -> str:
+        """The SIMD path the weights were packed for (the plan keeps using it)."""
+        return self._core.isa
+
+    def forward(self, x, h0=None, c0=None, *, lengths=None, reverse=False, training=False, out=None,
+                h_n_out=None, c_n_out=None):
+        """Run the cell over x (T, B, I), time-major.
+
+        h0, c0 (B, H) or None (zeros; c0 for the LSTM only); lengths, reverse, training as in
+        ``rnnkit.rnn_forward``.  ``out``: a (T, B, H) array of the plan's dtype to write y into (a
+        slice of the last axis of a C-contiguous array is fine); ``h_n_out``, ``c_n_out``: (B, H)
+        arrays for the final states.  Returns (y, h_n) — (y, h_n, c_n) for the LSTM — and, when
+        training, the cache for the matching backward (``rnnkit.lstm_backward`` & co.).
+        """
+        states = {"h0": h0, "c0": c0} if self._kind == "lstm" else {"h0": h0}
+        if self._kind != "lstm" and c0 is not None:
+            raise ValueError(f"c0 is for the LSTM; this plan's cell is {self.cell!r}")
+        arrays, _ = v.as_float_arrays({"x": x, **states}, optional=tuple(states), dtype=self.dtype)
+        x = arrays["x"]
+        v.check_ndim("x", x, 3, "(T, B, I)")
+        steps, batch, inputs = x.shape
+        if inputs != self.input_size:
+            raise ValueError(f"x has {inputs} features (shape {v.fmt_shape(x.shape)}); this plan's input_size is "
+                             f"{self.input_size}")
+        for name in states:
+            v.check_shape(name, arrays[name], (batch, self.hidden_size), f"= (B, H) from x {v.fmt_shape(x.shape)}")
+        reverse = v.check_flag("reverse", reverse)
+        training = v.check_flag("training", training)
+        lengths = v.check_lengths(lengths, steps, batch)
+        ys = None if out is None else [self._output("out", out, (steps, batch, self.hidden_size), sequence=True)]
+        state0 = tuple(arrays[name] for name in states)
+        (y,), (state_n,), saved = run_plans([self._core], x, [state0], lengths, training, reverse=[reverse], ys=ys)
+        state_n = list(state_n)
+        for i, given in enumerate((h_n_out, c_n_out)[:len(state_n)]):
+            if given is not None:
+                target = self._output("h_n_out" if i == 0 else "c_n_out", given, (batch, self.hidden_size))
+                target[...] = state_n[i]
+                state_n[i] = target
+        if not training:
+            return (y, *state_n)
+        w_ih, w_hh = self._weights
+        cache = Cache("cpp", self._kind, self.cell if self._kind == "rnn" else None, x, arrays["h0"],
+                      arrays.get("c0"), w_ih, w_hh, y, *self._has_bias, lengths=lengths, reverse=reverse,
+                      saved=SavedPass(saved[0], (w_ih, w_hh)))
+        cache.saved.fields = cache_fields(cache)
+        return (y, *state_n, cache)
+
+    __call__ = forward
+
+    def _output(self, name, array, shape, sequence=False):
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
+        if array.dtype != self.dtype:
+            raise TypeError(f"{name} has dtype {array.dtype}; this plan's dtype is {self.dtype}")
+        v.check_shape(name, array, shape, "(the shape of the output)")
+        if not array.flags.writeable:
+            raise ValueError(f"{name} must be writable")
+        if not sequence and not array.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+        return array

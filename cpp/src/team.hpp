@@ -1,5 +1,5 @@
-// How many threads a call uses, and the per-thread scratch arena (matmul and the tests' memory
-// figures).  The threads themselves are pool.hpp's.
+// How many threads a call uses, and the memory blocks calls take and give back.  The threads
+// themselves are pool.hpp's.
 #pragma once
 
 #include <cstdint>
@@ -22,36 +22,8 @@ inline int useful_threads(int requested, int64_t work_between_barriers, int64_t 
   return n < 1 ? 1 : int(n);
 }
 
-// Scratch memory of one kernel call.  Each calling thread keeps an arena between calls, so a model
-// that calls the kernels over and over allocates nothing after its first step: a call takes 64-byte
-// aligned slices; at its end the arena grows to the call's total for next time (or is released when
-// that total is above kKeepBytes).  Failures raise std::bad_alloc (MemoryError in Python).
+// Freed blocks kept for reuse, at most this many bytes in all.
 constexpr size_t kKeepBytes = size_t(256) << 20;
-
-class Scratch {
- public:
-  Scratch();
-  ~Scratch();
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-
-  template <typename Real>
-  Real* take(int64_t count) {
-    if (count < 0 || uint64_t(count) > (uint64_t(1) << 60) / sizeof(Real)) throw std::bad_alloc();
-    return static_cast<Real*>(take_bytes(size_t(count) * sizeof(Real)));
-  }
-  template <typename Real>
-  Real* take_zeroed(int64_t count) {
-    Real* p = take<Real>(count);
-    std::memset(p, 0, size_t(count) * sizeof(Real));
-    return p;
-  }
-
- private:
-  void* take_bytes(size_t bytes);
-  size_t used_ = 0;   // bytes taken by this call so far
-  bool outer_;        // false for a Scratch opened while another is open on this thread
-};
 
 // Large buffers that calls take and give back over and over (plans, what a forward saves, chunk
 // scratch): freed blocks are kept, up to kKeepBytes in all, and handed out again for the same size,
@@ -71,8 +43,8 @@ Block<Real> take_buffer(int64_t count) {
   return Block<Real>(static_cast<Real*>(take_block(bytes)), BlockDeleter{bytes});
 }
 
-// Bytes of scratch the last finished call on this thread took (for the memory figures), and how a
-// call that does not use a Scratch records its own.
+// Bytes of scratch (beyond outputs and what is saved for a backward) the last call on this thread
+// took, for the memory figures; each call records its own.
 size_t last_scratch_bytes();
 void record_scratch_bytes(size_t bytes);
 

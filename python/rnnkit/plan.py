@@ -56,7 +56,8 @@ class Plan:
         self._weights = (weights["w_ih"].copy(), weights["w_hh"].copy())
 
     def __repr__(self):
-        return f"Plan({self.cell!r}, input_size={self.input_size}, hidden_size={self.hidden_size}, dtype='{self.dtype}')"
+        return (f"Plan({self.cell!r}, input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"dtype='{self.dtype}')")
 
     @property
     def isa(self) -> str:
@@ -116,6 +117,18 @@ class Plan:
         v.check_shape(name, array, shape, "(the shape of the output)")
         if not array.flags.writeable:
             raise ValueError(f"{name} must be writable")
-        if not sequence and not array.flags.c_contiguous:
+        if array.flags.c_contiguous or array.size == 0:
+            return array
+        if not sequence:
             raise ValueError(f"{name} must be C-contiguous")
+        # (T, B, H): evenly spaced rows of contiguous features, as a slice of a wider last axis is
+        steps, batch, hidden = shape
+        item = array.itemsize
+        s0, s1, s2 = array.strides
+        rows_ok = batch <= 1 or (s1 >= hidden * item and s1 % item == 0)
+        rows_ok = rows_ok and (steps <= 1 or batch <= 1 or s0 == batch * s1)
+        rows_ok = rows_ok and not (batch <= 1 and steps > 1 and (s0 < hidden * item or s0 % item))
+        if (hidden > 1 and s2 != item) or not rows_ok:
+            raise ValueError(f"{name} must be C-contiguous or a slice of the last axis of a C-contiguous array, "
+                             f"got strides {array.strides}")
         return array

@@ -32,8 +32,12 @@ def run(cell, problem, grads):
 
 
 @pytest.mark.parametrize("cell", ["tanh", "lstm", "gru"])
-def test_phases_add_up_and_belong_to_their_pass(cell, profiling, threads):
-    threads(2)
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_phases_add_up_and_belong_to_their_pass(cell, profiling, threads, num_threads):
+    """The phases tile the call, and each pass has its own; with two threads the caller may find a
+    phase's items all taken (the pool's helpers claim what is free), so only one thread asserts
+    that every phase of the pass shows time on the caller."""
+    threads(num_threads)
     problem = make_problem(cell, 12, 5, 24, 40, np.float32)
     grads = upstream(cell, 12, 5, 40, np.float32)
     _, backward = run(cell, problem, grads)
@@ -46,13 +50,14 @@ def test_phases_add_up_and_belong_to_their_pass(cell, profiling, threads):
         attributed = sum(profile[p] for p in PHASES)
         # every mark attributes the time since the previous one: the phases tile the call
         assert 0.5 * profile["total"] <= attributed <= profile["total"] * (1 + 1e-9), (name, profile)
-    for phase in ("input_gemm", "recurrent_gemm", "cell"):
-        assert forward[phase] > 0, phase
     for phase in ("weight_grad_gemm", "dx_gemm"):
         assert forward[phase] == 0, phase
-    for phase in ("weight_grad_gemm", "dx_gemm", "recurrent_gemm", "cell"):
-        assert back[phase] > 0, phase
     assert back["input_gemm"] == 0
+    if num_threads == 1:
+        for phase in ("input_gemm", "recurrent_gemm", "cell"):
+            assert forward[phase] > 0, phase
+        for phase in ("weight_grad_gemm", "dx_gemm", "recurrent_gemm", "cell"):
+            assert back[phase] > 0, phase
 
 
 def test_profiling_changes_no_result_and_is_off_by_default():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core, reference
+from . import _validation as v
 from .functional import SavedPass, run_backward, run_plans
 
 BACKENDS = ("cpp", "numpy")
@@ -37,7 +38,7 @@ def weights_changed() -> None:
 
 def weights_version() -> int:
     return _weights_version[0]
-CELLS = ("tanh", "relu", "lstm", "gru")
+CELLS = tuple(v.CELL_KINDS)
 
 
 class Cell:
@@ -47,9 +48,9 @@ class Cell:
         if name not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(map(repr, CELLS))}, got {name!r}")
         self.name = name
-        self.kind = name if name in ("lstm", "gru") else "rnn"
-        self.gates = {"rnn": 1, "lstm": 4, "gru": 3}[self.kind]
-        self.num_states = 2 if self.kind == "lstm" else 1
+        self.kind = v.CELL_KINDS[name]
+        self.gates = v.GATES[self.kind]
+        self.num_states = v.STATES[self.kind]
 
     def __repr__(self):
         return f"Cell({self.name!r})"

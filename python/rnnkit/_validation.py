@@ -192,7 +192,11 @@ def check_lengths(lengths, steps: int, batch: int):
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
+# The cells as the Python side knows them (the kernels' own table is cpp/src/cells.hpp): per layer
+# cell name, its kind (which functional forward/backward pair), gate blocks G and states (h[, c]).
+CELL_KINDS = {"tanh": "rnn", "relu": "rnn", "lstm": "lstm", "gru": "gru"}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+STATES = {"rnn": 1, "lstm": 2, "gru": 1}
 # Per (t, b): the floats a forward allocates in units of H — y, plus what the backward needs saved
 # (LSTM: gates and c_t; GRU: gates and W_hn h + b_hn).
 OUTPUT_WIDTH = {"rnn": 1, "lstm": 6, "gru": 5}

@@ -23,8 +23,7 @@ from .functional import SavedPass, cache_fields, run_plans
 
 __all__ = ["Plan"]
 
-CELLS = ("tanh", "relu", "lstm", "gru")
-_KIND = {"tanh": "rnn", "relu": "rnn", "lstm": "lstm", "gru": "gru"}
+CELLS = tuple(v.CELL_KINDS)
 
 
 class Plan:
@@ -34,7 +33,7 @@ class Plan:
     def __init__(self, cell, w_ih, w_hh, b_ih=None, b_hh=None):
         if not isinstance(cell, str) or cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(map(repr, CELLS))}, got {cell!r}")
-        kind = _KIND[cell]
+        kind = v.CELL_KINDS[cell]
         weights, _ = v.as_float_arrays({"w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh},
                                        optional=("b_ih", "b_hh"))
         gates = v.GATES[kind]

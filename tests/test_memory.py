@@ -47,3 +47,19 @@ def test_scratch_is_bounded_by_the_chunk_not_the_sequence():
     assert 0 < sizes[1] <= sizes[0] * 1.05
     dpre_all_rows = 2000 * 8 * 4 * 64 * 4
     assert sizes[1] < dpre_all_rows / 4
+
+
+@pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
+def test_inference_scratch_does_not_grow_with_the_sequence(lengths):
+    """training=False keeps no per-step buffer: its scratch (chunk of the input projection, the
+    state ring) is the same for 100 and 1000 steps, and far below what saving would take."""
+    sizes = []
+    for steps in (100, 1000):
+        problem = make_problem("lstm", steps, 16, 32, 64, np.float32)
+        problem["h0"] = problem["c0"] = None
+        kwargs = {"lengths": np.full(16, steps)} if not lengths else {"lengths": np.arange(16) * steps // 16 + 1}
+        rnnkit.lstm_forward(**problem, training=False, **kwargs)
+        sizes.append(_core._last_scratch_bytes())
+    assert 0 < sizes[1] <= sizes[0] * 1.05, sizes
+    saved_all_steps = 1000 * 16 * 6 * 64 * 4  # gates + c_t + y of every step
+    assert sizes[1] < saved_all_steps / 10

@@ -18,7 +18,18 @@ def test_the_readme_has_python_blocks():
     assert len(BLOCKS) >= 5
 
 
-def test_every_python_block_runs(tmp_path, monkeypatch):
+@pytest.fixture
+def restore_settings():
+    """The blocks change the process's SIMD path and thread count, as a reader's session would."""
+    import rnnkit
+
+    isa, threads = rnnkit.simd_isa(), rnnkit.get_num_threads()
+    yield
+    rnnkit.set_simd_isa(isa)
+    rnnkit.set_num_threads(threads)
+
+
+def test_every_python_block_runs(tmp_path, monkeypatch, restore_settings):
     monkeypatch.chdir(tmp_path)  # (blocks that save files write here)
     namespace: dict = {}
     skipped = []

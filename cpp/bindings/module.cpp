@@ -13,6 +13,7 @@
 #include <vector>
 #include <string>
 
+#include "cells.hpp"
 #include "rnnkit/rnnkit.hpp"
 #include "profile.hpp"
 #include "team.hpp"
@@ -122,11 +123,15 @@ struct CellName {
   rnnkit::Cell cell;
   rnnkit::Activation act;
 };
+// "tanh" and "relu" are the vanilla cell's two activations; every other cell goes by its traits' name.
 CellName parse_cell(const std::string& name) {
   if (name == "tanh" || name == "relu") return {rnnkit::Cell::vanilla, rnnkit::parse_activation(name)};
-  if (name == "lstm") return {rnnkit::Cell::lstm, rnnkit::Activation::tanh};
-  if (name == "gru") return {rnnkit::Cell::gru, rnnkit::Activation::tanh};
-  throw py::value_error("cell must be one of 'tanh', 'relu', 'lstm', 'gru', got '" + name + "'");
+  std::string known = "'tanh', 'relu'";
+  for (int c = 1; c < rnnkit::kCellKinds; ++c) {
+    if (name == rnnkit::kCellTraits[c].name) return {rnnkit::Cell(c), rnnkit::Activation::tanh};
+    known += std::string(", '") + rnnkit::kCellTraits[c].name + "'";
+  }
+  throw py::value_error("cell must be one of " + known + ", got '" + name + "'");
 }
 
 struct PyPlan {
@@ -155,7 +160,7 @@ template <typename Real>
 PyPlan make_py_plan(const std::string& cell_name, const py::object& w_ih, const py::object& w_hh, const py::object& b_ih,
                     const py::object& b_hh, bool borrow = false) {
   const CellName c = parse_cell(cell_name);
-  const int64_t G = rnnkit::gate_count(c.cell);
+  const int64_t G = rnnkit::traits(c.cell).gates;
   const auto w = py::reinterpret_borrow<py::array>(w_hh);
   if (w.ndim() != 2) throw py::value_error("w_hh must have 2 dimensions (G*H, H), got shape " + shape_str(w));
   const int64_t H = w.shape(1);
@@ -164,7 +169,7 @@ PyPlan make_py_plan(const std::string& cell_name, const py::object& w_ih, const 
   if (wi.ndim() != 2) throw py::value_error("w_ih must have 2 dimensions (G*H, I), got shape " + shape_str(wi));
   const int64_t I = wi.shape(1);
   PyPlan p;
-  p.cell = cell_name, p.lstm = c.cell == rnnkit::Cell::lstm, p.input = I, p.hidden = H, p.gates = G;
+  p.cell = cell_name, p.lstm = rnnkit::traits(c.cell).states == 2, p.input = I, p.hidden = H, p.gates = G;
   const Real* pw_ih = dense_in<Real>(w_ih, "w_ih", {G * H, I}, false);
   const Real* pw_hh = dense_in<Real>(w_hh, "w_hh", {G * H, H}, false);
   const Real* pb_ih = dense_in<Real>(b_ih, "b_ih", {G * H}, true);
@@ -260,8 +265,8 @@ void run_backward(const std::vector<const PySaved*>& saved, const py::list& dy, 
   const size_t D = saved.size();
   const auto shape = rnnkit::saved_shape(*saved[0]->get<Real>());
   const int64_t T = shape.steps, B = shape.batch, I = shape.input, H = shape.hidden;
-  const int64_t GH = rnnkit::gate_count(shape.cell) * H;
-  const bool lstm = shape.cell == rnnkit::Cell::lstm;
+  const int64_t GH = rnnkit::traits(shape.cell).gates * H;
+  const bool lstm = rnnkit::traits(shape.cell).states == 2;
   for (const PySaved* s : saved) {
     const auto other = rnnkit::saved_shape(*s->get<Real>());
     if (other.sequence != shape.sequence)

@@ -44,10 +44,9 @@ bool threads_enabled();                          // false in a build with RNNKIT
 //   lstm     gate blocks [i | f | g | o];  c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)  G = 4
 //   gru      gate blocks [r | z | n];  n = tanh(W_in x + b_in + r (W_hn h + b_hn));
 //            h_t = (1 - z) n + z h_{t-1}                                           G = 3
-// The cells' traits (gate count, what they save) are in src/cells.hpp.
+// The cells' traits (gate count, states, what they save) are in src/cells.hpp.
 enum class Cell { vanilla, lstm, gru };
 constexpr int kCellKinds = 3;
-constexpr int gate_count(Cell cell) { return cell == Cell::lstm ? 4 : cell == Cell::gru ? 3 : 1; }
 
 // A plan: one cell's weights, copied and packed once (W_hh in the recurrent product's panels, W_ih^T
 // in the input projection's), the fused bias and the schedule's constants.  Calls with a plan do no

@@ -2,12 +2,13 @@
 validation that keeps a wrong implementation from being timed.  Speed is never asserted here."""
 
 import json
+import time
 
 import numpy as np
 import pytest
 import rnnkit
-from rnnkit.bench import adapters, main, report
-from rnnkit.bench.problems import GATES, Case, make_problem
+from rnnkit.bench import adapters, cli, kernels_v2, main, report
+from rnnkit.bench.problems import GATES, QUICK_V2_CASES, V2_CASES, V2_KINDS, Case, make_problem, ragged_lengths
 from rnnkit.bench.runner import Runner, gradients_from_tuple
 from rnnkit.bench.timing import check_outputs, measure, relative_error
 
@@ -227,3 +228,206 @@ def test_onnx_adapter_agrees_with_the_oracle(cell):
     runner = adapters.make_runner("onnx", cell, problem)
     assert runner.train is None
     assert check_outputs({"y": runner.output(runner.forward())}, {"y": oracle.output(oracle.forward())}).ok
+
+
+# --------------------------------------------------------------------------------------------------
+# The kernels-v2 cases (issue 11), at tiny sizes: --quick with its v2 cases replaced by these.
+
+V2_TINY = (
+    Case("ragged", "ragged batch", 6, 4, 5, 7, modes=("train",), kind="ragged", cells=("tanh", "gru", "lstm")),
+    Case("contention", "after a matmul", 5, 1, 6, 8, modes=("forward",), kind="contention", cells=("tanh", "lstm")),
+    Case("per-call", "per call", 1, 1, 6, 8, modes=("forward",), kind="per-call", cells=("tanh",)),
+    Case("bidir", "bidirectional", 5, 2, 6, 8, modes=("forward",), kind="bidir", cells=("tanh", "lstm", "gru")),
+    Case("infer", "small-batch inference", 4, 1, 8, 8, modes=("forward",), kind="infer", cells=("tanh", "gru")),
+    Case("infer", "small-batch inference", 3, 4, 8, 8, modes=("forward",), kind="infer", cells=("lstm",)),
+)
+V2_OPTIONS = ["--quick", "--case", ",".join(V2_KINDS), "--rounds", "2", "--pause", "0", "--block-seconds", "0.002",
+              "--no-gemm", "--peak-size", "0"]
+
+
+def run_v2(tmp_path, monkeypatch, *options):
+    monkeypatch.setattr(cli, "QUICK_V2_CASES", V2_TINY)
+    monkeypatch.setattr(kernels_v2, "CONTENTION_MATMUL", 32)
+    path = tmp_path / "bench.json"
+    code = main([*V2_OPTIONS, "--json", str(path), *options])
+    return code, json.loads(path.read_text())
+
+
+def test_quick_and_full_runs_have_every_v2_case():
+    for pool in (V2_CASES, QUICK_V2_CASES):
+        assert {c.kind for c in pool} == set(V2_KINDS)
+    for quick in ([], ["--quick"]):
+        args = cli.parse_args(quick)
+        assert {c.kind for c in args.v2_cases} == set(V2_KINDS)
+        assert [c.name for c in args.cases] == ["S1", "S2", "S3", "S4"]
+        assert args.cell == ["tanh"]  # S1-S4: tanh; the v2 cases: their own cells
+        assert args.v2_cells is None
+    assert cli.parse_args(["--shape", "2,2,2,2"]).v2_cases == []
+    assert [c.name for c in cli.parse_args(["--case", "S1,bidir"]).v2_cases] == ["bidir"]
+    forward_only = cli.parse_args(["--mode", "forward"]).v2_cases
+    assert forward_only
+    assert all(c.kind != "ragged" for c in forward_only)  # ragged is forward+backward
+    (ragged,) = [c for c in V2_CASES if c.kind == "ragged"]
+    lengths = ragged_lengths(ragged)
+    assert (ragged.steps, ragged.batch, ragged.hidden) == (100, 64, 256)
+    assert lengths.shape == (64,)
+    assert lengths.min() >= 25
+    assert lengths.max() <= 100
+    assert np.array_equal(lengths, ragged_lengths(ragged))  # a fixed seed
+    infer = [(c.batch, c.hidden, c.steps) for c in V2_CASES if c.kind == "infer"]
+    assert {b for b, _, _ in infer} == {1, 4}
+    assert {h for _, h, _ in infer} == {256, 512, 1024, 2048}
+
+
+def test_v2_cases_validate_time_and_report(tmp_path, monkeypatch):
+    code, result = run_v2(tmp_path, monkeypatch, "--peers", "rnnkit,numpy,torch,onnx")
+    assert code == 0
+    records = [r for r in result["results"] if r["status"] != "unavailable"]  # torch / onnxruntime may be missing
+    assert {r["kind"] for r in records} == set(V2_KINDS)
+    for r in records:
+        assert r["status"] == "ok", r
+        assert r["oracle"] == "numpy"
+        assert r["error"] <= 1e-4
+        assert r["ms"] > 0
+        assert len(r["ms_rounds"]) == 2
+        assert r["calls"] >= 1
+        assert not r["full_size"]
+    impls = {(r["kind"], r["cell"], r["impl"]) for r in records}
+    for cell in ("tanh", "gru", "lstm"):
+        assert {("ragged", cell, "rnnkit"), ("ragged", cell, "rnnkit-padded"), ("bidir", cell, "rnnkit"),
+                ("bidir", cell, "rnnkit-1dir"), ("infer", cell, "rnnkit")} <= impls
+    assert {("contention", "tanh", "rnnkit"), ("contention", "tanh", "rnnkit-after-matmul"), ("per-call", "tanh", "rnnkit"),
+            ("per-call", "tanh", "rnnkit-inference"), ("per-call", "tanh", "rnnkit-plan"),
+            ("per-call", "tanh", "numpy-step")} <= impls
+    ragged = records_of(result, kind="ragged", cell="tanh", impl="rnnkit")[0]
+    assert ragged["mode"] == "train"
+    assert ragged["label"] == "rnnkit lengths"
+    assert ragged["extra"]["tokens_padded"] == 6 * 4
+    assert 4 <= ragged["extra"]["tokens_real"] < 6 * 4  # lengths in [ceil(6/4), 6], not all full here
+    (infer_b1,) = records_of(result, kind="infer", cell="tanh", impl="rnnkit")
+    assert infer_b1["w_hh_gbps"] == pytest.approx(8 * 8 * 4 * 4 / (infer_b1["ms"] * 1e-3) / 1e9)
+    assert "w_hh_gbps" not in records_of(result, kind="infer", cell="lstm", impl="rnnkit")[0]  # B = 4
+    assert result["bandwidth"]["memory_gbps"] > 0
+    assert result["bandwidth"]["l3_gbps"] > 0
+    contention = records_of(result, kind="contention", cell="tanh", impl="rnnkit-after-matmul")[0]
+    assert contention["extra"]["blas_threads"] == result["settings"]["default_blas_threads"]
+    titles = [t[0] for t in report.v2_tables(result)]
+    assert titles == ["Ragged batch", "Contention", "Per call", "Bidirectional", "Small-batch inference"]
+    markdown = report.markdown_report(result)
+    assert all(f"**{title}**" in markdown for title in titles)
+    v2_goals = [g for g in result["goals"] if g["goal"].startswith(("Ragged", "Contention", "Per call", "Bidir", "Small"))]
+    assert len(v2_goals) == 6 + 3 + 2 + 3 + 3
+    assert all(g["value"] is None for g in v2_goals)  # tiny cases: nothing judged
+
+
+def test_v2_plot_has_a_panel_for_the_v2_cases(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "bench.png"
+    code, _ = run_v2(tmp_path, monkeypatch, "--peers", "rnnkit,numpy", "--case", "bidir,per-call", "--plot", str(plot))
+    assert code == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _ignore_lengths(functional):
+    def broken(p, backend, **keywords):  # a plausible bug: lengths dropped on the way to the kernel
+        if backend == "rnnkit":
+            keywords.pop("lengths", None)
+        return functional(p, backend, **keywords)
+    return broken
+
+
+def _swap_directions(layer_runner):
+    def broken(problems, threads):  # the reverse direction's weights used for the forward one
+        return layer_runner(problems[::-1], threads)
+    return broken
+
+
+def _offset_plan(plan_runner):
+    def broken(p, threads):
+        good = plan_runner(p, threads)
+        return Runner(good.forward, lambda r: r[0] + 1e-3, enter=good.enter)
+    return broken
+
+
+@pytest.mark.parametrize(("case", "name", "breaks", "rejected", "kept"), [
+    ("ragged", "functional", _ignore_lengths, "rnnkit", "rnnkit-padded"),
+    ("bidir", "layer_runner", _swap_directions, "rnnkit", "rnnkit-1dir"),
+    ("per-call", "plan_runner", _offset_plan, "rnnkit-plan", "rnnkit"),
+    ("infer", "plan_runner", _offset_plan, "rnnkit", None),
+])
+def test_a_wrong_v2_variant_is_rejected_and_not_timed(tmp_path, monkeypatch, case, name, breaks, rejected, kept):
+    monkeypatch.setattr(kernels_v2, name, breaks(getattr(kernels_v2, name)))
+    code, result = run_v2(tmp_path, monkeypatch, "--peers", "rnnkit,numpy", "--case", case, "--cell", "tanh")
+    assert code == 1
+    bad = records_of(result, kind=case, impl=rejected)
+    assert bad  # (with --cell tanh both infer shapes run tanh)
+    for r in bad:
+        assert r["status"] == "rejected"
+        assert r["ms"] is None
+        assert r["error"] > 1e-4
+        assert "differs from the oracle" in r["reason"]
+    if kept:
+        assert records_of(result, kind=case, impl=kept)[0]["status"] == "ok"
+
+
+def test_a_wrong_contention_run_is_rejected(tmp_path, monkeypatch):
+    def broken(problem):
+        good = adapters.rnnkit_vanilla(problem)
+        return Runner(good.forward, lambda r: r[0][::-1], good.train, gradients_from_tuple)  # time reversed
+
+    monkeypatch.setitem(adapters.ADAPTERS["tanh"], "rnnkit", broken)
+    code, result = run_v2(tmp_path, monkeypatch, "--peers", "rnnkit", "--case", "contention", "--cell", "tanh")
+    assert code == 1
+    assert {r["impl"]: r["status"] for r in result["results"]} == {"rnnkit": "rejected", "rnnkit-after-matmul": "rejected"}
+
+
+def test_measure_times_only_the_call_after_before():
+    calls = []
+    timings = measure({"a": lambda: calls.append("a")}, rounds=2, pause=0, block_seconds=0.05,
+                      before={"a": lambda: (calls.append("before"), time.sleep(0.01))})
+    assert timings["a"].calls == 5  # sized by the call and its before together: 0.05 s / ~0.01 s
+    assert timings["a"].median < 0.005  # the 10 ms sleeps are not timed
+    assert calls[:2] == ["before", "a"]
+    assert calls.count("before") == calls.count("a")
+
+
+def test_v2_goals():
+    def record(kind, cell, impl, ms, shape="s", extra=None, case=None):
+        return {"case": case or kind, "kind": kind, "cell": cell, "mode": "forward", "impl": impl, "ms": ms,
+                "flops": 1e6, "full_size": True, "shape": shape, "extra": extra or {}}
+
+    tokens = {"tokens_real": 50, "tokens_padded": 100}
+    records = [record("ragged", "tanh", "rnnkit", 6.0, extra=tokens), record("ragged", "tanh", "rnnkit-padded", 10.0),
+               record("ragged", "tanh", "torch-packed", 24.0),
+               record("contention", "lstm", "rnnkit", 1.0), record("contention", "lstm", "rnnkit-after-matmul", 2.5),
+               record("per-call", "tanh", "rnnkit", 0.012), record("per-call", "tanh", "rnnkit-plan", 0.005),
+               record("bidir", "gru", "rnnkit", 1.2), record("bidir", "gru", "rnnkit-1dir", 1.0),
+               record("infer", "gru", "rnnkit", 1.0, "a"), record("infer", "gru", "onnx", 2.0, "a"),
+               record("infer", "gru", "rnnkit", 1.0, "b"), record("infer", "gru", "onnx", 1.1, "b"),
+               record("S2", "lstm", "rnnkit", 2.0, case="S2"), record("S2", "lstm", "torch", 1.8, case="S2"),
+               record("S1", "gru", "rnnkit", 1.0, case="S1"), record("S1", "gru", "onnx", 1.6, case="S1")]
+    for r in records[-4:]:
+        r["kind"] = "standard"
+    report.add_ratios(records, None)
+    goals = {g["goal"]: g for g in report.evaluate_goals(records, [])}
+
+    def judged(prefix):
+        (g,) = [g for text, g in goals.items() if text.startswith(prefix)]
+        return g["value"], g["met"]
+
+    assert judged("Ragged tanh fwd+bwd: with lengths") == (pytest.approx(1.2), False)  # 6 / (0.5 × 10) > 1.15
+    assert judged("Ragged tanh fwd+bwd: ≥ 3× faster than torch packed") == (pytest.approx(4.0), True)
+    assert goals["Ragged lstm fwd+bwd: ≥ 2× faster than torch packed"]["value"] is None  # not measured
+    assert judged("Contention lstm") == (pytest.approx(2.5), False)
+    assert judged("Contention tanh") == (None, None)
+    assert judged("Per call: T=1") == (pytest.approx(12.0), True)  # µs, at most 14.6
+    assert judged("Per call: the same step through a Plan") == (pytest.approx(5.0), False)
+    assert judged("Bidirectional gru") == (pytest.approx(1.2), True)
+    assert judged("Small-batch inference gru") == (pytest.approx(1.1), False)
+    assert goals["Small-batch inference gru (Plan): ≥ 1.2× ONNX Runtime on every shape (worst shape)"]["where"] == "b; worst of 2"
+    assert judged("GRU S1 forward: ≥ 1.5× faster than ONNX Runtime") == (pytest.approx(1.6), True)
+    assert judged("S1-S4, every cell and pass run") == (pytest.approx(0.9), False)
+    assert goals["S1-S4, every cell and pass run: ≥ 1.0× the best peer (worst case)"]["where"] == "S2 lstm forward"
+    _, rows = report.goal_table([goals["Per call: the same step through a Plan ≤ 4 µs (timed from Python: its "
+                                            "overhead included)"]])
+    assert rows == [[rows[0][0], "5.0 µs", "NO"]]

@@ -38,6 +38,19 @@ IMPLEMENTATIONS = {
     "keras": Implementation("Keras", "tensorflow", "keras.layers.SimpleRNN / LSTM / GRU (reset_after) in a tf.function "
                             "without XLA (what Keras 3 compiles to on a CPU), batch-first; backward by GradientTape"),
     "onnx": Implementation("ONNX RT", "onnxruntime", "ONNX Runtime's RNN / LSTM / GRU operator in a one-node model; forward only"),
+    # the kernels-v2 cases' own variants (kernels_v2; not columns of the S1-S4 table)
+    "rnnkit-padded": Implementation("rnnkit padded", "", "rnnkit on the same padded batch, without lengths"),
+    "torch-padded": Implementation("torch padded", "torch", "torch.nn.RNN / LSTM / GRU on the padded batch"),
+    "torch-packed": Implementation("torch packed", "torch", "pack_padded_sequence(enforce_sorted=False), the module, "
+                                   "pad_packed_sequence; backward of a loss on the unpacked output"),
+    "rnnkit-after-matmul": Implementation("after matmul", "", "each call right after a NumPy 512×512 float32 matmul "
+                                          "(OpenBLAS on its default threads)"),
+    "rnnkit-inference": Implementation("training=False", "", "rnnkit.rnn_forward(..., training=False): no cache"),
+    "rnnkit-plan": Implementation("Plan", "", "rnnkit.Plan(...).forward(x, h0), timed from Python (its overhead included)"),
+    "numpy-step": Implementation("NumPy step", "", "one step in NumPy: tanh(x·W_ihᵀ + h·W_hhᵀ + b), pre-transposed weights"),
+    "torch-cell": Implementation("torch RNNCell", "torch", "one step of torch.nn.RNNCell under no_grad"),
+    "rnnkit-1dir": Implementation("one direction", "", "rnnkit.RNN(bidirectional=False).forward(training=False)"),
+    "torch-bidir": Implementation("torch bidir", "torch", "torch.nn.RNN / LSTM / GRU(bidirectional=True) under no_grad"),
 }
 # The order of the columns; the oracle is the first of ORACLES that the cell has.
 ORDER = ("rnnkit", "rnnkit-1t", "numpy", "torch", "keras", "onnx")

@@ -20,9 +20,21 @@ import time
 
 import numpy as np
 
-from . import report
+from . import kernels_v2, report
 from .adapters import IMPLEMENTATIONS, ORACLES, ORDER, make_runner, missing_module
-from .problems import CASES, CELLS, GATES, MODE_LABELS, MODES, QUICK_CASES, Case, flops, make_problem
+from .problems import (
+    CASES,
+    CELLS,
+    GATES,
+    MODE_LABELS,
+    MODES,
+    QUICK_CASES,
+    QUICK_V2_CASES,
+    V2_CASES,
+    Case,
+    flops,
+    make_problem,
+)
 from .runner import Unavailable
 from .timing import TOLERANCE, check_outputs, measure
 
@@ -54,16 +66,22 @@ def _shape(text: str) -> Case:
 def parse_args(argv: list) -> argparse.Namespace:
     import rnnkit
 
+    v2_names = list(dict.fromkeys(c.name for c in V2_CASES))
     parser = argparse.ArgumentParser(
         prog="python -m rnnkit bench",
         description="Time rnnkit against its NumPy reference, PyTorch, Keras and ONNX Runtime (those installed), "
                     "after checking each one's results against the reference.",
         epilog="Cases: " + "; ".join(f"{c.name} {c.title}: {c.shape}" for c in CASES)
                + ". --quick: " + "; ".join(f"{c.name}: {c.shape}" for c in QUICK_CASES)
-               + ", 3 rounds, short pauses.")
-    parser.add_argument("--quick", action="store_true", help="shorter cases, fewer rounds: a smoke run (< 1 minute)")
-    parser.add_argument("--cell", type=_csv(CELLS), default=["tanh"], help="tanh, relu, lstm, gru, a comma-separated list or all (default tanh)")
-    parser.add_argument("--case", type=_csv([c.name for c in CASES]), default=None, help="S1,S2,S3,S4 (default all)")
+               + ", 3 rounds, short pauses. Kernels-v2 cases (issue 11; each with its own cells unless --cell "
+               + "is given): " + ", ".join(v2_names) + " (infer: " + str(sum(c.kind == "infer" for c in V2_CASES))
+               + " shapes; --quick " + str(sum(c.kind == "infer" for c in QUICK_V2_CASES)) + ").")
+    parser.add_argument("--quick", action="store_true", help="shorter cases, fewer rounds: a smoke run (about a minute on 2 cores)")
+    parser.add_argument("--cell", type=_csv(CELLS), default=None,
+                        help="tanh, relu, lstm, gru, a comma-separated list or all (default: tanh for S1-S4, "
+                             "each kernels-v2 case its own cells)")
+    parser.add_argument("--case", type=_csv([c.name for c in CASES] + v2_names), default=None,
+                        help="S1,S2,S3,S4 and the kernels-v2 cases " + ",".join(v2_names) + " (default all)")
     parser.add_argument("--shape", type=_shape, default=None, metavar="T,B,I,H", help="one custom case instead of S1-S4")
     parser.add_argument("--mode", choices=("forward", "train", "both"), default="both", help="forward, train (forward+backward) or both")
     parser.add_argument("--peers", type=_csv(ORDER), default=None,
@@ -97,13 +115,25 @@ def parse_args(argv: list) -> argparse.Namespace:
     if args.scaling and "rnnkit" in peers and "rnnkit-1t" not in peers:
         peers.insert(peers.index("rnnkit") + 1, "rnnkit-1t")
     args.peers = [name for name in ORDER if name in peers]
+    args.modes = list(MODES) if args.mode == "both" else [args.mode]
+    args.v2_cells = args.cell  # None: each kernels-v2 case its own cells
+    args.cell = args.cell or ["tanh"]
     if args.shape:
-        args.cases = [args.shape]
+        args.cases, args.v2_cases = [args.shape], []
     else:
         pool = QUICK_CASES if args.quick else CASES
         args.cases = [c for c in pool if args.case is None or c.name in args.case]
-    args.modes = list(MODES) if args.mode == "both" else [args.mode]
+        pool = QUICK_V2_CASES if args.quick else V2_CASES
+        args.v2_cases = [c for c in pool if (args.case is None or c.name in args.case)
+                         and any(m in args.modes for m in c.modes)]
     return args
+
+
+def v2_cells(case: Case, args) -> list:
+    """The cells a kernels-v2 case runs: its own, or those of --cell that its kind can run."""
+    if args.v2_cells is None:
+        return list(case.cells)
+    return [cell for cell in args.v2_cells if cell in kernels_v2.KIND_CELLS[case.kind]]
 
 
 def _blas_threads(threads: int):
@@ -140,9 +170,10 @@ def _without_outputs(argv: list) -> list:
 
 
 def _record(case: Case, cell: str, mode: str, impl: str, status: str, reason: str = "", **numbers) -> dict:
-    record = {"case": case.name, "title": case.title, "shape": case.shape, "T": case.steps, "B": case.batch,
-              "I": case.inputs, "H": case.hidden, "G": GATES[cell], "cell": cell, "mode": mode, "impl": impl,
-              "label": IMPLEMENTATIONS[impl].label, "status": status, "reason": reason, "full_size": case in CASES,
+    record = {"case": case.name, "title": case.title, "kind": case.kind, "shape": case.shape, "T": case.steps,
+              "B": case.batch, "I": case.inputs, "H": case.hidden, "G": GATES[cell], "cell": cell, "mode": mode,
+              "impl": impl, "label": IMPLEMENTATIONS[impl].label, "status": status, "reason": reason,
+              "full_size": case in CASES or case in V2_CASES,
               "flops": flops(cell, case, mode), "oracle": None, "error": None, "ms": None, "ms_min": None, "ms_rounds": None,
               "spread": None, "calls": None, "gflops": None, "percent_of_peak": None, "rnnkit_speedup": None,
               "peak_gflops_here": None}
@@ -316,18 +347,100 @@ def run_case(cell: str, case: Case, args, peak: GemmPeak | None) -> list:
     return records
 
 
+def run_v2_case(cell: str, case: Case, args) -> list:
+    """One kernels-v2 case and cell (``kernels_v2``): each variant validated against its oracle (the NumPy
+    reference with the same keywords), then the ones that agree timed in alternating blocks; the records."""
+    records = []
+    try:
+        setup = kernels_v2.make_setup(cell, case, args.threads, getattr(args, "default_blas_threads", None))
+    except Exception as exc:  # reported with the case, not fatal
+        why = f"setup: {type(exc).__name__}: {exc}"
+        print(f"{case.name} {case.title} ({case.shape}), {cell}: FAILED ({why})")
+        return [_record(case, cell, mode, "rnnkit", "failed", why) for mode in case.modes if mode in args.modes]
+    variants = [v for v in setup.variants if v.family in args.peers]
+    labels = {v.name: kernels_v2.BASE_LABELS[case.kind] if v.name == "rnnkit" else IMPLEMENTATIONS[v.name].label
+              for v in variants}
+    with setup.context:
+        for mode in (m for m in case.modes if m in args.modes):
+            print(f"{case.name} {case.title} ({case.shape}), {cell}, {MODE_LABELS[mode]} — oracle: NumPy ref", flush=True)
+
+            def record(v, status, reason="", mode=mode, **numbers):
+                if v.flops is not None:
+                    numbers["flops"] = v.flops
+                return _record(case, cell, mode, v.name, status, reason, label=labels[v.name], **numbers)
+
+            # forward + backward is checked on y as well as on the gradients (with lengths, wrong values at
+            # the padding can leave the gradients right)
+            checked = ["forward"] + (["train"] if mode == "train" else [])
+            expected, why = {}, {}
+            for key, oracle in setup.oracles.items():
+                if any(v.oracle == key for v in variants):
+                    try:
+                        expected[key] = {m: _expected(oracle, m) for m in checked}
+                    except Exception as exc:
+                        why[key] = f"the oracle failed: {type(exc).__name__}: {exc}"
+            group, to_time, before, enter, errors = {}, {}, {}, {}, {}
+            for v in variants:
+                if v.oracle not in expected:
+                    group[v.name] = record(v, "failed", why.get(v.oracle, "no oracle"))
+                    continue
+                reason = missing_module(v.family) if v.family in IMPLEMENTATIONS else None
+                try:
+                    if reason:
+                        raise Unavailable(reason)
+                    runner = v.make()
+                except Unavailable as exc:
+                    group[v.name] = record(v, "unavailable", str(exc))
+                    continue
+                except Exception as exc:
+                    group[v.name] = record(v, "failed", f"setup: {type(exc).__name__}: {exc}")
+                    continue
+                if v.before:
+                    v.before()
+                for m in checked:
+                    check, failure = _validate(v.name, runner, m, expected[v.oracle][m], args)
+                    if failure or not check.ok:
+                        break
+                if failure:
+                    group[v.name] = record(v, "failed", failure)
+                elif not check.ok:
+                    group[v.name] = record(v, "rejected", check.detail, error=check.error, oracle="numpy")
+                else:
+                    errors[v.name] = check.error
+                    to_time[v.name] = runner.train if mode == "train" else runner.forward
+                    enter[v.name] = runner.enter
+                    if v.before:
+                        before[v.name] = v.before
+            timings = measure(to_time, rounds=args.rounds, pause=args.pause, block_seconds=args.block_seconds,
+                              enter=enter, before=before) if to_time else {}
+            for v in variants:
+                if v.name in timings:
+                    timing = timings[v.name]
+                    group[v.name] = record(v, "ok", "", oracle="numpy", error=errors[v.name], ms=1e3 * timing.median,
+                                           ms_min=1e3 * min(timing.seconds), ms_rounds=[1e3 * t for t in timing.seconds],
+                                           spread=timing.spread, calls=timing.calls)
+            group = [group[v.name] for v in variants]
+            report.add_ratios(group, None)
+            kernels_v2.finish(case, setup, group)
+            _print_group(group)
+            records += group
+    return records
+
+
 def _print_group(group: list) -> None:
+    width = max([10] + [len(r["label"]) for r in group])
     for r in group:
-        label = r["label"]
+        label = r["label"].ljust(width)
         if r["ms"] is None:
             what = {"rejected": "WRONG, not timed", "failed": "FAILED", "unavailable": "not available", "skipped": "skipped"}[r["status"]]
-            print(f"  {label:<10} {what}: {r['reason']}")
+            print(f"  {label} {what}: {r['reason']}")
             continue
         peak = f"{r['percent_of_peak']:5.1f}% of it" if r["percent_of_peak"] is not None else ""
         ratio, speedup = "", r["rnnkit_speedup"]
+        base = "rnnkit" if r.get("kind", "standard") == "standard" else kernels_v2.BASE_LABELS[r["kind"]]
         if r["impl"] != "rnnkit" and speedup:
-            ratio = f"  rnnkit {speedup:.2f}× faster" if speedup >= 1 else f"  rnnkit {1 / speedup:.2f}× slower"
-        print(f"  {label:<10} {r['ms']:10.3f} ms {r['gflops']:8.1f} GFLOP/s {peak:>15}   ±{100 * r['spread']:.0f}%"
+            ratio = f"  {base} {speedup:.2f}× faster" if speedup >= 1 else f"  {base} {1 / speedup:.2f}× slower"
+        print(f"  {label} {r['ms']:10.4f} ms {r['gflops']:8.1f} GFLOP/s {peak:>15}   ±{100 * r['spread']:.0f}%"
               f"  err {r['error']:.1e}{ratio}", flush=True)
 
 
@@ -344,6 +457,8 @@ def main(argv: list | None = None) -> int:
         if name in args.peers:
             why = missing_module(name)
             peers[name] = {"version": None if why else _peer_version(name), "missing": why}
+    args.default_blas_threads = kernels_v2.default_blas_threads()  # before the limit: the contention case's
+    bandwidth = None
     try:
         rnnkit.set_num_threads(args.threads)
         with blas_limit:
@@ -361,6 +476,13 @@ def main(argv: list | None = None) -> int:
             for cell in args.cell:
                 for case in args.cases:
                     records += run_case(cell, case, args, peak)
+            for case in args.v2_cases:
+                if case.kind == "infer" and bandwidth is None and "rnnkit" in args.peers and v2_cells(case, args):
+                    bandwidth = kernels_v2.machine_bandwidth(args)
+                    print(f"Bandwidth (measured, NumPy copy on one thread): memory {bandwidth['memory_gbps']:.1f} GB/s, "
+                          f"L3 {bandwidth['l3_gbps']:.1f} GB/s", flush=True)
+                for cell in v2_cells(case, args):
+                    records += run_v2_case(cell, case, args)
     finally:
         rnnkit.set_num_threads(previous_threads)
     peak_summary = peak.summary() if peak else None
@@ -375,8 +497,11 @@ def main(argv: list | None = None) -> int:
         "peers": peers,
         "settings": {"threads": args.threads, "numpy_blas_threads": blas_threads, "rounds": args.rounds, "pause": args.pause,
                      "block_seconds": args.block_seconds, "quick": args.quick, "tolerance": args.tolerance,
-                     "cells": args.cell, "cases": [c.name for c in args.cases], "modes": args.modes, "implementations": args.peers},
+                     "cells": args.cell, "cases": [c.name for c in args.cases], "modes": args.modes, "implementations": args.peers,
+                     "v2_cells": args.v2_cells, "v2_cases": list(dict.fromkeys(c.name for c in args.v2_cases)),
+                     "default_blas_threads": args.default_blas_threads},
         "gemm_peak": peak_summary,
+        "bandwidth": bandwidth,
         "gemm": gemm,
         "results": records,
         "goals": goals,

@@ -58,6 +58,104 @@ def torch_adapter(p: Problem) -> Runner:
     return Runner(forward, lambda y: y.numpy(), train, gradients, lambda: torch.set_num_threads(p.threads))
 
 
+def _torch(threads: int):
+    try:
+        import torch
+    except ImportError as exc:
+        raise Unavailable(f"torch not importable: {exc}") from None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def _torch_module(torch, p: Problem, reverse: Problem | None = None):
+    """torch.nn.RNN / LSTM / GRU with the problem's weights (and ``reverse``'s as the reverse direction)."""
+    case = p.case
+    options = {"bidirectional": reverse is not None}
+    if p.cell in ("tanh", "relu"):
+        module = torch.nn.RNN(case.inputs, case.hidden, nonlinearity=p.cell, **options)
+    else:
+        module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[p.cell](case.inputs, case.hidden, **options)
+    directions = [("", p)] + ([("_reverse", reverse)] if reverse is not None else [])
+    parameters = []
+    with torch.no_grad():
+        for suffix, q in directions:
+            for name, value in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), (q.w_ih, q.w_hh, q.b_ih, q.b_hh)):
+                parameter = getattr(module, f"{name}_l0{suffix}")
+                parameter.copy_(torch.from_numpy(value))
+                parameters.append(parameter)
+    return module, parameters
+
+
+def _torch_state(torch, problems):
+    """The (D, B, H) initial state(s) of torch's module from each direction's problem."""
+    h0 = torch.from_numpy(np.stack([q.h0 for q in problems]))
+    return (h0, torch.from_numpy(np.stack([q.c0 for q in problems]))) if problems[0].cell == "lstm" else h0
+
+
+def torch_packed_adapter(p: Problem, lengths: np.ndarray) -> Runner:
+    """The ragged case's torch peer: pack_padded_sequence(x, lengths, enforce_sorted=False) into the
+    module, pad_packed_sequence back to (T, B, H), and the backward of sum(y·dy) on that padded output."""
+    torch = _torch(p.threads)
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    module, parameters = _torch_module(torch, p)
+    state = _torch_state(torch, [p])
+    x = torch.from_numpy(p.x)
+    x_leaf = x.clone().requires_grad_(True)
+    dy = torch.from_numpy(p.dy)
+    lengths = torch.from_numpy(np.asarray(lengths, np.int64))  # on the CPU, as pack_padded_sequence wants
+    steps = p.case.steps
+
+    def run(inputs):
+        packed = pack_padded_sequence(inputs, lengths, enforce_sorted=False)
+        return pad_packed_sequence(module(packed, state)[0], total_length=steps)[0]
+
+    def forward():
+        with torch.no_grad():
+            return run(x)
+
+    def train():
+        loss = (run(x_leaf) * dy).sum()
+        return torch.autograd.grad(loss, [x_leaf, *parameters])
+
+    def gradients(result):
+        return dict(zip(("dx", "dw_ih", "dw_hh", "db_ih", "db_hh"), (g.numpy() for g in result)))
+
+    return Runner(forward, lambda y: y.numpy(), train, gradients, lambda: torch.set_num_threads(p.threads))
+
+
+def torch_cell_adapter(p: Problem) -> Runner:
+    """The per-call case's torch reference: one step of torch.nn.RNNCell (vanilla cells), under no_grad."""
+    torch = _torch(p.threads)
+    if p.cell not in ("tanh", "relu"):
+        raise Unavailable(f"the per-call case runs torch.nn.RNNCell, for tanh and relu, not {p.cell}")
+    module = torch.nn.RNNCell(p.case.inputs, p.case.hidden, nonlinearity=p.cell)
+    with torch.no_grad():
+        for name, value in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), (p.w_ih, p.w_hh, p.b_ih, p.b_hh)):
+            getattr(module, name).copy_(torch.from_numpy(value))
+    x, h0 = torch.from_numpy(p.x[0]), torch.from_numpy(p.h0)
+
+    def forward():
+        with torch.no_grad():
+            return module(x, h0)
+
+    return Runner(forward, lambda h: h.numpy()[None], enter=lambda: torch.set_num_threads(p.threads))
+
+
+def torch_bidirectional_adapter(p: Problem, reverse: Problem) -> Runner:
+    """torch's bidirectional module (forward direction p, reverse direction ``reverse``), under no_grad."""
+    torch = _torch(p.threads)
+    module, _ = _torch_module(torch, p, reverse)
+    state = _torch_state(torch, [p, reverse])
+    x = torch.from_numpy(p.x)
+
+    def forward():
+        with torch.no_grad():
+            return module(x, state)[0]
+
+    return Runner(forward, lambda y: y.numpy(), enter=lambda: torch.set_num_threads(p.threads))
+
+
 # --------------------------------------------------------------------------------------------------
 # Keras 3 on TensorFlow
 

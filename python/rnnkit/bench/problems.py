@@ -26,6 +26,8 @@ class Case:
     inputs: int   # I
     hidden: int   # H
     modes: tuple = MODES
+    kind: str = "standard"  # S1-S4 and --shape; else one of V2_KINDS (the kernels-v2 cases, ``kernels_v2``)
+    cells: tuple = CELLS    # the cells a kernels-v2 case runs when --cell is not given
 
     @property
     def shape(self) -> str:
@@ -49,9 +51,48 @@ QUICK_CASES = (
 )
 
 
+# The kernels-v2 cases (issue 11).  Each kind has its own implementations (``kernels_v2``) and table.
+V2_KINDS = ("ragged", "contention", "per-call", "bidir", "infer")
+GATED = ("tanh", "lstm", "gru")  # "each cell" of issue 11 (relu runs tanh's kernel; --cell relu adds it)
+
+
+def _infer_cases(shapes) -> tuple:
+    """Small-batch inference, (B, H, T) each with I = H."""
+    return tuple(Case("infer", "small-batch inference", t, b, h, h, modes=("forward",), kind="infer", cells=GATED)
+                 for b, h, t in shapes)
+
+
+V2_CASES = (
+    Case("ragged", "ragged batch", 100, 64, 256, 256, modes=("train",), kind="ragged", cells=("tanh", "gru", "lstm")),
+    Case("contention", "after a matmul", 50, 1, 128, 128, modes=("forward",), kind="contention", cells=GATED),
+    Case("per-call", "per call", 1, 1, 128, 128, modes=("forward",), kind="per-call", cells=("tanh",)),
+    Case("bidir", "bidirectional", 50, 1, 128, 128, modes=("forward",), kind="bidir", cells=GATED),
+    # B=1 (the bandwidth-bound case): T = 25 and 100 up to H = 1024, T = 25 at H = 2048 (64 MiB of LSTM W_hh a
+    # step); B=4: T = 25.  11 shapes × 3 cells, about 4 minutes of the full run on 2 cores.
+    *_infer_cases([(b, h, t) for b in (1, 4) for h in (256, 512, 1024, 2048) for t in (25, 100)
+                   if t == 25 or (b == 1 and h < 2048)]),
+)
+
+QUICK_V2_CASES = (
+    Case("ragged", "ragged batch", 20, 16, 64, 64, modes=("train",), kind="ragged", cells=("tanh", "gru", "lstm")),
+    Case("contention", "after a matmul", 50, 1, 128, 128, modes=("forward",), kind="contention", cells=GATED),
+    Case("per-call", "per call", 1, 1, 128, 128, modes=("forward",), kind="per-call", cells=("tanh",)),
+    Case("bidir", "bidirectional", 50, 1, 128, 128, modes=("forward",), kind="bidir", cells=GATED),
+    *_infer_cases([(1, 256, 25), (4, 256, 25), (1, 1024, 10)]),
+)
+
+
+def ragged_lengths(case: Case, seed: int = 11) -> np.ndarray:
+    """The ragged case's lengths: uniform in [ceil(T/4), T] (T = 100: [25, 100]) from a fixed seed, (B,) int64."""
+    low = max(1, -(-case.steps // 4))
+    return np.random.default_rng(seed).integers(low, case.steps + 1, size=case.batch).astype(np.int64)
+
+
 def flops(cell: str, case: Case, mode: str) -> float:
-    """2·T·B·G·H·(I+H) for a forward pass, three times that for forward + backward."""
+    """2·T·B·G·H·(I+H) for a forward pass, three times that for forward + backward (padded shape;
+    both directions of the bidirectional case)."""
     forward = 2.0 * case.steps * case.batch * GATES[cell] * case.hidden * (case.inputs + case.hidden)
+    forward *= 2 if case.kind == "bidir" else 1
     return forward if mode == "forward" else 3.0 * forward
 
 

@@ -39,6 +39,9 @@ GOALS = (
     ("LSTM S2 forward: ≥ 1.0× torch", "lstm", "S2", "forward", "speedup:torch", 1.0),
     ("LSTM S2 forward+backward: ≥ 1.5× faster than torch", "lstm", "S2", "train", "speedup:torch", 1.5),
     ("GRU S2 forward+backward: ≥ 2.5× faster than torch", "gru", "S2", "train", "speedup:torch", 2.5),
+    # kernels v2 (issue 11)
+    ("LSTM S1 forward: ≥ 1.5× faster than ONNX Runtime", "lstm", "S1", "forward", "speedup:onnx", 1.5),
+    ("GRU S1 forward: ≥ 1.5× faster than ONNX Runtime", "gru", "S1", "forward", "speedup:onnx", 1.5),
 )
 GEMM_GOAL = 0.8  # rnnkit's GEMM ≥ 80% of numpy's matmul on every all-timestep shape
 
@@ -78,12 +81,16 @@ def machine() -> dict:
 # Derived numbers
 
 
-def find(records: list, case: str, cell: str, mode: str, impl: str) -> dict | None:
-    """The record of one implementation on one case, cell and pass."""
+def find(records: list, case: str, cell: str, mode: str, impl: str, shape: str | None = None) -> dict | None:
+    """The record of one implementation on one case, cell and pass (and shape: the infer case has several)."""
     for r in records:
-        if (r["case"], r["cell"], r["mode"], r["impl"]) == (case, cell, mode, impl):
+        if (r["case"], r["cell"], r["mode"], r["impl"]) == (case, cell, mode, impl) and shape in (None, r.get("shape")):
             return r
     return None
+
+
+def kind_of(record: dict) -> str:
+    return record.get("kind", "standard")
 
 
 def add_ratios(records: list, peak_gflops: float | None) -> None:
@@ -93,7 +100,7 @@ def add_ratios(records: list, peak_gflops: float | None) -> None:
             continue
         r["gflops"] = r["flops"] / (r["ms"] * 1e-3) / 1e9
         r["percent_of_peak"] = 100 * r["gflops"] / peak_gflops if peak_gflops else None
-        base = find(records, r["case"], r["cell"], r["mode"], "rnnkit")
+        base = find(records, r["case"], r["cell"], r["mode"], "rnnkit", r.get("shape"))
         r["rnnkit_speedup"] = r["ms"] / base["ms"] if base and base["ms"] else None
 
 
@@ -101,6 +108,8 @@ def evaluate_goals(records: list, gemm: list) -> list:
     """The issue's goals, judged only on the full-size cases (not --quick's or --shape's): each with the
     measured value and met True/False, or None where the run did not measure it."""
     records = [r for r in records if r["full_size"]]
+    v2_records = [r for r in records if kind_of(r) != "standard"]
+    records = [r for r in records if kind_of(r) == "standard"]
     goals = []
     for text, cell, case, mode, metric, target in GOALS:
         value = None
@@ -131,6 +140,85 @@ def evaluate_goals(records: list, gemm: list) -> list:
         value = min(g["ratio"] for g in chosen) if chosen else None
         goals.append({"goal": text, "value": None if value is None else 100 * value, "target": 100 * GEMM_GOAL,
                       "unit": "%", "met": None if value is None else value >= GEMM_GOAL})
+    goals.append(_every_case_goal(records))
+    return goals + evaluate_v2_goals(v2_records)
+
+
+def _goal(text: str, value, target: float, unit: str = "×", at_most: bool = False, where: str | None = None) -> dict:
+    met = None if value is None else (value <= target if at_most else value >= target)
+    return {"goal": text, "value": value, "target": target, "unit": unit, "at_most": at_most, "met": met, "where": where}
+
+
+def _every_case_goal(records: list) -> dict:
+    """Issue 11: rnnkit still at least as fast as the best peer on every S1-S4 case, cell and pass run."""
+    worst, where = None, None
+    for r in records:
+        if r["impl"] != "rnnkit" or not r["ms"] or r["case"] not in ("S1", "S2", "S3", "S4"):
+            continue
+        times = [p["ms"] for p in (find(records, r["case"], r["cell"], r["mode"], i) for i in ("torch", "keras", "onnx"))
+                 if p and p["ms"]]
+        if times and (worst is None or min(times) / r["ms"] < worst):
+            worst, where = min(times) / r["ms"], f"{r['case']} {r['cell']} {MODE_LABELS[r['mode']]}"
+    return _goal("S1-S4, every cell and pass run: ≥ 1.0× the best peer (worst case)", worst, 1.0, where=where)
+
+
+# Issue 11's goals on its own cases (kernels_v2).  Ragged: ≥ this many times faster than torch packed.
+RAGGED_VS_PACKED = {"tanh": 3.0, "gru": 3.0, "lstm": 2.0}
+RAGGED_SLACK = 1.15       # with lengths ≤ 1.15 × (real / padded tokens) × without
+CONTENTION_LIMIT = 2.0    # after a matmul ≤ 2 × quiet
+PER_CALL_US = 14.6        # rnn_forward, T=1: half the old 29.3 µs
+PLAN_STEP_US = 4.0
+BIDIR_LIMIT = 1.3         # both directions ≤ 1.3 × one direction
+INFER_VS_ORT = 1.2
+
+
+def _ms_of(records, kind, cell, impl, shape=None):
+    r = next((r for r in records if kind_of(r) == kind and r["cell"] == cell and r["impl"] == impl
+              and shape in (None, r["shape"])), None)
+    return r["ms"] if r and r["ms"] else None
+
+
+def ragged_fraction(record: dict) -> float | None:
+    extra = record.get("extra") or {}
+    return extra["tokens_real"] / extra["tokens_padded"] if extra.get("tokens_padded") else None
+
+
+def evaluate_v2_goals(records: list) -> list:
+    """The goals of issue 11's cases, from their (full-size) records; value None where not measured."""
+    goals = []
+    for cell in ("tanh", "gru", "lstm"):
+        rows = [r for r in records if kind_of(r) == "ragged" and r["cell"] == cell]
+        lengths, padded, packed = (_ms_of(rows, "ragged", cell, i) for i in ("rnnkit", "rnnkit-padded", "torch-packed"))
+        fraction = ragged_fraction(rows[0]) if rows else None
+        goals.append(_goal(f"Ragged {cell} fwd+bwd: with lengths ≤ {RAGGED_SLACK}× (real / padded tokens) × without "
+                           "(measured: with / (real / padded × without))",
+                           lengths / (fraction * padded) if lengths and padded and fraction else None,
+                           RAGGED_SLACK, at_most=True))
+        goals.append(_goal(f"Ragged {cell} fwd+bwd: ≥ {RAGGED_VS_PACKED[cell]:g}× faster than torch packed",
+                           packed / lengths if lengths and packed else None, RAGGED_VS_PACKED[cell]))
+    for cell in ("tanh", "lstm", "gru"):
+        quiet, after = (_ms_of(records, "contention", cell, i) for i in ("rnnkit", "rnnkit-after-matmul"))
+        goals.append(_goal(f"Contention {cell} S1 forward: after a 512² NumPy matmul ≤ {CONTENTION_LIMIT:g}× quiet",
+                           after / quiet if quiet and after else None, CONTENTION_LIMIT, at_most=True))
+    functional, plan = (_ms_of(records, "per-call", "tanh", i) for i in ("rnnkit", "rnnkit-plan"))
+    goals.append(_goal(f"Per call: T=1 B=1 H=128 tanh rnn_forward ≤ {PER_CALL_US} µs",
+                       1e3 * functional if functional else None, PER_CALL_US, "µs", at_most=True))
+    goals.append(_goal(f"Per call: the same step through a Plan ≤ {PLAN_STEP_US:g} µs (timed from Python: its overhead "
+                       "included)", 1e3 * plan if plan else None, PLAN_STEP_US, "µs", at_most=True))
+    for cell in ("tanh", "lstm", "gru"):
+        both, one = (_ms_of(records, "bidir", cell, i) for i in ("rnnkit", "rnnkit-1dir"))
+        goals.append(_goal(f"Bidirectional {cell} T=50 B=1 H=128 forward: ≤ {BIDIR_LIMIT}× one direction",
+                           both / one if both and one else None, BIDIR_LIMIT, at_most=True))
+    for cell in ("tanh", "lstm", "gru"):
+        worst, where, shapes = None, None, 0
+        for r in records:
+            if kind_of(r) == "infer" and r["cell"] == cell and r["impl"] == "onnx" and r["ms"] and r["rnnkit_speedup"]:
+                shapes += 1
+                if worst is None or r["rnnkit_speedup"] < worst:
+                    worst, where = r["rnnkit_speedup"], r["shape"]
+        where = f"{where}; worst of {shapes}" if where else None
+        goals.append(_goal(f"Small-batch inference {cell} (Plan): ≥ {INFER_VS_ORT}× ONNX Runtime on every shape "
+                           "(worst shape)", worst, INFER_VS_ORT, where=where))
     return goals
 
 
@@ -155,6 +243,7 @@ def _cell_text(record: dict | None) -> str:
 def result_table(records: list) -> tuple:
     """(header, rows) of the results: one row per case, cell and pass; rnnkit first, then each peer's
     ms with, in brackets, how many times faster rnnkit is (for "rnnkit 1T": the thread scaling)."""
+    records = [r for r in records if kind_of(r) == "standard"]
     impls = [i for i in ORDER if i != "rnnkit" and any(r["impl"] == i for r in records)]
     header = ["case", "shape", "cell", "pass", "rnnkit ms", "GFLOP/s", "% peak"] + [f"{IMPLEMENTATIONS[i].label} ms" for i in impls]
     rows = []
@@ -176,12 +265,129 @@ def result_table(records: list) -> tuple:
     return header, rows
 
 
+# --------------------------------------------------------------------------------------------------
+# The kernels-v2 cases: one table per kind
+
+
+def _not_timed(record: dict | None) -> str | None:
+    if record is None:
+        return ""
+    if record["ms"] is None:
+        return {"unavailable": "n/a", "rejected": "WRONG", "failed": "failed", "skipped": "—"}.get(record["status"], record["status"])
+    return None
+
+
+def _time(record: dict | None, bracket: bool = False, scale: float = 1.0, spread: bool = False) -> str:
+    """ms (scale 1e3: µs); with bracket, how many times faster the case's rnnkit variant is; with spread,
+    the fastest round and the spread."""
+    missing = _not_timed(record)
+    if missing is not None:
+        return missing
+    text = _ms(scale * record["ms"])
+    if spread:
+        text += f" (min {_ms(scale * record['ms_min'])}, ±{100 * record['spread']:.0f}%)"
+    if bracket and record["impl"] != "rnnkit" and record.get("rnnkit_speedup"):
+        text += f" ({record['rnnkit_speedup']:.1f}×)"
+    return text
+
+
+def _ratio(numerator: dict | None, denominator: dict | None, times: float = 1.0) -> str:
+    if not numerator or not denominator or not numerator["ms"] or not denominator["ms"]:
+        return ""
+    return f"{numerator['ms'] / (times * denominator['ms']):.2f}×"
+
+
+def _groups(records: list, kind: str) -> list:
+    """(shape, cell, mode, {impl: record}) of one kind, in the order run."""
+    groups = {}
+    for r in records:
+        if kind_of(r) == kind:
+            groups.setdefault((r["shape"], r["cell"], r["mode"]), {})[r["impl"]] = r
+    return [(*key, by_impl) for key, by_impl in groups.items()]
+
+
+def _present(records: list, kind: str, impl: str) -> bool:
+    return any(kind_of(r) == kind and r["impl"] == impl for r in records)
+
+
+def v2_tables(result: dict) -> list:
+    """(title, caption, header, rows) for each kernels-v2 kind that ran."""
+    records = result["results"]
+    tables = []
+    groups = _groups(records, "ragged")
+    if groups:
+        header = ["shape", "cell", "pass", "real / padded tokens", "rnnkit lengths ms", "rnnkit padded ms",
+                  "torch padded ms", "torch packed ms", "with / (real / padded × without)"]
+        rows = []
+        for shape, cell, mode, g in groups:
+            r = g.get("rnnkit")
+            extra = (r or next(iter(g.values()))).get("extra") or {}
+            fraction = ragged_fraction({"extra": extra})
+            rows.append([shape, cell, MODE_LABELS[mode],
+                         f"{extra.get('tokens_real')}/{extra.get('tokens_padded')} = {fraction:.2f}" if fraction else "",
+                         _time(r), _time(g.get("rnnkit-padded")), _time(g.get("torch-padded"), True),
+                         _time(g.get("torch-packed"), True),
+                         _ratio(r, g.get("rnnkit-padded"), fraction) if fraction else ""])
+        tables.append(("Ragged batch", f"lengths uniform in [T/4, T] from a fixed seed; x zero at the padding; "
+                       f"goal: with / (real / padded × without) ≤ {RAGGED_SLACK}, ≥ 3× torch packed (LSTM 2×); "
+                       "brackets: how many times faster rnnkit with lengths is", header, rows))
+    groups = _groups(records, "contention")
+    if groups:
+        blas = next((r.get("extra", {}).get("blas_threads") for r in records if kind_of(r) == "contention"), None)
+        header = ["shape", "cell", "quiet ms (min, spread)", "after matmul ms (min, spread)", "after / quiet"]
+        rows = [[shape, cell, _time(g.get("rnnkit"), spread=True), _time(g.get("rnnkit-after-matmul"), spread=True),
+                 _ratio(g.get("rnnkit-after-matmul"), g.get("rnnkit"))] for shape, cell, _, g in groups]
+        tables.append(("Contention", f"S1's forward, each call timed right after a NumPy 512×512 float32 matmul "
+                       f"(OpenBLAS on its default {blas or '?'} threads) and with nothing before it; medians; "
+                       f"goal: after / quiet ≤ {CONTENTION_LIMIT:g}", header, rows))
+    groups = _groups(records, "per-call")
+    if groups:
+        impls = [i for i in ("rnnkit", "rnnkit-inference", "rnnkit-plan", "numpy-step", "torch-cell")
+                 if _present(records, "per-call", i)]
+        header = ["shape", "cell"] + [f"{_label(records, 'per-call', i)} µs" for i in impls]
+        rows = [[shape, cell] + [_time(g.get(i), scale=1e3) for i in impls] for shape, cell, _, g in groups]
+        tables.append(("Per call", f"one step; rnn_forward with its defaults (training=True), then training=False; "
+                       f"Plan.forward timed from Python (its overhead included); goals: rnn_forward ≤ {PER_CALL_US} µs, "
+                       f"Plan ≤ {PLAN_STEP_US:g} µs", header, rows))
+    groups = _groups(records, "bidir")
+    if groups:
+        header = ["shape", "cell", "bidirectional ms", "one direction ms", "bidir / one", "torch bidir ms"]
+        rows = [[shape, cell, _time(g.get("rnnkit")), _time(g.get("rnnkit-1dir")),
+                 _ratio(g.get("rnnkit"), g.get("rnnkit-1dir")), _time(g.get("torch-bidir"), True)]
+                for shape, cell, _, g in groups]
+        tables.append(("Bidirectional", f"rnnkit.RNN layer forward, training=False; goal: bidir / one ≤ {BIDIR_LIMIT}; "
+                       "brackets: how many times faster rnnkit's bidirectional layer is", header, rows))
+    groups = _groups(records, "infer")
+    if groups:
+        bw = result.get("bandwidth") or {}
+        header = ["shape", "cell", "rnnkit Plan ms", "ONNX RT ms", "W_hh MiB", "rnnkit W_hh GB/s", "ORT W_hh GB/s"]
+        rows = []
+        for shape, cell, _, g in groups:
+            extra = next(iter(g.values())).get("extra") or {}
+            gbps = [f"{g[i]['w_hh_gbps']:.1f}" if g.get(i) and g[i].get("w_hh_gbps") else "" for i in ("rnnkit", "onnx")]
+            rows.append([shape, cell, _time(g.get("rnnkit")), _time(g.get("onnx"), True),
+                         f"{extra['w_hh_bytes'] / 2**20:.2f}" if extra.get("w_hh_bytes") else "", *gbps])
+        machine_bw = (f"machine (measured, NumPy copy on one thread, read + write): memory {bw['memory_gbps']:.1f} GB/s "
+                      f"({bw['memory_bytes'] >> 20} MiB), L3 {bw['l3_gbps']:.1f} GB/s ({bw['l3_bytes'] >> 20} MiB)"
+                      if bw.get("memory_gbps") else "machine bandwidth not measured")
+        tables.append(("Small-batch inference", f"Plan.forward(training=False) vs ONNX Runtime; brackets: how many "
+                       f"times faster rnnkit is (goal ≥ {INFER_VS_ORT}); W_hh GB/s at B=1: bytes of W_hh × T / time; "
+                       + machine_bw, header, rows))
+    return tables
+
+
+def _label(records: list, kind: str, impl: str) -> str:
+    return next(r["label"] for r in records if kind_of(r) == kind and r["impl"] == impl)
+
+
 def notes_list(records: list) -> list:
     """One line per implementation and cell that was not timed, and why (deduplicated)."""
     notes = []
     for r in records:
         if r["ms"] is None and r["status"] != "skipped":
             note = f"{IMPLEMENTATIONS[r['impl']].label}, {r['cell']}: {r['status']}: {r['reason']}"
+            if kind_of(r) != "standard":
+                note = f"{r['label']}, {r['case']} {r['cell']}: {r['status']}: {r['reason']}"
             if r["status"] == "rejected":
                 note = f"{IMPLEMENTATIONS[r['impl']].label}, {r['case']} {r['cell']} {MODE_LABELS[r['mode']]}: {r['reason']}"
             if note not in notes:
@@ -207,7 +413,9 @@ def goal_table(goals: list) -> tuple:
         if g["value"] is None:
             rows.append([g["goal"], "not measured", "—"])
             continue
-        value = f"{g['value']:.0f}%" if g["unit"] == "%" else f"{g['value']:.2f}×"
+        value = {"%": f"{g['value']:.0f}%", "µs": f"{g['value']:.1f} µs"}.get(g["unit"], f"{g['value']:.2f}×")
+        if g.get("where"):
+            value += f" ({g['where']})"
         rows.append([g["goal"], value, "yes" if g["met"] else "NO"])
     return header, rows
 
@@ -230,8 +438,12 @@ def markdown_table(header: list, rows: list) -> str:
 def print_summary(result: dict) -> None:
     """The result, goal and GEMM tables as aligned text."""
     print()
-    print(text_table(*result_table(result["results"]), left=4))
-    print("\n(ms, median; in brackets how many times faster rnnkit is; for rnnkit 1T: the thread scaling)")
+    if any(kind_of(r) == "standard" for r in result["results"]):
+        print(text_table(*result_table(result["results"]), left=4))
+        print("\n(ms, median; in brackets how many times faster rnnkit is; for rnnkit 1T: the thread scaling)")
+    for title, caption, header, rows in v2_tables(result):
+        print(f"\n{title} ({caption}):")
+        print(text_table(header, rows, left=3 if header[2] == "pass" else 2))
     if result["gemm"]:
         print()
         print(text_table(*gemm_table(result["gemm"]), left=2))
@@ -278,18 +490,34 @@ def markdown_report(result: dict) -> str:
         lines += [f"GEMM peak: NumPy float32 matmul {p['n']}×{p['n']}: **{p['gflops']:.0f} GFLOP/s** ({_ms(p['ms'])} ms), "
                   f"the best of {len(others)} measurements (at the start and alongside each case: "
                   f"{min(others):.0f}–{max(others):.0f} GFLOP/s); the \"% peak\" column is relative to it.", ""]
-    lines += ["Times in ms (median); in brackets how many times faster rnnkit is "
-              "(for \"rnnkit 1T\", rnnkit on 1 thread: the thread scaling). "
-              "GFLOP/s counts 2·T·B·G·H·(I+H) per forward pass and three times that for forward+backward. "
-              "n/a: not available in this build or not installed; WRONG: failed validation, not timed.", ""]
-    lines += [markdown_table(*result_table(result["results"])), ""]
+    if any(kind_of(r) == "standard" for r in result["results"]):
+        lines += ["Times in ms (median); in brackets how many times faster rnnkit is "
+                  "(for \"rnnkit 1T\", rnnkit on 1 thread: the thread scaling). "
+                  "GFLOP/s counts 2·T·B·G·H·(I+H) per forward pass and three times that for forward+backward. "
+                  "n/a: not available in this build or not installed; WRONG: failed validation, not timed.", "",
+                  markdown_table(*result_table(result["results"])), ""]
+    v2 = v2_tables(result)
+    if v2:
+        lines += ["Kernels-v2 cases (issue 11); each implementation validated against the NumPy reference with the "
+                  "same lengths / reverse / training first. Implementations:", ""]
+        seen = []
+        for r in result["results"]:
+            if kind_of(r) != "standard" and (r["kind"], r["impl"]) not in seen:
+                seen.append((r["kind"], r["impl"]))
+        from .kernels_v2 import BASE_ABOUT  # (kernels_v2 imports this package's adapters, not report)
+        lines += [f"- {kind}, {_label(result['results'], kind, impl)}: "
+                  f"{BASE_ABOUT[kind] if impl == 'rnnkit' else IMPLEMENTATIONS[impl].about}" for kind, impl in seen]
+        lines += [""]
+        for title, caption, header, rows in v2:
+            lines += [f"**{title}** — {caption}.", "", markdown_table(header, rows), ""]
     notes = notes_list(result["results"])
     if notes:
         lines += ["Not timed:", ""] + [f"- {note}" for note in notes] + [""]
     if result.get("gemm"):
         lines += ["All-timestep products: rnnkit's GEMM (`rnnkit._core.matmul`) against NumPy's matmul.", "",
                   markdown_table(*gemm_table(result["gemm"])), ""]
-    lines += ["Goals (issue 4: the vanilla tanh cell; issue 5: LSTM and GRU; the GEMM goals over the products above):", "", markdown_table(*goal_table(result["goals"])), "", MARK_END]
+    lines += ["Goals (issue 4: the vanilla tanh cell; issue 5: LSTM and GRU; the GEMM goals over the products above; "
+              "issue 11: kernels v2):", "", markdown_table(*goal_table(result["goals"])), "", MARK_END]
     return "\n".join(lines)
 
 
@@ -313,21 +541,42 @@ def write_json(path: str, result: dict) -> None:
 
 
 def write_plot(path: str, result: dict) -> None:
-    """Grouped bars of GFLOP/s per case, cell and pass, one colour per implementation; the GEMM peak dashed."""
+    """Grouped bars of GFLOP/s per case, cell and pass, one colour per implementation; the GEMM peak dashed.
+    With kernels-v2 cases, a second panel: each variant's time relative to its case's rnnkit variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [r for r in result["results"] if r["ms"] is not None]
+    records = [r for r in result["results"] if r["ms"] is not None and kind_of(r) == "standard"]
+    v2 = [r for r in result["results"] if r["ms"] is not None and kind_of(r) != "standard"]
     groups = []
     for r in records:
         key = (r["case"], r["cell"], r["mode"])
         if key not in groups:
             groups.append(key)
+    v2_groups = []
+    for r in v2:
+        key = (r["case"], r["shape"], r["cell"], r["mode"])
+        if key not in v2_groups:
+            v2_groups.append(key)
+    panels = [p for p in ("standard", "v2") if (groups if p == "standard" else v2_groups)] or ["standard"]
+    width_in = max(6.0, 1.3 * len(groups) + 2, 0.35 * len(v2_groups) + 3)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width_in, 4.5 * len(panels) + (1.5 if v2_groups else 0)),
+                             squeeze=False)
+    for ax, panel in zip(axes[:, 0], panels):
+        if panel == "standard":
+            _plot_standard(ax, result, records, groups)
+        else:
+            _plot_v2(ax, v2, v2_groups)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_standard(ax, result, records, groups) -> None:
     impls = [i for i in ORDER if any(r["impl"] == i for r in records)]
     width = 0.8 / max(len(impls), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(groups) + 2), 4.5))
     for k, impl in enumerate(impls):
         heights = []
         for case, cell, mode in groups:
@@ -343,6 +592,38 @@ def write_plot(path: str, result: dict) -> None:
     ax.set_ylabel("GFLOP/s (higher is better)")
     ax.set_title(f"rnnkit bench, float32, {result['settings']['threads']} threads — {result['machine'].get('model_name', '')}")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: bars reach the top
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+
+
+def _plot_v2(ax, records, groups) -> None:
+    """Kernels-v2 cases: each variant's median time over its case's rnnkit variant's (log scale; 1 = rnnkit)."""
+    import matplotlib.pyplot as plt
+
+    impls = []
+    for r in records:
+        if r["impl"] not in impls:
+            impls.append(r["impl"])
+    colours = {impl: plt.get_cmap("tab20")(k % 20) for k, impl in enumerate(impls)}
+    labelled = set()
+    for g, (case, shape, cell, mode) in enumerate(groups):
+        bars = [(impl, r) for impl in impls
+                if (r := find(records, case, cell, mode, impl, shape)) is not None and r.get("rnnkit_speedup")]
+        width = 0.8 / max(len(bars), 1)
+        for k, (impl, r) in enumerate(bars):
+            label = None
+            if impl not in labelled:
+                labelled.add(impl)
+                label = "rnnkit (each case's own)" if impl == "rnnkit" else IMPLEMENTATIONS[impl].label
+            ax.bar(g + (k - (len(bars) - 1) / 2) * width, r["rnnkit_speedup"], width, color=colours[impl], label=label)
+    ax.axhline(1.0, color="black", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(groups)))
+    def short(case, shape, cell):  # the infer case's shapes differ; the others' are in the tables
+        if case != "infer":
+            return f"{case} {cell}"
+        sizes = dict(part.split("=") for part in shape.split())
+        return f"infer {cell} B={sizes['B']} H={sizes['H']} T={sizes['T']}"
+
+    ax.set_xticklabels([short(case, shape, cell) for case, shape, cell, _ in groups], fontsize="x-small", rotation=90)
+    ax.set_ylabel("time / rnnkit's (above 1: rnnkit faster)")
+    ax.set_title("Kernels-v2 cases (issue 11)")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))

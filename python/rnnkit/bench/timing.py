@@ -73,38 +73,60 @@ class Timing:
         return (q3 - q1) / self.median
 
 
-def _block(function: Callable, calls: int) -> float:
+def _block(function: Callable, calls: int, before: Callable | None = None) -> float:
+    """Per-call seconds of ``calls`` calls; with ``before``, each call follows an untimed ``before()``
+    and only the calls themselves are timed (one clock pair per call)."""
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        start = time.perf_counter()
+        if before is None:
+            start = time.perf_counter()
+            for _ in range(calls):
+                function()
+            return (time.perf_counter() - start) / calls
+        total = 0.0
         for _ in range(calls):
+            before()
+            start = time.perf_counter()
             function()
-        return (time.perf_counter() - start) / calls
+            total += time.perf_counter() - start
+        return total / calls
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
 def measure(functions: dict, *, rounds: int, pause: float, block_seconds: float,
-            enter: dict | None = None, max_calls: int = 10_000) -> dict:
+            enter: dict | None = None, before: dict | None = None, max_calls: int = 10_000) -> dict:
     """Time each function of ``functions`` ({name: callable}) in alternating blocks; {name: Timing}.
 
     ``enter`` ({name: callable}) is run before each of that function's blocks (to set thread counts).
+    ``before`` ({name: callable}) is run, untimed, right before each of that function's calls (the
+    contention case: a NumPy matmul); such a block times its calls one by one, and is sized by the
+    time of a call and its ``before`` together.
     """
     enter = enter or {}
+    before = before or {}
     names = list(functions)
     calls = {}
     single = {}
     for name in names:  # warm-up, then size the blocks from the fastest of three single calls
         time.sleep(pause)
         enter.get(name, lambda: None)()
+        prepare = before.get(name)
+        if prepare:
+            prepare()
         functions[name]()
-        once = [_block(functions[name], 1)]
-        while len(once) < 3 and sum(once) < max(2 * block_seconds, 1.0):  # fewer for calls over ~0.5 s
+        once, prepared = [], []
+        while not once or (len(once) < 3 and sum(once) < max(2 * block_seconds, 1.0)):  # fewer for calls over ~0.5 s
+            if prepare:
+                start = time.perf_counter()
+                prepare()
+                prepared.append(time.perf_counter() - start)
             once.append(_block(functions[name], 1))
         single[name] = min(once)
-        calls[name] = int(min(max_calls, max(1, round(block_seconds / max(single[name], 1e-9)))))
+        per_call = single[name] + min(prepared, default=0.0)  # what a block spends per call
+        calls[name] = int(min(max_calls, max(1, round(block_seconds / max(per_call, 1e-9)))))
     samples = {name: [] for name in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
@@ -112,6 +134,8 @@ def measure(functions: dict, *, rounds: int, pause: float, block_seconds: float,
             time.sleep(pause)
             enter.get(name, lambda: None)()
             if single[name] < block_seconds:  # a call longer than a block gains nothing from it
+                if name in before:
+                    before[name]()
                 functions[name]()  # untimed: wakes the thread pools, refills the caches
-            samples[name].append(_block(functions[name], calls[name]))
+            samples[name].append(_block(functions[name], calls[name], before.get(name)))
     return {name: Timing(samples[name], calls[name]) for name in names}

@@ -23,6 +23,10 @@ from .functional import SavedPass, cache_fields, run_plans
 
 __all__ = ["Plan"]
 
+
+def _ready(array, dtype) -> bool:
+    return array is None or (type(array) is np.ndarray and array.dtype == dtype and array.flags.c_contiguous)
+
 CELLS = tuple(v.CELL_KINDS)
 
 
@@ -73,6 +77,21 @@ class Plan:
         arrays for the final states.  Returns (y, h_n) — (y, h_n, c_n) for the LSTM — and, when
         training, the cache for the matching backward (``rnnkit.lstm_backward`` & co.).
         """
+        if (type(x) is np.ndarray and lengths is None and out is None and h_n_out is None and c_n_out is None
+                and training is False and reverse.__class__ is bool and x.ndim == 3 and x.dtype == self.dtype
+                and x.flags.c_contiguous and x.shape[2] == self.input_size and _ready(h0, self.dtype)
+                and (_ready(c0, self.dtype) if self._kind == "lstm" else c0 is None)):
+            # The streaming case, checked as cheaply as it can be: the bindings check the rest.
+            shape = (x.shape[1], self.hidden_size)
+            y = np.empty((x.shape[0], *shape), self.dtype)
+            h_n = np.empty(shape, self.dtype)
+            c_n = np.empty(shape, self.dtype) if self._kind == "lstm" else None
+            try:
+                _core.forward([self._core], [reverse], x, [h0], [c0], None, False, [y], [h_n], [c_n])
+            except (TypeError, ValueError):
+                pass  # the full checks below say what is wrong
+            else:
+                return (y, h_n) if c_n is None else (y, h_n, c_n)
         states = {"h0": h0, "c0": c0} if self._kind == "lstm" else {"h0": h0}
         if self._kind != "lstm" and c0 is not None:
             raise ValueError(f"c0 is for the LSTM; this plan's cell is {self.cell!r}")

@@ -4,7 +4,7 @@ CPU runs, float32 and float64, 1 and 2 threads, every cell; lengths with 0, T, a
 import numpy as np
 import pytest
 import rnnkit
-from helpers import CELLS, assert_close, gradient_names, make_problem, upstream
+from helpers import CELLS, assert_close, backward, forward, gradient_names, make_problem, upstream
 from rnnkit import reference
 
 LENGTHS = {
@@ -18,21 +18,7 @@ T, B, I, H = 7, 6, 5, 19
 
 
 def call_forward(api, cell, problem, **options):
-    if cell == "lstm":
-        *out, cache = api.lstm_forward(**problem, **options)
-    elif cell == "gru":
-        *out, cache = api.gru_forward(**problem, **options)
-    else:
-        *out, cache = api.rnn_forward(**problem, nonlinearity=cell, **options)
-    return tuple(out), cache
-
-
-def call_backward(api, cell, cache, grads):
-    if cell == "lstm":
-        return api.lstm_backward(cache, grads.get("dy"), grads.get("dh_n"), grads.get("dc_n"))
-    if cell == "gru":
-        return api.gru_backward(cache, grads.get("dy"), grads.get("dh_n"))
-    return api.rnn_backward(cache, grads.get("dy"), grads.get("dh_n"))
+    return forward(api, cell, {**problem, **options})
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
@@ -51,8 +37,8 @@ def test_lengths_and_reverse_match_reference(isa, threads, num_threads, dtype, c
         assert_close(got, want, dtype, name)
     padding = np.arange(T)[:, None] >= lengths[None, :]
     assert not np.any(fast[0][padding]), "y must be 0 at padding"
-    fast_grads = call_backward(rnnkit, cell, fast_cache, grads)
-    slow_grads = call_backward(reference, cell, slow_cache, grads)
+    fast_grads = backward(rnnkit, cell, fast_cache, grads)
+    slow_grads = backward(reference, cell, slow_cache, grads)
     for name, got, want in zip(gradient_names(cell), fast_grads, slow_grads):
         assert_close(got, want, dtype, name)
     assert not np.any(fast_grads[0][padding]), "dx must be 0 at padding"
@@ -69,8 +55,8 @@ def test_lengths_all_T_is_bitwise_no_lengths(isa, cell):
     grads = upstream(cell, T, B, H, np.float32)
     plain, plain_cache = call_forward(rnnkit, cell, problem)
     full, full_cache = call_forward(rnnkit, cell, problem, lengths=[T] * B)
-    for got, want in zip(full + call_backward(rnnkit, cell, full_cache, grads),
-                         plain + call_backward(rnnkit, cell, plain_cache, grads)):
+    for got, want in zip(full + backward(rnnkit, cell, full_cache, grads),
+                         plain + backward(rnnkit, cell, plain_cache, grads)):
         np.testing.assert_array_equal(got, want)
 
 
@@ -81,14 +67,14 @@ def test_padding_is_never_read(isa, cell):
     problem = make_problem(cell, T, B, I, H, np.float64)
     grads = upstream(cell, T, B, H, np.float64)
     want, want_cache = call_forward(rnnkit, cell, problem, lengths=lengths, reverse=True)
-    want_grads = call_backward(rnnkit, cell, want_cache, grads)
+    want_grads = backward(rnnkit, cell, want_cache, grads)
     padding = np.arange(T)[:, None] >= lengths[None, :]
     problem["x"] = problem["x"].copy()
     problem["x"][padding] = np.nan
     grads["dy"] = grads["dy"].copy()
     grads["dy"][padding] = np.nan
     got, got_cache = call_forward(rnnkit, cell, problem, lengths=lengths, reverse=True)
-    got_grads = call_backward(rnnkit, cell, got_cache, grads)
+    got_grads = backward(rnnkit, cell, got_cache, grads)
     for g, w in zip(got + got_grads, want + want_grads):
         if w is not None:
             np.testing.assert_array_equal(g, w)
@@ -113,4 +99,4 @@ def test_backward_of_an_inference_forward_says_why_it_cannot(cell):
     problem = make_problem(cell, 3, 2, 4, 5, np.float32)
     _, cache = call_forward(rnnkit, cell, problem, training=False)
     with pytest.raises(ValueError, match="training=False"):
-        call_backward(rnnkit, cell, cache, {})
+        backward(rnnkit, cell, cache, {})

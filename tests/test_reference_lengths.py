@@ -4,7 +4,7 @@ the validation of the new arguments."""
 
 import numpy as np
 import pytest
-from helpers import CELLS, assert_close, backward, forward, gradient_names, make_problem, numeric_gradient, upstream
+from helpers import CELLS, backward, forward, gradient_names, make_problem, numeric_gradient, upstream
 from rnnkit import reference
 
 STEPS, BATCH, INPUTS, HIDDEN = 5, 4, 3, 6
@@ -29,87 +29,8 @@ def padding_mask(lengths, steps):
 
 # ---- against torch ---------------------------------------------------------------------------------
 
-def torch_run(cell, problem, lengths, reverse, grads):
-    """torch on the rows with positive length: (outputs, gradients) as NumPy, in the reference's order
-    (dx, dh0[, dc0], dw_ih, dw_hh, db_ih, db_hh), for those rows only (weights: the whole gradient)."""
-    torch = pytest.importorskip("torch")
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+# (the reference against torch's packed sequences: tests/test_torch_packed.py, for the kernels too)
 
-    rows = np.flatnonzero(np.asarray(lengths) > 0)
-    kwargs = {"num_layers": 1, "bias": True, "bidirectional": reverse, "dtype": torch.float64}
-    if cell == "lstm":
-        module = torch.nn.LSTM(INPUTS, HIDDEN, **kwargs)
-    elif cell == "gru":
-        module = torch.nn.GRU(INPUTS, HIDDEN, **kwargs)
-    else:
-        module = torch.nn.RNN(INPUTS, HIDDEN, nonlinearity=cell, **kwargs)
-    suffix = "_reverse" if reverse else ""  # the forward half of a bidirectional layer keeps torch's weights
-    names = {"w_ih": "weight_ih_l0", "w_hh": "weight_hh_l0", "b_ih": "bias_ih_l0", "b_hh": "bias_hh_l0"}
-    with torch.no_grad():
-        for ours, theirs in names.items():
-            getattr(module, theirs + suffix).copy_(torch.from_numpy(problem[ours]))
-
-    direction = 1 if reverse else 0
-    directions = 2 if reverse else 1
-    x = torch.tensor(problem["x"][:, rows], requires_grad=True)
-    states = []
-    for name in ("h0", "c0") if cell == "lstm" else ("h0",):
-        full = torch.zeros(directions, rows.size, HIDDEN, dtype=torch.float64)
-        full[direction] = torch.from_numpy(problem[name][rows])
-        states.append(full.requires_grad_(True))
-    packed = pack_padded_sequence(x, torch.tensor(np.asarray(lengths)[rows]), enforce_sorted=False)
-    out, final = module(packed, tuple(states) if cell == "lstm" else states[0])
-    y = pad_packed_sequence(out, total_length=STEPS)[0][..., direction * HIDDEN:(direction + 1) * HIDDEN]
-    finals = final if cell == "lstm" else (final,)
-    outputs = (y, *(state[direction] for state in finals))
-
-    # a loss on this direction's half only: the other half (reverse=True) gets no gradient
-    loss = (y * torch.from_numpy(grads["dy"][:, rows])).sum()
-    for out_state, name in zip(outputs[1:], ("dh_n", "dc_n")):
-        loss = loss + (out_state * torch.from_numpy(grads[name][rows])).sum()
-    loss.backward()
-    gradients = [x.grad, *(state.grad[direction] for state in states),
-                 *(getattr(module, names[w] + suffix).grad for w in WEIGHTS)]
-    return [o.detach().numpy() for o in outputs], [g.numpy() for g in gradients], rows
-
-
-@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-@pytest.mark.parametrize("lengths", LENGTHS.values(), ids=LENGTHS.keys())
-@pytest.mark.parametrize("cell", CELLS)
-def test_reference_matches_torch_packed_sequences(cell, lengths, reverse):
-    problem = make_problem(cell, STEPS, BATCH, INPUTS, HIDDEN, np.float64, seed=5, scale=2.0)
-    grads = upstream(cell, STEPS, BATCH, HIDDEN, np.float64, seed=6)
-    want_outputs, want_grads, rows = torch_run(cell, problem, lengths, reverse, grads)
-
-    outputs, cache = forward(reference, cell, with_options(problem, lengths=lengths, reverse=reverse))
-    got_grads = backward(reference, cell, cache, grads)
-    empty = np.flatnonzero(np.asarray(lengths) == 0)
-    states = ("h0", "c0") if cell == "lstm" else ("h0",)
-
-    # rows torch ran
-    assert_close(outputs[0][:, rows], want_outputs[0], np.float64, f"{cell} y")
-    for k, name in enumerate(states):
-        assert_close(outputs[1 + k][rows], want_outputs[1 + k], np.float64, f"{cell} {name[0]}_n")
-    assert_close(got_grads[0][:, rows], want_grads[0], np.float64, f"{cell} dx")
-    for k, name in enumerate(states):
-        assert_close(got_grads[1 + k][rows], want_grads[1 + k], np.float64, f"{cell} d{name}")
-    for k, name in enumerate(WEIGHTS):
-        assert_close(got_grads[1 + len(states) + k], want_grads[1 + len(states) + k], np.float64, f"{cell} d{name}")
-
-    # rows of length 0 (torch refuses them): nothing runs, everything passes through
-    assert not outputs[0][:, empty].any()
-    assert not got_grads[0][:, empty].any()
-    for k, name in enumerate(states):
-        np.testing.assert_array_equal(outputs[1 + k][empty], problem[name][empty])
-        np.testing.assert_array_equal(got_grads[1 + k][empty], grads["d" + name[0] + "_n"][empty])
-
-    # padded positions: y = 0 and dx = 0
-    padded = ~padding_mask(lengths, STEPS)
-    assert not outputs[0][padded].any()
-    assert not got_grads[0][padded].any()
-
-
-# ---- finite differences ----------------------------------------------------------------------------
 
 def loss(cell, problem, grads):
     outputs, _ = forward(reference, cell, problem)

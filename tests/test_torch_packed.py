@@ -1,4 +1,4 @@
-"""The C++ kernels (rnnkit.rnn_forward & co., not the reference) against torch's packed sequences
+"""The C++ kernels (rnnkit.rnn_forward & co.) and the NumPy reference against torch's packed sequences
 (pack_padded_sequence with enforce_sorted=False), float64: one direction of one layer, and the reverse
 half of a bidirectional torch layer for reverse=True; rows of length 0 (which torch refuses) are checked
 on their own, as in test_reference_lengths.py.  Then the RNN layer (2 layers, bidirectional) against
@@ -7,6 +7,7 @@ torch.nn.RNN / LSTM / GRU with the same weights."""
 import numpy as np
 import pytest
 import rnnkit
+from rnnkit import reference
 from helpers import CELLS, assert_close, backward, forward, make_problem, upstream
 
 torch = pytest.importorskip("torch")
@@ -86,15 +87,16 @@ def torch_packed(cell, problem, lengths, reverse, grads):
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize(("shape", "case"), CASES, ids=[f"{s}-{c}" for s, c in CASES])
 @pytest.mark.parametrize("cell", CELLS)
-def test_kernels_match_torch_packed_sequences(cell, shape, case, reverse):
+@pytest.mark.parametrize("api", [rnnkit, reference], ids=["kernels", "reference"])
+def test_kernels_match_torch_packed_sequences(api, cell, shape, case, reverse):
     steps, batch, inputs, hidden = SHAPES[shape]
     lengths = LENGTHS[shape][case]
     problem = make_problem(cell, steps, batch, inputs, hidden, F64, seed=11, scale=2.0)
     grads = upstream(cell, steps, batch, hidden, F64, seed=12)
     want_outputs, want_grads, rows = torch_packed(cell, problem, lengths, reverse, grads)
 
-    outputs, cache = forward(rnnkit, cell, {**problem, "lengths": lengths, "reverse": reverse})
-    got_grads = backward(rnnkit, cell, cache, grads)
+    outputs, cache = forward(api, cell, {**problem, "lengths": lengths, "reverse": reverse})
+    got_grads = backward(api, cell, cache, grads)
     states = states_of(cell)
     what = f"{cell} {shape} {case} reverse={reverse}"
 

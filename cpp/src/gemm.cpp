@@ -64,29 +64,33 @@ GemmBlocking::GemmBlocking(int kc_max, int nc_max, int nr, int64_t K, int64_t N)
 }
 
 template <typename Real>
-void pack_b(const KernelTable<Real>& k, MatrixView<Real> B, int64_t K, int64_t N, PackedB<Real>& out) {
+int64_t prepare_packed_b(const KernelTable<Real>& k, int64_t K, int64_t N, PackedB<Real>& out) {
   out.K = K, out.N = N;
   out.blocking = GemmBlocking(k.kc, k.nc, k.nr, K, N);
   const GemmBlocking& bl = out.blocking;
   out.data = take_buffer<Real>(bl.n_slices * bl.k_slices * bl.kc * bl.nc);
-  if (K <= 0 || N <= 0) return;
-  for (int64_t jci = 0; jci < bl.n_slices; ++jci) {
-    const int64_t jc = jci * bl.nc;
-    if (jc >= N) break;
-    const int64_t panels = ceil_div(std::min<int64_t>(bl.nc, N - jc), k.nr);
-    for (int64_t pci = 0; pci < bl.k_slices; ++pci) {
-      const int64_t pc = pci * bl.kc, kc = std::min<int64_t>(bl.kc, K - pc);
-      Real* block = const_cast<Real*>(out.block(jci, pci));
-      for (int64_t p = 0; p < panels; ++p) {
-        const int64_t n0 = jc + p * k.nr;
-        if (B.row_stride == 1)  // B = W^T: its columns are rows of W
-          k.pack_transposed(&B(pc, n0), B.col_stride, int(std::min<int64_t>(k.nr, N - n0)), kc, k.nr,
-                            block + p * kc * k.nr);
-        else
-          pack_panel(B, pc, kc, n0, N, k.nr, block + p * kc * k.nr);
-      }
-    }
-  }
+  if (K <= 0 || N <= 0) return 0;
+  return bl.k_slices * ceil_div(N, k.nr);  // every (K slice, panel of nr columns)
+}
+
+template <typename Real>
+void pack_b_panel(const KernelTable<Real>& k, MatrixView<Real> B, PackedB<Real>& out, int64_t item) {
+  const GemmBlocking& bl = out.blocking;
+  const int64_t K = out.K, N = out.N;
+  const int64_t pci = item % bl.k_slices, column = (item / bl.k_slices) * k.nr;  // the panel's first column
+  const int64_t jci = column / bl.nc, n0 = column, p = (column - jci * bl.nc) / k.nr;
+  const int64_t pc = pci * bl.kc, kc = std::min<int64_t>(bl.kc, K - pc);
+  Real* dst = const_cast<Real*>(out.block(jci, pci)) + p * kc * k.nr;
+  if (B.row_stride == 1)  // B = W^T: its columns are rows of W
+    k.pack_transposed(&B(pc, n0), B.col_stride, int(std::min<int64_t>(k.nr, N - n0)), kc, k.nr, dst);
+  else
+    pack_panel(B, pc, kc, n0, N, k.nr, dst);
+}
+
+template <typename Real>
+void pack_b(const KernelTable<Real>& k, MatrixView<Real> B, int64_t K, int64_t N, PackedB<Real>& out) {
+  const int64_t items = prepare_packed_b(k, K, N, out);
+  for (int64_t i = 0; i < items; ++i) pack_b_panel(k, B, out, i);
 }
 
 template <typename Real>
@@ -200,6 +204,8 @@ void matmul(int64_t M, int64_t N, int64_t K, const Real* a, const Real* b, Real*
   template void matmul<Real>(int64_t, int64_t, int64_t, const Real*, const Real*, Real*);          \
   template struct GemmWorkspace<Real>;                                                             \
   template void pack_b<Real>(const KernelTable<Real>&, MatrixView<Real>, int64_t, int64_t, PackedB<Real>&); \
+  template int64_t prepare_packed_b<Real>(const KernelTable<Real>&, int64_t, int64_t, PackedB<Real>&);      \
+  template void pack_b_panel<Real>(const KernelTable<Real>&, MatrixView<Real>, PackedB<Real>&, int64_t);    \
   template void gemm<Real>(Team&, const KernelTable<Real>&, GemmWorkspace<Real>&, int64_t, int64_t,        \
                            int64_t, MatrixView<Real>, MatrixView<Real>, Real*, int64_t, const Real*, bool, \
                            const PackedB<Real>*);                                                  \

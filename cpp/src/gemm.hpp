@@ -45,6 +45,11 @@ struct PackedB {
 };
 template <typename Real>
 void pack_b(const KernelTable<Real>& k, MatrixView<Real> B, int64_t K, int64_t N, PackedB<Real>& out);
+// The same in items, for a team: prepare (allocate; returns the number of panels), then each panel.
+template <typename Real>
+int64_t prepare_packed_b(const KernelTable<Real>& k, int64_t K, int64_t N, PackedB<Real>& out);
+template <typename Real>
+void pack_b_panel(const KernelTable<Real>& k, MatrixView<Real> B, PackedB<Real>& out, int64_t item);
 
 // Packing buffers for GEMMs of at most max_m x max_n x max_k, for `participants` participants.
 template <typename Real>

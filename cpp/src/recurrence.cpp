@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <numeric>
 #include <vector>
 
@@ -220,27 +221,70 @@ class Plan {
   Buffer<Real> w_hh_panels;  // panel (jb, g) of W_hh^T: H x nr each, for h W_hh^T
   PackedB<Real> w_ih_t;      // W_ih^T (I x GH) for the input projection
 
-  // For the backward, packed on its first use.
-  const Real* backward_panel(int64_t jb) const {
-    std::call_once(backward_once_, [&] {
+  // Packing, as items any participant of a job can do.  The forward's (W_hh^T panels, W_ihᵀ) is done
+  // when the plan is made, or — a one-call plan's — in the first phase of its first job; the
+  // backward's (W_hh row panels, W_ih) in the first phase of the first backward job.  A job claims a
+  // plan's packing before it starts (claim_*), packs in its first phase, and publishes (*_packed)
+  // after; another job that needs it meanwhile waits for it.
+  enum State : int { kUnpacked = 0, kPacking = 1, kPacked = 2 };
+  int64_t forward_items() const { return ceil_div(H, k->nr) * G + w_ih_t_panels_; }
+  void pack_forward(int64_t item) const {
+    const int64_t nr = k->nr, hh = ceil_div(H, nr) * G;
+    if (item < hh) {
+      const int64_t jb = item / G, g = item % G;
+      k->pack_transposed(w_hh + (g * H + jb * nr) * H, H, int(std::min<int64_t>(nr, H - jb * nr)), H, int(nr),
+                         const_cast<Real*>(panel(jb, int(g))));
+    } else {
+      pack_b_panel(*k, MatrixView<Real>{w_ih, 1, I}, const_cast<PackedB<Real>&>(w_ih_t), item - hh);
+    }
+  }
+  int64_t backward_items() const { return ceil_div(H, k->nr) + w_ih_rows_panels_; }
+  void pack_backward(int64_t item) const {
+    const int64_t nr = k->nr, hh = ceil_div(H, nr);
+    if (item < hh)
+      pack_panel(MatrixView<Real>{w_hh, H, 1}, 0, GH, item * nr, H, int(nr), w_hh_rows_.get() + item * GH * nr);
+    else
+      pack_b_panel(*k, MatrixView<Real>{w_ih, I, 1}, w_ih_rows_, item - hh);
+  }
+  // True: the caller's job packs (and then calls *_packed); false: packed already (after waiting for
+  // another job that was packing it).
+  bool claim_forward() const { return claim(forward_state_); }
+  void forward_packed() const { forward_state_.store(kPacked, std::memory_order_release); }
+  bool claim_backward() const {
+    if (!claim(backward_state_)) return false;
+    try {
       w_hh_rows_ = allocate<Real>(ceil_div(H, k->nr) * GH * k->nr);
-      for (int64_t b = 0; b * k->nr < H; ++b)
-        pack_panel(MatrixView<Real>{w_hh, H, 1}, 0, GH, b * k->nr, H, k->nr, w_hh_rows_.get() + b * GH * k->nr);
-      pack_b(*k, MatrixView<Real>{w_ih, I, 1}, GH, I, w_ih_rows_);
-    });
-    return w_hh_rows_.get() + jb * GH * k->nr;
+      w_ih_rows_panels_ = prepare_packed_b(*k, GH, I, w_ih_rows_);
+    } catch (...) {
+      backward_state_.store(kUnpacked, std::memory_order_release);
+      throw;
+    }
+    return true;
   }
-  const PackedB<Real>& w_ih_rows() const {
-    backward_panel(0);
-    return w_ih_rows_;
-  }
+  void backward_packed() const { backward_state_.store(kPacked, std::memory_order_release); }
+  void forward_unclaim() const { forward_state_.store(kUnpacked, std::memory_order_release); }
+  void backward_unclaim() const { backward_state_.store(kUnpacked, std::memory_order_release); }
+  void prepare_forward() { w_ih_t_panels_ = prepare_packed_b(*k, I, GH, w_ih_t); }
+
+  const Real* backward_panel(int64_t jb) const { return w_hh_rows_.get() + jb * GH * k->nr; }
+  const PackedB<Real>& w_ih_rows() const { return w_ih_rows_; }
   const Real* panel(int64_t jb, int g) const { return w_hh_panels.get() + (jb * G + g) * H * k->nr; }
   const CellTraits& cell_traits() const { return traits(cell); }
 
  private:
-  mutable std::once_flag backward_once_;
+  static bool claim(std::atomic<int>& state) {
+    for (int spins = 0;; ++spins) {
+      int expected = kUnpacked;
+      if (state.compare_exchange_strong(expected, kPacking, std::memory_order_acq_rel)) return true;
+      if (expected == kPacked) return false;
+      std::this_thread::yield();  // another call is packing this plan: its first phase, then ours
+    }
+  }
+  int64_t w_ih_t_panels_ = 0;
+  mutable std::atomic<int> forward_state_{kUnpacked}, backward_state_{kUnpacked};
   mutable Buffer<Real> w_hh_rows_;   // panel jb of W_hh (GH x H): GH x nr each, for dpre W_hh
   mutable PackedB<Real> w_ih_rows_;  // W_ih (GH x I) for dx = dpre W_ih
+  mutable int64_t w_ih_rows_panels_ = 0;
 };
 
 template <typename Real>
@@ -272,13 +316,13 @@ std::shared_ptr<const Plan<Real>> make_plan(Cell cell, Activation act, int64_t i
     p.b_apart = allocate<Real>(H);
     std::memcpy(p.b_apart.get(), b_hh + apart, size_t(H) * sizeof(Real));
   }
-  const int64_t blocks = ceil_div(H, nr);
-  p.w_hh_panels = allocate<Real>(blocks * GH * nr);
-  for (int64_t jb = 0; jb < blocks; ++jb)  // panels of W_hh^T (H x GH)
-    for (int g = 0; g < p.G; ++g)
-      p.k->pack_transposed(p.w_hh + (g * H + jb * nr) * H, H, int(std::min<int64_t>(nr, H - jb * nr)), H,
-                           int(nr), const_cast<Real*>(p.panel(jb, g)));
-  pack_b(*p.k, MatrixView<Real>{p.w_ih, 1, I}, I, GH, p.w_ih_t);
+  p.w_hh_panels = allocate<Real>(ceil_div(H, nr) * GH * nr);
+  p.prepare_forward();
+  // A plan made to be kept is packed now; a one-call plan (borrowed weights) by its call's team.
+  if (!borrow && p.claim_forward()) {
+    for (int64_t i = 0; i < p.forward_items(); ++i) p.pack_forward(i);
+    p.forward_packed();
+  }
   return plan;
 }
 
@@ -326,6 +370,38 @@ int call_threads(int64_t total_work) {
   return total_work < kMinCallWorkFactor * min_work_per_thread() ? 1 : get_num_threads();
 }
 
+// One phase that packs every item of the given plans (forward or backward packing).
+template <typename Real>
+void run_packing(Team& team, const std::vector<const Plan<Real>*>& plans, int64_t (Plan<Real>::*items)() const,
+                 void (Plan<Real>::*pack)(int64_t) const) {
+  int64_t total = 0;
+  for (const Plan<Real>* p : plans) total += (p->*items)();
+  team.phase(total, [&](int64_t item) {
+    for (const Plan<Real>* p : plans) {
+      const int64_t n = (p->*items)();
+      if (item < n) return (p->*pack)(item);
+      item -= n;
+    }
+  });
+}
+
+// Run a job that first packs what its plans lack: claim it (waiting for another call that is
+// packing them), run, publish.  The claims are released if the job cannot start.
+template <typename Real, class JobType>
+void run_packing_job(const std::shared_ptr<JobType>& job, std::vector<const Plan<Real>*> plans, bool backward) {
+  std::sort(plans.begin(), plans.end());
+  plans.erase(std::unique(plans.begin(), plans.end()), plans.end());  // (one plan for two directions)
+  for (const Plan<Real>* p : plans)
+    if (backward ? p->claim_backward() : p->claim_forward()) job->pack.push_back(p);
+  try {
+    run_job(job);
+  } catch (...) {
+    for (const Plan<Real>* p : job->pack) backward ? p->backward_unclaim() : p->forward_unclaim();
+    throw;
+  }
+  for (const Plan<Real>* p : job->pack) backward ? p->backward_packed() : p->forward_packed();
+}
+
 // ---- the forward ----------------------------------------------------------------------------------
 template <typename Real>
 struct ForwardDirection {
@@ -362,11 +438,14 @@ class ForwardJob final : public Job {
   }
   void publish() { clock_.clock.publish(); }
 
+  std::vector<const Plan<Real>*> pack;  // one-call plans this job packs first (see Plan)
+
   void run(Team& team) override {
     const Steps& st = *steps_;
     const Plan<Real>& p0 = *dirs_[0].plan;
     const KernelTable<Real>& k = *p0.k;
     const int64_t I = p0.I;
+    run_packing(team, pack, &Plan<Real>::forward_items, &Plan<Real>::pack_forward);
     clock_.mark(team, Phase::setup);
     if (training_) {
       if (st.packed)
@@ -530,10 +609,13 @@ class BackwardJob final : public Job {
   }
   void publish() { clock_.clock.publish(); }
 
+  std::vector<const Plan<Real>*> pack;  // plans whose backward packing this job does first
+
   void run(Team& team) override {
     const Steps& st = *steps_;
     const Plan<Real>& p0 = *dirs_[0].plan;
     const KernelTable<Real>& k = *p0.k;
+    run_packing(team, pack, &Plan<Real>::backward_items, &Plan<Real>::pack_backward);
     // dW_ih and dW_hh are zeroed by the team, each its share of rows (the first touch of fresh pages).
     for (auto& d : dirs_) {
       const int64_t GH = d.plan->GH, I = d.plan->I, H = d.plan->H;
@@ -815,7 +897,9 @@ void sequence_forward(int64_t T, int64_t B, int64_t I, const Real* x, int64_t ld
   auto items = step_items(teams.step, D, B, H, k.nr, k.mr);
   auto job = std::make_shared<ForwardJob<Real>>(teams.whole, teams.step, steps, training, x, ldx, std::move(fd),
                                                 std::move(items), std::move(owned));
-  run_job(job);
+  std::vector<const Plan<Real>*> plans;
+  for (int di = 0; di < D; ++di) plans.push_back(dirs[di].plan.get());
+  run_packing_job<Real>(job, plans, false);
   job->publish();
 }
 
@@ -898,7 +982,9 @@ void sequence_backward(DirectionBackward<Real>* dirs, int D, Real* dx, int64_t l
   auto items = step_items(teams.step, D, B, H, k.nr, k.mr);
   auto job = std::make_shared<BackwardJob<Real>>(teams.whole, teams.step, s0.steps, std::move(bd), std::move(items),
                                                  std::move(owned), dx, lddx, dx2);
-  run_job(job);
+  std::vector<const Plan<Real>*> plans;
+  for (int di = 0; di < D; ++di) plans.push_back(dirs[di].saved->plan.get());
+  run_packing_job<Real>(job, plans, true);
   job->publish();
   // Both biases enter every pre-activation the same way, except the apart block.  (A caller that
   // wants one db may pass the same array for both.)

@@ -97,3 +97,15 @@ def backward(api, cell, cache, grads):
 def gradient_names(cell):
     states = ["dh0", "dc0"] if cell == "lstm" else ["dh0"]
     return ["dx", *states, "dw_ih", "dw_hh", "db_ih", "db_hh"]
+
+
+def reference_loss(cell, problem, grads):
+    """sum(y*dy) + sum(h_n*dh_n) [+ sum(c_n*dc_n)] of the reference forward: what the backward's
+    gradients are gradients of (for central differences)."""
+    from rnnkit import reference
+
+    outputs, _ = forward(reference, cell, problem)
+    total = np.sum(outputs[0] * grads["dy"]) + np.sum(outputs[1] * grads["dh_n"])
+    if cell == "lstm":
+        total += np.sum(outputs[2] * grads["dc_n"])
+    return float(total)

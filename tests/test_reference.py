@@ -2,16 +2,19 @@
 
 import numpy as np
 import pytest
-from helpers import CELLS, backward, forward, gradient_names, make_problem, numeric_gradient, upstream
+from helpers import (
+    CELLS,
+    backward,
+    forward,
+    gradient_names,
+    make_problem,
+    numeric_gradient,
+    reference_loss,
+    upstream,
+)
 from rnnkit import reference
 
-
-def loss(cell, problem, grads):
-    outputs, _ = forward(reference, cell, problem)
-    total = np.sum(outputs[0] * grads["dy"]) + np.sum(outputs[1] * grads["dh_n"])
-    if cell == "lstm":
-        total += np.sum(outputs[2] * grads["dc_n"])
-    return float(total)
+loss = reference_loss
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -4,7 +4,16 @@ the validation of the new arguments."""
 
 import numpy as np
 import pytest
-from helpers import CELLS, backward, forward, gradient_names, make_problem, numeric_gradient, upstream
+from helpers import (
+    CELLS,
+    backward,
+    forward,
+    gradient_names,
+    make_problem,
+    numeric_gradient,
+    reference_loss,
+    upstream,
+)
 from rnnkit import reference
 
 STEPS, BATCH, INPUTS, HIDDEN = 5, 4, 3, 6
@@ -32,12 +41,7 @@ def padding_mask(lengths, steps):
 # (the reference against torch's packed sequences: tests/test_torch_packed.py, for the kernels too)
 
 
-def loss(cell, problem, grads):
-    outputs, _ = forward(reference, cell, problem)
-    total = np.sum(outputs[0] * grads["dy"]) + np.sum(outputs[1] * grads["dh_n"])
-    if cell == "lstm":
-        total += np.sum(outputs[2] * grads["dc_n"])
-    return float(total)
+loss = reference_loss
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])

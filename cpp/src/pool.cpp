@@ -183,7 +183,7 @@ void run_job(const std::shared_ptr<Job>& job) {
   // (A build without threads runs every item on the caller: the same results.)
   const bool helpers = job->planned() > 1 && threads_enabled();
   if (helpers) {
-    pool().ensure_workers(kMaxThreads < get_num_threads() - 1 ? kMaxThreads : get_num_threads() - 1);
+    pool().ensure_workers(get_num_threads() - 1);  // (helpers are shared by concurrent jobs)
     pool().post(job);
   }
   Team team(job.get(), 0, job->planned());

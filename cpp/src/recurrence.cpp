@@ -91,9 +91,6 @@ struct StepPlan {
   }
 };
 
-// The team for the per-step work: as many as each get kMinWorkPerThread of a step's multiply-adds,
-// and no more than there are (unit block, row tile) pieces.
-int step_threads(int threads, int64_t work, int64_t pieces) { return useful_threads(threads, work, pieces); }
 
 // One item of a step: unit blocks [block_begin, block_end) of one direction, rows [row_begin, row_end).
 struct StepItem {
@@ -792,7 +789,7 @@ Teams plan_teams(const KernelTable<Real>& k, int directions, int64_t S, int64_t 
   const int64_t total = S * step_work + directions * rows * GH * I;
   const int threads = call_threads(total);
   Teams t;
-  t.step = step_threads(threads, step_work, directions * blocks * tiles);
+  t.step = useful_threads(threads, step_work, directions * blocks * tiles);
   const int64_t gemm_work = std::min<int64_t>(rows, k.mc) * std::min<int64_t>(GH, k.nc) * std::min<int64_t>(I, k.kc);
   t.whole = std::max(t.step, useful_threads(threads, gemm_work, ceil_div(rows, k.mr) * ceil_div(GH, k.nr)));
   return t;
@@ -999,7 +996,7 @@ std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates) {
   const KernelTable<Real>& k = active_kernels<Real>();
   const int64_t blocks = ceil_div(hidden, k.nr);
   const RowTiles tiles{batch, k.mr};
-  const int threads = threads_enabled() ? step_threads(get_num_threads(), batch * gates * hidden * hidden, blocks * tiles.count()) : 1;
+  const int threads = threads_enabled() ? useful_threads(get_num_threads(), batch * gates * hidden * hidden, blocks * tiles.count()) : 1;
   const StepPlan plan(threads, blocks, tiles);
   return {threads, plan.block_groups, plan.row_groups};
 }

@@ -14,8 +14,8 @@ from . import losses, optim, reference
 from ._core import __version__
 from .functional import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
 from .layers import RNN, Dense
-from .plan import Plan
 from .models import ManyToMany, ManyToOne, Model, NotFittedError, OneToMany, OneToOne, Seq2Seq
+from .plan import Plan
 from .runtime import get_num_threads, info, set_num_threads, set_simd_isa, simd_isa, supported_isas
 
 __all__ = [

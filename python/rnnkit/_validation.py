@@ -219,29 +219,38 @@ def sequence_forward_args(cell: str, x, states: dict, w_ih, w_hh, b_ih, b_hh):
     names ("h0", and "c0" for the LSTM) to arrays or None.  Returns (x, states, w_ih, w_hh, b_ih, b_hh)
     as C-contiguous arrays of one float dtype.
     """
-    gates = GATES[cell]
     _check_output_size(cell, x, w_hh)
     a, _ = as_float_arrays(
         {"x": x, **states, "w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh},
         optional=(*states, "b_ih", "b_hh"),
     )
     x, w_ih, w_hh = a["x"], a["w_ih"], a["w_hh"]
-    g = "G*H" if gates > 1 else "H"
     check_ndim("x", x, 3, "(T, B, I)")
-    check_ndim("w_hh", w_hh, 2, f"({g}, H)")
-    check_ndim("w_ih", w_ih, 2, f"({g}, I)")
+    check_weights(cell, w_ih, w_hh, a["b_ih"], a["b_hh"], x=x)
     steps, batch, inputs = x.shape
     hidden = w_hh.shape[1]
-    gate_note = f" with G = {gates} gate blocks" if gates > 1 else ""
-    check_shape("w_hh", w_hh, (gates * hidden, hidden), lambda: f"= ({g}, H){gate_note}")
-    check_shape("w_ih", w_ih, (gates * hidden, inputs),
-                lambda: f"= ({g}, I){gate_note}, from w_hh {fmt_shape(w_hh.shape)} and x {fmt_shape(x.shape)}")
     for name in states:
         check_shape(name, a[name], (batch, hidden),
                     lambda: f"= (B, H) from x {fmt_shape(x.shape)} and w_hh {fmt_shape(w_hh.shape)}")
-    for name in ("b_ih", "b_hh"):
-        check_shape(name, a[name], (gates * hidden,), lambda: f"= ({g},) from w_hh {fmt_shape(w_hh.shape)}")
     return x, {name: a[name] for name in states}, w_ih, w_hh, a["b_ih"], a["b_hh"]
+
+
+def check_weights(cell: str, w_ih, w_hh, b_ih, b_hh, x=None) -> None:
+    """The shapes of one direction's converted weights for a cell kind ("rnn", "lstm", "gru"): w_ih
+    (G*H, I), w_hh (G*H, H), biases (G*H,) or None; I is x's (T, B, I) last axis when x is given."""
+    gates = GATES[cell]
+    g = "G*H" if gates > 1 else "H"
+    check_ndim("w_hh", w_hh, 2, f"({g}, H)")
+    check_ndim("w_ih", w_ih, 2, f"({g}, I)")
+    hidden = w_hh.shape[1]
+    inputs = x.shape[2] if x is not None else w_ih.shape[1]
+    gate_note = f" with G = {gates} gate blocks" if gates > 1 else ""
+    from_x = f" and x {fmt_shape(x.shape)}" if x is not None else ""
+    check_shape("w_hh", w_hh, (gates * hidden, hidden), lambda: f"= ({g}, H){gate_note}")
+    check_shape("w_ih", w_ih, (gates * hidden, inputs),
+                lambda: f"= ({g}, I){gate_note}, from w_hh {fmt_shape(w_hh.shape)}{from_x}")
+    for name, bias in (("b_ih", b_ih), ("b_hh", b_hh)):
+        check_shape(name, bias, (gates * hidden,), lambda: f"= ({g},) from w_hh {fmt_shape(w_hh.shape)}")
 
 
 def rnn_forward_args(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity):

@@ -59,8 +59,7 @@ def run_backward(saved, dys, dstates_n, dx, *, dx_accumulate=False):
     for the cells whose two bias gradients are equal."""
     first = saved[0]
     lstm, gru = first.cell == "lstm", first.cell == "gru"
-    batch, hidden = dx.shape[1], None
-    out = []
+    batch = dx.shape[1]
     dh0s, dc0s, dw_ihs, dw_hhs, db_ihs, db_hhs = [], [], [], [], [], []
     for s in saved:
         w_ih, w_hh = s.weights
@@ -75,10 +74,8 @@ def run_backward(saved, dys, dstates_n, dx, *, dx_accumulate=False):
     dc_n = [None if d is None or not lstm else d[1] for d in dstates_n]
     _core.backward([s.core for s in saved], dys, dh_n, dc_n, dx, dh0s, dc0s, dw_ihs, dw_hhs, db_ihs, db_hhs,
                    dx_accumulate)
-    for d in range(len(saved)):
-        dstate0 = (dh0s[d], dc0s[d]) if lstm else (dh0s[d],)
-        out.append((dstate0, dw_ihs[d], dw_hhs[d], db_ihs[d], db_hhs[d]))
-    return out
+    return [((dh0s[d], dc0s[d]) if lstm else (dh0s[d],), dw_ihs[d], dw_hhs[d], db_ihs[d], db_hhs[d])
+            for d in range(len(saved))]
 
 
 class SavedPass:

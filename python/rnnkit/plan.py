@@ -19,13 +19,10 @@ import numpy as np
 from . import _core
 from . import _validation as v
 from ._cache import Cache
-from .functional import SavedPass, cache_fields, run_plans
+from .functional import SavedPass, _ready, cache_fields, run_plans
 
 __all__ = ["Plan"]
 
-
-def _ready(array, dtype) -> bool:
-    return array is None or (type(array) is np.ndarray and array.dtype == dtype and array.flags.c_contiguous)
 
 CELLS = tuple(v.CELL_KINDS)
 
@@ -40,16 +37,8 @@ class Plan:
         kind = v.CELL_KINDS[cell]
         weights, _ = v.as_float_arrays({"w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh},
                                        optional=("b_ih", "b_hh"))
-        gates = v.GATES[kind]
-        g = "G*H" if gates > 1 else "H"
-        v.check_ndim("w_hh", weights["w_hh"], 2, f"({g}, H)")
-        v.check_ndim("w_ih", weights["w_ih"], 2, f"({g}, I)")
+        v.check_weights(kind, weights["w_ih"], weights["w_hh"], weights["b_ih"], weights["b_hh"])
         hidden = weights["w_hh"].shape[1]
-        v.check_shape("w_hh", weights["w_hh"], (gates * hidden, hidden), f"= ({g}, H) for cell={cell!r}")
-        v.check_shape("w_ih", weights["w_ih"], (gates * hidden, weights["w_ih"].shape[1]),
-                      f"= ({g}, I) from w_hh {v.fmt_shape(weights['w_hh'].shape)}")
-        for name in ("b_ih", "b_hh"):
-            v.check_shape(name, weights[name], (gates * hidden,), f"= ({g},) from w_hh")
         self.cell, self._kind = cell, kind
         self.input_size, self.hidden_size = weights["w_ih"].shape[1], hidden
         self.dtype = weights["w_hh"].dtype
@@ -79,8 +68,8 @@ class Plan:
         """
         if (type(x) is np.ndarray and lengths is None and out is None and h_n_out is None and c_n_out is None
                 and training is False and reverse.__class__ is bool and x.ndim == 3 and x.dtype == self.dtype
-                and x.flags.c_contiguous and x.shape[2] == self.input_size and _ready(h0, self.dtype)
-                and (_ready(c0, self.dtype) if self._kind == "lstm" else c0 is None)):
+                and x.flags.c_contiguous and x.shape[2] == self.input_size and _ready((h0, c0), self.dtype)
+                and (self._kind == "lstm" or c0 is None)):
             # The streaming case, checked as cheaply as it can be: the bindings check the rest.
             shape = (x.shape[1], self.hidden_size)
             y = np.empty((x.shape[0], *shape), self.dtype)

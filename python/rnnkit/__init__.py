@@ -4,7 +4,8 @@ The kernels (``rnn_forward`` / ``rnn_backward``) are time-major: x (T, B, I), y 
 They take ``lengths=``, ``reverse=`` and ``training=``; ``rnnkit.Plan`` keeps one cell's weights packed
 for many calls.  ``rnnkit.reference`` holds the NumPy oracle with the same API.
 
-On top of them: ``RNN`` (a torch.nn.RNN-compatible layer) and ``Dense``; the topology models
+On top of them: ``RNN`` (a torch.nn.RNN-compatible layer, with ``lengths=``), ``Embedding`` and
+``Dense``; ``pad_sequences`` (a list of sequences to a padded array and its lengths); the topology models
 ``OneToOne``, ``OneToMany``, ``ManyToOne``, ``ManyToMany`` and ``Seq2Seq`` (batch-first, with
 ``fit``/``predict``/``score``/``save``/``load``); ``rnnkit.losses``, ``rnnkit.optim`` and
 ``rnnkit.datasets`` (the demo's tasks).
@@ -12,15 +13,18 @@ On top of them: ``RNN`` (a torch.nn.RNN-compatible layer) and ``Dense``; the top
 
 from . import losses, optim, reference
 from ._core import __version__
+from .embedding import Embedding
 from .functional import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
 from .layers import RNN, Dense
 from .models import ManyToMany, ManyToOne, Model, NotFittedError, OneToMany, OneToOne, Seq2Seq
 from .plan import Plan
 from .runtime import get_num_threads, info, set_num_threads, set_simd_isa, simd_isa, supported_isas
+from .sequences import pad_sequences
 
 __all__ = [
     "RNN",
     "Dense",
+    "Embedding",
     "ManyToMany",
     "ManyToOne",
     "Model",
@@ -38,6 +42,7 @@ __all__ = [
     "lstm_backward",
     "lstm_forward",
     "optim",
+    "pad_sequences",
     "reference",
     "rnn_backward",
     "rnn_forward",

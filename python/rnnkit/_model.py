@@ -21,9 +21,12 @@ import numpy as np
 
 from . import _validation as v
 from ._core import __version__
+from ._data import Sequences, batch_order
+from .embedding import Embedding
 from .layers import (
     RNN,
     check_backend,
+    check_bool,
     check_dtype,
     check_int,
     load_params,
@@ -32,6 +35,7 @@ from .layers import (
 )
 from .losses import mse, softmax_cross_entropy
 from .optim import clip_grad_norm, grad_norm, make_optimizer
+from .sequences import as_sequence_list, pad_sequences
 
 TASKS = ("classification", "regression")
 FILE_FORMAT = "rnnkit.model/1"
@@ -78,8 +82,7 @@ class _LocalSteps:
         # Overflow is checked below, with an error that says where: NumPy's warnings on the way there
         # would only repeat it.
         with np.errstate(over="ignore", invalid="ignore"):
-            loss = model._batch_loss(np.take(self.x, idx, model._x_axis), np.take(self.y, idx, model._y_axis),
-                                     train=True)
+            loss = model._batch_loss(self.x.take(idx), self.y.take(idx), train=True)
             grads = model._grads()
             norm = clip_grad_norm(grads, self.clip) if self.clip is not None else grad_norm(grads)
         if not (np.isfinite(loss) and np.isfinite(norm)):
@@ -90,12 +93,24 @@ class _LocalSteps:
         return loss
 
     def validate(self, xv, yv) -> tuple:
-        model = self.model
-        return model._mean_loss(model._x_internal(xv), model._y_internal(yv)), model._score_checked(xv, yv)
+        return self.model._mean_loss(xv, yv), self.model._score_checked(xv, yv)
 
     def end_epoch(self, epoch: int, history: dict) -> str:
         """Anything to do after an epoch; returns text for the epoch's summary line."""
         return ""
+
+
+def _is_rectangular(items) -> bool:
+    """Whether a list of samples is one rectangular array (nested lists of equal lengths), not a list of
+    sequences: a list holding arrays or tensors is always taken as sequences of their own lengths."""
+    sizes = set()
+    for item in items:
+        if isinstance(item, np.ndarray) or hasattr(item, "detach"):
+            return False
+        if not isinstance(item, (list, tuple)):
+            return True  # scalars: the array path says what is wrong
+        sizes.add(len(item))
+    return len(sizes) <= 1
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -115,17 +130,21 @@ def one_hot(labels: np.ndarray, classes: int, dtype) -> np.ndarray:
     return np.eye(classes, dtype=dtype)[labels]
 
 
+def r2_from_residual(residual: float, y_true: np.ndarray) -> float:
+    """R² = 1 - residual / Σ(y - ȳ)², ȳ the per-column mean of y_true (rows, k)."""
+    total = np.square(y_true - y_true.mean(axis=0)).sum()
+    if total == 0:
+        return 1.0 if residual == 0 else 0.0
+    return float(1 - residual / total)
+
+
 def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """R² pooled over outputs: 1 - Σ(y - ŷ)² / Σ(y - ȳ)², ȳ the per-output mean over samples
     (scikit-learn's r2_score with multioutput="variance_weighted"; its default for one output)."""
     n = y_true.shape[0]
     y_true = y_true.reshape(n, -1).astype(np.float64)
-    y_pred = y_pred.reshape(n, -1).astype(np.float64)
-    residual = np.square(y_true - y_pred).sum()
-    total = np.square(y_true - y_true.mean(axis=0)).sum()
-    if total == 0:
-        return 1.0 if residual == 0 else 0.0
-    return float(1 - residual / total)
+    residual = float(np.square(y_true - y_pred.reshape(n, -1).astype(np.float64)).sum())
+    return r2_from_residual(residual, y_true)
 
 
 def _progress(total: int, description: str, verbose: int):
@@ -143,13 +162,15 @@ class Model:
     """Base class of the topology models (not instantiated directly).
 
     Subclasses set ``x_ndim`` (2: X (N, F); 3: X (N, T, F)), ``sequence_targets`` (targets per
-    step: Y (N, T)), and implement ``_build(rng)``, ``_forward(x, y)`` and ``_backward(doutputs)``;
-    decoders also override ``_outputs(x, steps)``.  Everything inside works time-major.
+    step: Y (N, T)), ``can_be_bidirectional``, and implement ``_build(rng)``, ``_forward(x, y)``
+    and ``_backward(doutputs)`` on ``_data.Batch`` objects (time-major data and its lengths);
+    decoders also implement ``_generate(x, steps)``.
     """
 
     x_ndim = 2
     sequence_targets = False
-    generates = False  # predict(X, steps) generates a free number of steps (OneToMany, Seq2Seq)
+    generates = False  # predict(X, max_steps) generates a free number of steps (OneToMany, Seq2Seq)
+    can_be_bidirectional = False
     _registry: ClassVar[dict[str, type]] = {}
 
     def __init_subclass__(cls, **kwargs):
@@ -157,7 +178,8 @@ class Model:
         Model._registry[cls.__name__] = cls
 
     def __init__(self, input_size, hidden_size, output_size, *, cell="tanh", num_layers=1,
-                 task="classification", dtype="float32", backend="cpp", seed=None):
+                 task="classification", bidirectional=False, vocab_size=None, dtype="float32", backend="cpp",
+                 seed=None):
         if type(self) is Model:
             raise TypeError("Model is a base class: use OneToOne, OneToMany, ManyToOne, ManyToMany or Seq2Seq")
         if task not in TASKS:
@@ -168,6 +190,12 @@ class Model:
         self.hidden_size = check_int("hidden_size", hidden_size)
         self.output_size = check_int("output_size", output_size)
         self.num_layers = check_int("num_layers", num_layers)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        if self.bidirectional and not self.can_be_bidirectional:
+            raise ValueError(f"{type(self).__name__} cannot be bidirectional: "
+                             + self._no_bidirectional_reason + "; bidirectional=True is for ManyToOne, ManyToMany and "
+                             "the encoder of Seq2Seq")
+        self.vocab_size = None if vocab_size is None else check_int("vocab_size", vocab_size)
         self.dtype = check_dtype(dtype)
         self.backend = check_backend(backend)
         self.task = task
@@ -175,18 +203,30 @@ class Model:
         self.seed = None if seed is None else int(seed)
         self._rng = make_rng(self.seed)
         self.layers = self._build(self._rng)
+        if self.vocab_size is not None:  # the token ids' embedding comes first
+            embed = Embedding(self.vocab_size, self.input_size, dtype=self.dtype, seed=self._rng)
+            self.layers = {"embed": embed, **self.layers}
         self.fitted = False
-        self.steps = None  # targets per sample seen by fit (the decoders' default for predict)
+        self.steps = None  # the decoders: the longest target seen by fit (predict's default max_steps)
+
+    _no_bidirectional_reason = "it has no sequence to read both ways"
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
 
     def _init_args(self) -> dict:
         return {"input_size": self.input_size, "hidden_size": self.hidden_size, "output_size": self.output_size,
-                "cell": self.cell, "num_layers": self.num_layers, "task": self.task, "dtype": str(self.dtype),
+                "cell": self.cell, "num_layers": self.num_layers, "task": self.task,
+                "bidirectional": self.bidirectional, "vocab_size": self.vocab_size, "dtype": str(self.dtype),
                 "backend": self.backend, "seed": self.seed}
 
     def __repr__(self):
         args = self._init_args()
         head = ", ".join(str(args.pop(k)) for k in ("input_size", "hidden_size", "output_size"))
-        return f"{type(self).__name__}({head}, " + ", ".join(f"{k}={v!r}" for k, v in args.items()) + ")"
+        defaults = {"bidirectional": False, "vocab_size": None, "end_token": None}
+        return f"{type(self).__name__}({head}, " + ", ".join(
+            f"{k}={v!r}" for k, v in args.items() if k not in defaults or v != defaults[k]) + ")"
 
     @property
     def params(self) -> dict:
@@ -210,9 +250,15 @@ class Model:
     def _backward(self, doutputs) -> None:
         raise NotImplementedError
 
-    def _outputs(self, x, steps):
-        """Outputs for prediction: by default the training forward, which needs no targets."""
-        return self._forward(x, None)
+    def _inputs(self, x):
+        """The batch's float inputs: the data itself, or the embedding of its token ids."""
+        if self.vocab_size is None:
+            return x.data
+        return self.layers["embed"](x.data)
+
+    def _inputs_backward(self, dx) -> None:
+        if self.vocab_size is not None:
+            self.layers["embed"].backward(dx)
 
     # -- data checks --------------------------------------------------------------------------------
 
@@ -223,7 +269,10 @@ class Model:
         try:
             array = np.asarray(value)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+            hint = ""
+            if isinstance(value, (list, tuple)) and self.x_ndim == 3 and name.startswith("X"):
+                hint = " (sequences of different lengths go in a list of arrays, one per sequence)"
+            raise ValueError(f"{name} could not be converted to an array: {exc}{hint}") from None
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{name} must contain real numbers, got an array of dtype {array.dtype}")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
@@ -231,44 +280,146 @@ class Model:
             raise ValueError(f"{name} contains NaN or Inf (first at index {tuple(int(i) for i in bad)})")
         return array
 
-    def _check_x(self, X, name="X") -> np.ndarray:
-        """X as a C-contiguous array of the model's dtype, batch-first, shape checked."""
-        x = self._as_array(name, X)
-        layout = "(N, F)" if self.x_ndim == 2 else "(N, T, F)"
-        if x.ndim != self.x_ndim:
-            hint = " (add a last axis of size 1 for one feature per step)" if self.x_ndim == 3 and x.ndim == 2 else ""
-            raise ValueError(f"{name} has shape {v.fmt_shape(x.shape)}; {type(self).__name__} expects {self.x_ndim} "
-                             f"dimensions {layout}{hint}")
-        if x.shape[-1] != self.input_size:
-            raise ValueError(f"{name} has {x.shape[-1]} features (shape {v.fmt_shape(x.shape)}); this model's "
-                             f"input_size is {self.input_size}")
-        if self.x_ndim == 3 and x.shape[1] == 0:
-            raise ValueError(f"{name} has shape {v.fmt_shape(x.shape)}: sequences need at least one timestep")
-        return np.ascontiguousarray(x, dtype=self.dtype)
+    def _check_ids(self, name, ids: np.ndarray) -> np.ndarray:
+        """Token ids: integers in [0, vocab_size)."""
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integer token ids for a model with vocab_size={self.vocab_size}, "
+                            f"got dtype {ids.dtype}" + (" (float input needs a model without vocab_size)"
+                                                        if ids.dtype.kind == "f" else ""))
+        bad = (ids < 0) | (ids >= self.vocab_size)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name}{list(where)} = {int(ids[where])} is out of range; token ids must lie in "
+                             f"[0, vocab_size) = [0, {self.vocab_size})")
+        return ids.astype(np.int64)
 
-    def _check_y(self, Y, x, name="Y") -> np.ndarray:
-        """Targets, batch-first: int64 labels (N[, T]) or values (N[, T], output_size)."""
-        y = self._as_array(name, Y)
-        n = x.shape[0]
-        seq = self.sequence_targets
-        layout = "(N, T)" if seq else "(N,)"
+    def _check_x(self, X, name="X") -> Sequences:
+        """X as the model's data set: batch-first, padded, with lengths (see _data.Sequences).
+
+        Rectangular arrays (N, F) / (N, T, F) as before; for the sequence models also a list of
+        (T_i, F) arrays; with vocab_size, integer ids (N,) / (N, T) or a list of (T_i,) id sequences.
+        """
+        X = to_numpy(X)
+        timed = self.x_ndim == 3
+        if timed and isinstance(X, (list, tuple)) and not _is_rectangular(X):
+            return self._check_ragged_x(X, name)
+        x = self._as_array(name, X)
+        feature_ndim = 0 if self.vocab_size is not None else 1
+        ndim = self.x_ndim - 1 + feature_ndim
+        if self.vocab_size is not None:
+            layout = "(N,) of token ids" if not timed else "(N, T) of token ids, or a list of (T_i,) id sequences"
+        else:
+            layout = "(N, F)" if not timed else "(N, T, F), or a list of (T_i, F) arrays"
+        if x.ndim != ndim:
+            hint = ""
+            if self.vocab_size is None and timed and x.ndim == 2:
+                hint = (" (add a last axis of size 1 for one feature per step, or construct the model with "
+                        "vocab_size= for token ids)")
+            raise ValueError(f"{name} has shape {v.fmt_shape(x.shape)}; {type(self).__name__} expects {ndim} "
+                             f"dimensions {layout}{hint}")
+        if self.vocab_size is not None:
+            values = self._check_ids(name, x)
+        else:
+            if x.shape[-1] != self.input_size:
+                raise ValueError(f"{name} has {x.shape[-1]} features (shape {v.fmt_shape(x.shape)}); this model's "
+                                 f"input_size is {self.input_size}")
+            values = np.ascontiguousarray(x, dtype=self.dtype)
+        if timed and x.shape[1] == 0:
+            raise ValueError(f"{name} has shape {v.fmt_shape(x.shape)}: sequences need at least one timestep")
+        return Sequences(values, None, timed=timed)
+
+    def _check_ragged_x(self, X, name) -> Sequences:
+        seqs = as_sequence_list(name, X)
+        ids = self.vocab_size is not None
+        rows = []
+        for i, seq in enumerate(seqs):
+            item = f"{name}[{i}]"
+            if ids:
+                if seq.ndim != 1:
+                    raise ValueError(f"{item} has shape {v.fmt_shape(seq.shape)}; a model with vocab_size takes "
+                                     f"each sequence as a (T_i,) array of token ids")
+                seq = self._check_ids(item, seq) if seq.size else seq.astype(np.int64)
+            else:
+                if seq.ndim != 2:
+                    hint = ""
+                    if seq.ndim == 1:
+                        hint = (" (for one feature per step reshape it to (T_i, 1); token ids need a model "
+                                "built with vocab_size=)")
+                    raise ValueError(f"{item} has shape {v.fmt_shape(seq.shape)}; {type(self).__name__} takes each "
+                                     f"sequence as a (T_i, F) array{hint}")
+                if seq.shape[1] != self.input_size:
+                    raise ValueError(f"{item} has {seq.shape[1]} features (shape {v.fmt_shape(seq.shape)}); every "
+                                     f"sequence needs input_size = {self.input_size}")
+                if seq.dtype.kind == "f" and not np.isfinite(seq).all():
+                    bad = np.argwhere(~np.isfinite(seq))[0]
+                    raise ValueError(f"{item} contains NaN or Inf (first at index {tuple(int(i) for i in bad)})")
+            if seq.shape[0] == 0:
+                raise ValueError(f"{item} is empty (shape {v.fmt_shape(seq.shape)}): {type(self).__name__} needs "
+                                 f"at least one step per sequence")
+            rows.append(seq)
+        if not rows:
+            raise ValueError(f"{name} is an empty list: no sequences")
+        values, lengths = pad_sequences(rows, dtype=np.int64 if ids else self.dtype)
+        return Sequences(values, None if (lengths == values.shape[1]).all() else lengths, ragged=True)
+
+    def _check_y(self, Y, x: Sequences, name="Y") -> Sequences:
+        """Targets as a data set: labels (int64) or values, batch-first, padded, with lengths."""
+        Y = to_numpy(Y)
+        n = len(x)
+        if not self.sequence_targets:
+            y = self._check_y_array(name, self._as_array(name, Y), base_ndim=1)
+            if y.shape[0] != n:
+                raise ValueError(f"X and {name} have different numbers of samples: {n} and {y.shape[0]}")
+            return Sequences(y, timed=False)
+        if isinstance(Y, (list, tuple)) and not _is_rectangular(Y):
+            rows = [self._check_y_array(f"{name}[{i}]", self._as_array(f"{name}[{i}]", row), base_ndim=1)
+                    for i, row in enumerate(as_sequence_list(name, Y))]
+            if len(rows) != n:
+                raise ValueError(f"X and {name} have different numbers of samples: {n} and {len(rows)}")
+            lengths = np.array([len(row) for row in rows], np.int64)
+            values, _ = pad_sequences(rows, dtype=np.int64 if self.task == "classification" else self.dtype)
+            y = Sequences(values, lengths, ragged=True)
+        else:
+            array = self._check_y_array(name, self._as_array(name, Y), base_ndim=2)
+            if array.shape[0] != n:
+                raise ValueError(f"X and {name} have different numbers of samples: {n} and {array.shape[0]} (shapes "
+                                 f"{v.fmt_shape(x.values.shape)} and {v.fmt_shape(array.shape)})")
+            y = Sequences(array, None)
+        return self._check_y_steps(y, x, name)
+
+    def _check_y_steps(self, y: Sequences, x: Sequences, name) -> Sequences:
+        """ManyToMany: one target per input step (the decoders override this)."""
+        if y.steps == 0:
+            raise ValueError(f"{name} has shape {v.fmt_shape(y.values.shape)}: at least one target step is needed")
+        if x.lengths is None and y.lengths is None and y.steps != x.steps:
+            raise ValueError(f"{name} has {y.steps} timesteps and X has {x.steps} (shapes "
+                             f"{v.fmt_shape(y.values.shape)} and {v.fmt_shape(x.values.shape)}); "
+                             f"{type(self).__name__} predicts one output per input step")
+        if y.lengths is None and y.steps == x.steps:
+            return Sequences(y.values, x.lengths, ragged=y.ragged)  # (beside ragged X: the padding is no target)
+        want, got = x.step_lengths(), y.step_lengths()
+        bad = np.flatnonzero(got != want)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{name}[{i}] has {int(got[i])} steps and X[{i}] has {int(want[i])}; "
+                             f"{type(self).__name__} predicts one output per input step, so every target sequence "
+                             f"must be as long as its input")
+        return Sequences(y.values[:, :x.steps], x.lengths, ragged=y.ragged)
+
+    def _check_y_array(self, name, y: np.ndarray, base_ndim: int) -> np.ndarray:
+        """One array of targets: ``base_ndim`` leading axes (samples, or steps, or both) of int64
+        labels, or of values with a last axis of output_size (which may be left out when it is 1)."""
+        lead = "(T_i" if "[" in name else {1: "(N", 2: "(N, T"}[base_ndim]
+        layout = f"{lead},)" if base_ndim == 1 or "[" in name else f"{lead})"
         if self.task == "regression":
-            full = "(N, T, output_size)" if seq else "(N, output_size)"
-            layout = f"{full}" + (f" or {layout}" if self.output_size == 1 else "")
-        base_ndim = 2 if seq else 1
+            full = f"{lead}, output_size)"
+            layout = full + (f" or {layout}" if self.output_size == 1 else "")
         ok_ndim = {base_ndim} if self.task == "classification" else {base_ndim + 1} | (
             {base_ndim} if self.output_size == 1 else set())
         if y.ndim not in ok_ndim:
+            hint = ", or a list of (T_i,) target sequences" if base_ndim == 2 and "[" not in name else ""
             raise ValueError(f"{name} has shape {v.fmt_shape(y.shape)}; {type(self).__name__} expects {name} of shape "
-                             f"{layout} for task={self.task!r}")
-        if y.shape[0] != n:
-            raise ValueError(f"X and {name} have different numbers of samples: {n} and {y.shape[0]} (shapes "
-                             f"{v.fmt_shape(x.shape)} and {v.fmt_shape(y.shape)})")
-        if seq and not self.generates and y.shape[1] != x.shape[1]:
-            raise ValueError(f"{name} has {y.shape[1]} timesteps and X has {x.shape[1]} (shapes {v.fmt_shape(y.shape)} "
-                             f"and {v.fmt_shape(x.shape)}); {type(self).__name__} predicts one output per input step")
-        if seq and y.shape[1] == 0:
-            raise ValueError(f"{name} has shape {v.fmt_shape(y.shape)}: at least one target step is needed")
+                             f"{layout} for task={self.task!r}{hint}")
         if self.task == "regression":
             if y.ndim == base_ndim:
                 y = y[..., None]
@@ -288,26 +439,18 @@ class Model:
         if not self.fitted:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X, Y) before {what}")
 
-    # -- layouts: batch-first outside, time-major inside ----------------------------------------------
-
-    def _x_internal(self, x):
-        return np.ascontiguousarray(x.transpose(1, 0, 2)) if x.ndim == 3 else x
-
-    def _y_internal(self, y):
-        return np.ascontiguousarray(np.swapaxes(y, 0, 1)) if self.sequence_targets else y
-
-    @property
-    def _x_axis(self):
-        return 1 if self.x_ndim == 3 else 0
-
-    @property
-    def _y_axis(self):
-        return 1 if self.sequence_targets else 0
+    # -- losses -------------------------------------------------------------------------------------
 
     def _loss(self, outputs, y):
-        if self.task == "classification":
-            return softmax_cross_entropy(outputs, y)
-        return mse(outputs, y)
+        """The batch's mean loss over its real targets, and its gradient (zero at the padding)."""
+        loss_fn = softmax_cross_entropy if self.task == "classification" else mse
+        mask = y.mask()
+        if mask is None:
+            return loss_fn(outputs, y.data)
+        loss, dreal = loss_fn(outputs[mask], y.data[mask])
+        doutputs = np.zeros_like(outputs)
+        doutputs[mask] = dreal
+        return loss, doutputs
 
     def _batch_loss(self, x, y, train: bool) -> float:
         outputs = self._forward(x, y)
@@ -316,52 +459,64 @@ class Model:
             self._backward(doutputs)
         return loss
 
-    def _mean_loss(self, x, y) -> float:
-        n = x.shape[self._x_axis]
-        total = 0.0
-        for start in range(0, n, PREDICT_CHUNK):
-            idx = np.arange(start, min(start + PREDICT_CHUNK, n))
-            xb, yb = np.take(x, idx, self._x_axis), np.take(y, idx, self._y_axis)
-            with self._inference():
-                total += self._batch_loss(xb, yb, train=False) * len(idx)
-        return total / n
+    def _chunks(self, n: int):
+        return [np.arange(start, min(start + PREDICT_CHUNK, n)) for start in range(0, n, PREDICT_CHUNK)]
+
+    def _loss_sum(self, x: Sequences, y: Sequences) -> tuple:
+        """(Σ loss · real targets, real targets) over the data set, in inference mode."""
+        total, count = 0.0, 0
+        with self._inference():
+            for idx in self._chunks(len(x)):
+                yb = y.take(idx)
+                total += self._batch_loss(x.take(idx), yb, train=False) * yb.count()
+                count += yb.count()
+        return total, count
+
+    def _mean_loss(self, x: Sequences, y: Sequences) -> float:
+        total, count = self._loss_sum(x, y)
+        return total / max(count, 1)
 
     # -- the public API -----------------------------------------------------------------------------
 
     def fit(self, X, Y, *, epochs=10, batch_size=32, lr=1e-3, optimizer="adam", clip=5.0,
-            validation_data=None, verbose=1, comm=None) -> dict:
+            validation_data=None, bucket=True, verbose=1, comm=None) -> dict:
         """Train on X, Y with mini-batches (reshuffled each epoch from the model's seed).
 
         Returns the history, lists with one entry per epoch: "loss" (the mean training loss) and
         "time" (seconds of training, validation excluded), plus "val_loss" and "val_score" (accuracy
         or R², as ``score``) when ``validation_data=(X_val, Y_val)``.
         ``clip`` is the maximum global gradient norm (None: no clipping); ``optimizer`` is "adam" or
-        "sgd" (momentum 0.9).  ``verbose``: 0 silent, 1 a progress bar per epoch (tqdm), 2 a line per
-        epoch.  Calling fit again continues from the current weights.
+        "sgd" (momentum 0.9).  ``bucket`` (on by default; it changes nothing for rectangular data):
+        each batch takes sequences of similar length, so that little of it is padding — the order
+        stays a seeded shuffle.  ``verbose``: 0 silent, 1 a progress bar per epoch (tqdm), 2 a line
+        per epoch.  Calling fit again continues from the current weights.
         ``comm`` (an mpi4py communicator, every rank passing the same X and Y) trains data-parallel
         over its ranks, to the same losses: see ``rnnkit.distributed``.
         """
         if comm is not None:  # mpi4py is imported only here, only when a communicator is given
             from . import distributed
             return distributed.fit(self, X, Y, comm=comm, epochs=epochs, batch_size=batch_size, lr=lr,
-                                   optimizer=optimizer, clip=clip, validation_data=validation_data, verbose=verbose)
-        return self._fit(X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, verbose, self._train)
+                                   optimizer=optimizer, clip=clip, validation_data=validation_data, bucket=bucket,
+                                   verbose=verbose)
+        return self._fit(X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, bucket, verbose,
+                         self._train)
 
-    def _fit(self, X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, verbose, train) -> dict:
+    def _fit(self, X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, bucket, verbose, train) -> dict:
         """fit's checks and set-up, then ``train(x, y, opt, history, epochs, batch_size, clip, validation,
-        verbose)``: ``self._train``, or rnnkit.distributed's loop."""
+        bucket, verbose)``: ``self._train``, or rnnkit.distributed's loop."""
         epochs = check_int("epochs", epochs)
         batch_size = check_int("batch_size", batch_size)
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not clip > 0):
             raise ValueError(f"clip must be None or a number > 0, got {clip!r}")
+        bucket = check_bool("bucket", bucket)
         if isinstance(verbose, bool):
             verbose = int(verbose)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-        x_in = self._check_x(X)
-        y_in = self._check_y(Y, x_in)
-        if x_in.shape[0] == 0:
-            raise ValueError(f"X has shape {v.fmt_shape(x_in.shape)}: fit needs at least one sample")
+        x = self._check_x(X)
+        y = self._check_y(Y, x)
+        if len(x) == 0:
+            raise ValueError(f"X has shape {v.fmt_shape(x.values.shape)}: fit needs at least one sample")
         validation = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -370,36 +525,40 @@ class Model:
             validation = (xv, self._check_y(validation_data[1], xv, "Y_val"))
         opt = make_optimizer(optimizer, self.params, lr)
 
-        x, y = self._x_internal(x_in), self._y_internal(y_in)
         if self.generates:
-            self.steps = int(y_in.shape[1])
+            self.steps = int(y.steps)
         history: dict[str, list] = {"loss": [], "time": []}
         if validation is not None:
             history.update(val_loss=[], val_score=[])
         with _one_blas_thread(self.backend):
-            train(x, y, opt, history, epochs, batch_size, clip, validation, verbose)
+            train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose)
         return history
 
-    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, verbose, steps=None):
+    def _bucket_lengths(self, x: Sequences, y: Sequences):
+        """The lengths fit buckets by: the inputs', or the targets' when the inputs have no time axis."""
+        return x.lengths if x.timed else y.lengths
+
+    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, steps=None):
         """The training loop: epochs of batches in a fresh order from the model's generator, the
         progress bar, the history.  ``steps`` does each batch's work, the validation and the end of an
         epoch: ``_LocalSteps`` (this process) unless rnnkit.distributed passes its own."""
         steps = steps or _LocalSteps(self, x, y, opt, clip)
-        n = x.shape[self._x_axis]
-        batches = -(-n // batch_size)
+        n = len(x)
+        lengths = self._bucket_lengths(x, y)
         for epoch in range(epochs):
             started = time.perf_counter()
-            order = self._rng.permutation(n)
-            bar = _progress(batches, f"epoch {epoch + 1}/{epochs}", verbose)
-            total = 0.0
-            for b in range(batches):
-                idx = order[b * batch_size:(b + 1) * batch_size]
-                total += steps.batch(idx, epoch, b, batches) * len(idx)
+            batches = batch_order(self._rng, n, batch_size, lengths, bucket)
+            bar = _progress(len(batches), f"epoch {epoch + 1}/{epochs}", verbose)
+            total, seen = 0.0, 0
+            for b, idx in enumerate(batches):
+                count = y.count(idx)
+                total += steps.batch(idx, epoch, b, len(batches)) * count
+                seen += count
                 if bar is not None:
                     bar.update()
-                    if b % 8 == 0 or b == batches - 1:
-                        bar.set_postfix(loss=f"{total / min((b + 1) * batch_size, n):.4f}", refresh=False)
-            history["loss"].append(total / n)
+                    if b % 8 == 0 or b == len(batches) - 1:
+                        bar.set_postfix(loss=f"{total / max(seen, 1):.4f}", refresh=False)
+            history["loss"].append(total / max(seen, 1))
             history["time"].append(time.perf_counter() - started)
             self.fitted = True
             summary = f"loss={history['loss'][-1]:.4f}"
@@ -428,32 +587,82 @@ class Model:
             for layer, mode in zip(layers, before):
                 layer.training = mode
 
-    def _predict_checked(self, x, steps):
-        """Predictions for checked, batch-first x: labels or values, batch-first."""
-        n = x.shape[0]
-        with _one_blas_thread(self.backend), self._inference():
-            outputs = [self._outputs(self._x_internal(x[start:start + PREDICT_CHUNK]), steps)
-                       for start in range(0, max(n, 1), PREDICT_CHUNK)]
-        out = np.concatenate(outputs, axis=self._y_axis)
+    # -- predictions --------------------------------------------------------------------------------
+
+    def _predict_batch(self, x, steps):
+        """Predictions for one batch, time-major like the targets: labels (int64) or values."""
+        out = self._forward(x, None)
         if self.task == "classification":
-            out = out.argmax(axis=-1)
-        elif self.output_size == 1:
+            return out.argmax(axis=-1)
+        return out
+
+    def _predict_padded(self, x: Sequences, steps) -> np.ndarray:
+        """Predictions for a checked data set, batch-first and padded like the targets: (N[, O]) or
+        (N, T[, O]); steps without a prediction hold -1 (labels) or 0 (values)."""
+        parts = []
+        with _one_blas_thread(self.backend), self._inference():
+            for idx in self._chunks(len(x)) or [np.arange(0)]:
+                parts.append(self._predict_batch(x.take(idx), steps))
+        if not (self.sequence_targets):
+            out = np.concatenate(parts, axis=0)
+        else:
+            longest = max(p.shape[0] for p in parts)
+            fill = -1 if self.task == "classification" else 0
+            out = np.full((len(x), longest, *parts[0].shape[2:]), fill, parts[0].dtype)
+            start = 0
+            for p in parts:
+                out[start:start + p.shape[1], :p.shape[0]] = np.swapaxes(p, 0, 1)
+                start += p.shape[1]
+            if not self.generates and x.lengths is not None:
+                out[np.arange(longest)[None, :] >= x.lengths[:, None]] = fill
+        if self.task == "regression" and self.output_size == 1:
             out = out[..., 0]
-        return np.ascontiguousarray(np.swapaxes(out, 0, 1)) if self.sequence_targets else out
+        return out
+
+    def _predictions(self, x: Sequences, steps):
+        """What predict returns: an array, or for ragged sequence outputs a list of arrays."""
+        out = self._predict_padded(x, steps)
+        if self.sequence_targets and x.ragged:
+            return [np.ascontiguousarray(row[:length]) for row, length in zip(out, x.step_lengths())]
+        return out
 
     def predict(self, X):
         """Labels (classification) or values (regression) for X; see the class docstring for shapes."""
         self._check_fitted("predict")
-        return self._predict_checked(self._check_x(X), self.steps)
+        return self._predictions(self._check_x(X), self.steps)
 
-    def _score_checked(self, x, y) -> float:
-        pred = self._predict_checked(x, y.shape[1] if self.generates else self.steps)
+    def _real_targets(self, y: Sequences, values=None) -> np.ndarray:
+        """``values`` (default: the targets; else predictions aligned with them) at the real targets:
+        batch-first as given for rectangular data, flattened to the real steps with lengths."""
+        values = y.values if values is None else values
+        if self.sequence_targets and y.lengths is not None:
+            values = values[np.arange(values.shape[1])[None, :] < y.lengths[:, None]]
+        if self.task == "regression":
+            return values.reshape(values.shape[0], -1).astype(np.float64)
+        return values
+
+    def _score_parts(self, x: Sequences, y: Sequences) -> tuple:
+        """Over the real targets of the data set: (right labels, labels) for classification, or
+        (Σ squared residuals, the targets as (rows, k) float64) for regression."""
+        pred = self._predict_padded(x, y.steps if self.generates else self.steps)
+        if self.sequence_targets:
+            if pred.shape[1] < y.steps:  # (a decoder can stop before the longest target)
+                fill = np.full((pred.shape[0], y.steps - pred.shape[1], *pred.shape[2:]), -1, pred.dtype)
+                pred = np.concatenate([pred, fill], axis=1)
+            pred = pred[:, :y.steps]
+        truth, pred = self._real_targets(y), self._real_targets(y, pred)
         if self.task == "classification":
-            return float(np.mean(pred == y)) if y.size else float("nan")
-        return r2_score(y, pred.reshape(y.shape))
+            return int(np.count_nonzero(pred == truth)), int(truth.size)
+        return float(np.square(truth - pred.reshape(truth.shape)).sum()), truth
+
+    def _score_checked(self, x: Sequences, y: Sequences) -> float:
+        right, total = self._score_parts(x, y)
+        if self.task == "classification":
+            return right / total if total else float("nan")
+        return r2_from_residual(right, total)
 
     def score(self, X, Y) -> float:
-        """Accuracy (classification: the fraction of labels predicted right, over every step) or R²."""
+        """Accuracy (classification: the fraction of labels predicted right, over every real step) or R²."""
         self._check_fitted("score")
         x = self._check_x(X)
         return self._score_checked(x, self._check_y(Y, x))

@@ -54,7 +54,7 @@ import zlib
 import numpy as np
 
 from . import _core, runtime
-from ._model import Model, diverged
+from ._model import Model, diverged, r2_from_residual
 from ._validation import check_num_threads
 from .optim import clip_grad_norm, grad_norm
 
@@ -143,10 +143,14 @@ def _on_all_ranks(exc: BaseException) -> BaseException:
     return exc
 
 
-def _describe_data(name: str, array: np.ndarray, axis: int) -> str:
-    shape = array.shape if axis == 0 else np.swapaxes(array, 0, axis).shape  # batch-first, as given
+def _describe_data(name: str, data) -> str:
+    """A data set (rnnkit._data.Sequences) by its padded shape, dtype and CRC-32 of values and lengths."""
+    array = data.values
     crc = zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
-    return f"{name} of shape {shape} ({array.dtype}), CRC-32 {crc:#010x}"
+    if data.lengths is not None:
+        crc = zlib.crc32(memoryview(np.ascontiguousarray(data.lengths)).cast("B"), crc)
+    ragged = ", ragged" if data.lengths is not None else ""
+    return f"{name} of shape {array.shape} ({array.dtype}{ragged}), CRC-32 {crc:#010x}"
 
 
 def _params_crc(params: dict) -> int:
@@ -202,7 +206,8 @@ class _RankSteps:
     def batch(self, idx, epoch: int, b: int, batches: int) -> float:
         t, MPI = self.trainer, _mpi()
         with np.errstate(over="ignore", invalid="ignore"):
-            t._local_gradient(self.x, self.y, idx[shard(len(idx), t.rank, t.size)], len(idx), self.buffer, self.views)
+            t._local_gradient(self.x, self.y, idx[shard(len(idx), t.rank, t.size)], self.y.count(idx), self.buffer,
+                              self.views)
             before = time.perf_counter()
             t.comm.Allreduce(MPI.IN_PLACE, self.buffer, op=MPI.SUM)
             self.communicating += time.perf_counter() - before
@@ -266,21 +271,21 @@ class _Trainer:
         init = {k: v for k, v in model._init_args().items() if k != "seed"}  # rank 0's weights are broadcast
         fingerprint = {
             "model": f"{type(model).__name__}({init})",
-            "X": _describe_data("X", x, model._x_axis),
-            "Y": _describe_data("Y", y, model._y_axis),
+            "X": _describe_data("X", x),
+            "Y": _describe_data("Y", y),
             "epochs": f"epochs={epochs}",
             "batch_size": f"batch_size={batch_size}",
             "clip": f"clip={clip!r}",
             "optimizer": f"{type(opt).__name__}(lr={opt.lr!r}"
                          + (f", momentum={opt.momentum!r})" if hasattr(opt, "momentum") else ")"),
             "validation_data": "no validation data" if validation is None else
-            f"{_describe_data('X_val', validation[0], 0)} and {_describe_data('Y_val', validation[1], 0)}",
+            f"{_describe_data('X_val', validation[0])} and {_describe_data('Y_val', validation[1])}",
         }
         return fingerprint
 
     # -- training -----------------------------------------------------------------------------------
 
-    def train(self, x, y, opt, history, epochs, batch_size, clip, validation, verbose):
+    def train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose):
         """Model._train's contract, data-parallel (called by Model._fit once its checks passed)."""
         error = fingerprint = None
         try:
@@ -291,7 +296,8 @@ class _Trainer:
         if error is not None:
             raise error
         with self._abort_on_error():
-            self._train(x, y, opt, history, epochs, batch_size, clip, validation, verbose if self.rank == 0 else 0)
+            self._train(x, y, opt, history, epochs, batch_size, clip, validation, bucket,
+                        verbose if self.rank == 0 else 0)
 
     @contextlib.contextmanager
     def _abort_on_error(self):
@@ -320,7 +326,7 @@ class _Trainer:
         rng = self.model._rng.bit_generator
         rng.state = self.comm.bcast(rng.state if self.rank == 0 else None, root=0)
 
-    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, verbose):
+    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose):
         model = self.model
         params = model.params
         # One contiguous buffer: every gradient, then the loss; the views are the global gradients.
@@ -332,18 +338,18 @@ class _Trainer:
         self._broadcast_start(params, buffer)
 
         history["comm_time"] = []
-        model._train(x, y, opt, history, epochs, batch_size, clip, validation, verbose,
+        model._train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose,
                      steps=_RankSteps(self, x, y, opt, clip, buffer, views))
 
     def _local_gradient(self, x, y, idx, count, buffer, views) -> None:
-        """This rank's share ``idx`` of a global batch of ``count`` samples: its gradients and loss,
-        weighted by its share of the batch, into ``buffer`` (zeros for an empty share)."""
+        """This rank's share ``idx`` of a global batch of ``count`` real targets: its gradients and loss,
+        weighted by its share of the batch's targets, into ``buffer`` (zeros for an empty share)."""
         model = self.model
         if len(idx) == 0:
             buffer.fill(0)
             return
-        loss = model._batch_loss(np.take(x, idx, model._x_axis), np.take(y, idx, model._y_axis), train=True)
-        weight = len(idx) / count
+        loss = model._batch_loss(x.take(idx), y.take(idx), train=True)
+        weight = y.count(idx) / count
         grads = model._grads()
         for name, view in views.items():
             np.multiply(grads[name], weight, out=view)
@@ -353,26 +359,20 @@ class _Trainer:
         """The validation loss and score of the whole validation set, each rank computing a share."""
         MPI = _mpi()
         model = self.model
-        part = shard(xv.shape[0], self.rank, self.size)
-        xs, ys = xv[part], yv[part]
-        sums = np.zeros(2)  # Σ loss·samples, Σ correct labels (classification) or Σ squared residuals
-        if xs.shape[0]:
-            sums[0] = model._mean_loss(model._x_internal(xs), model._y_internal(ys)) * xs.shape[0]
-            pred = model._predict_checked(xs, ys.shape[1] if model.generates else model.steps)
-            if model.task == "classification":
-                sums[1] = np.count_nonzero(pred == ys)
-            else:
-                sums[1] = np.square(ys.astype(np.float64) - pred.reshape(ys.shape)).sum()
+        part = shard(len(xv), self.rank, self.size)
+        xs, ys = xv.subset(part), yv.subset(part)
+        sums = np.zeros(4)  # Σ loss·targets, targets, Σ right labels (or squared residuals), labels scored
+        if len(xs):
+            sums[0], sums[1] = model._loss_sum(xs, ys)
+            right, truth = model._score_parts(xs, ys)
+            sums[2] = right
+            sums[3] = truth if model.task == "classification" else truth.shape[0]
         self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
-        val_loss = float(sums[0] / xv.shape[0])
+        val_loss = float(sums[0] / max(sums[1], 1))
         if model.task == "classification":
-            return val_loss, float(sums[1] / yv.size) if yv.size else float("nan")
-        # R² as Model.score computes it (r2_score): the total sum of squares needs no communication.
-        flat = yv.reshape(yv.shape[0], -1).astype(np.float64)
-        total = float(np.square(flat - flat.mean(axis=0)).sum())
-        if total == 0:
-            return val_loss, 1.0 if sums[1] == 0 else 0.0
-        return val_loss, float(1 - sums[1] / total)
+            return val_loss, float(sums[2] / sums[3]) if sums[3] else float("nan")
+        # R² as Model.score computes it: the total sum of squares needs no communication.
+        return val_loss, r2_from_residual(float(sums[2]), model._real_targets(yv))
 
     def _check_identical(self, params: dict, epoch: int) -> None:
         crcs = self.comm.allgather(_params_crc(params))

@@ -38,11 +38,13 @@ def check_bool(name: str, value) -> bool:
 
 
 def check_dtype(dtype) -> np.dtype:
+    if dtype is None:
+        raise ValueError("dtype must be 'float32' or 'float64', got None")
     try:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in v.FLOAT_DTYPES:
+    if dt is None or dt not in v.FLOAT_DTYPES:  # (a NumPy dtype compares equal to None)
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return dt
 
@@ -93,7 +95,7 @@ class RNN:
     ``RNN(input_size, hidden_size, *, cell="tanh", num_layers=1, bidirectional=False,
     batch_first=False, dtype="float32", backend="cpp", seed=None)``
 
-    - ``forward(x, h0=None) -> (y, h_n)`` (also ``layer(x, h0)``): x is (T, B, I), or (B, T, I) when
+    - ``forward(x, h0=None, *, lengths=None) -> (y, h_n)`` (also ``layer(x, h0)``): x is (T, B, I), or (B, T, I) when
       ``batch_first``, or (T, I) unbatched; y is (T, B, D·H) (batch-first too when x is), a
       bidirectional layer's [forward | reverse], and h_n is (L·D, B, H), ordered layer by layer,
       forward before reverse.
@@ -229,8 +231,14 @@ class RNN:
         states = tuple(s[:, 0] if unbatched else s for s in states)
         return states[0] if len(states) == 1 else states
 
-    def forward(self, x, h0=None, *, training=None):
+    def forward(self, x, h0=None, *, lengths=None, training=None):
         """Run the layer: returns (y, h_n); see the class docstring for the shapes.
+
+        ``lengths``: None, or (B,) integers in [0, T], one per sequence of the batch, in any order:
+        torch's ``pack_padded_sequence(x, lengths, enforce_sorted=False)``.  Row b then runs only its
+        steps 0 .. lengths[b]-1 (no work is done on the padding), y is 0 at the padding, and h_n is
+        each row's last real state (the reverse direction: its state after step 0).  Every layer of a
+        stack and both directions use the lengths; the backward ignores dy at the padding.
 
         ``training`` defaults to the layer's ``training`` attribute (True unless set, as torch's
         ``module.training``).  ``training=False`` (inference: what the models' predict and score use)
@@ -252,6 +260,12 @@ class RNN:
         if inputs != self.input_size:
             raise ValueError(f"x has {inputs} features (shape {v.fmt_shape(x.shape)}); this layer's input_size is "
                              f"{self.input_size}")
+        if lengths is not None and unbatched:
+            raise ValueError("lengths needs batched x (3 dimensions); an unbatched x (T, I) is one sequence "
+                             "of length T: slice it instead")
+        lengths = v.check_lengths(lengths, steps, batch)
+        if lengths is not None and np.all(lengths == steps):
+            lengths = None  # every row full: the same result, on the kernels' fast path
         states0 = self._states_in("h0", h0, batch, unbatched)
 
         hidden, directions, num_states = self.hidden_size, self.num_directions, self._cell.num_states
@@ -265,8 +279,8 @@ class RNN:
             layer_states0 = None if states0 is None else [tuple(s[i] for s in states0) for i in indices]
             weights = [self._weights(layer, d) for d in range(directions)]
             plans = None if training or self.backend != "cpp" else self._plans_for(layer, weights)
-            states_n, layer_saved = self._cell.forward(layer_input, layer_states0, weights, out, training=training,
-                                                       backend=self.backend, plans=plans)
+            states_n, layer_saved = self._cell.forward(layer_input, layer_states0, weights, out, lengths=lengths,
+                                                       training=training, backend=self.backend, plans=plans)
             for d, index in enumerate(indices):
                 for s in range(num_states):
                     h_n[s][index] = states_n[d][s]
@@ -309,7 +323,8 @@ class RNN:
         """BPTT through the last forward: returns (dx, dh0) and fills ``self.grads``.
 
         dy has the shape of y (or is None: zeros); dh_n that of h_n (or None).  dx has the shape of x;
-        dh0 that of h_n (a pair (dh0, dc0) for the LSTM), also when the forward's h0 was None.
+        dh0 that of h_n (a pair (dh0, dc0) for the LSTM), also when the forward's h0 was None.  After
+        a forward with lengths, dy at the padding is ignored and dx is 0 there.
         """
         if self._saved is None:
             raise RuntimeError("backward() needs a forward() first (with training=True)")

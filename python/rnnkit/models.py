@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _validation as v
 from ._cells import make_cell
+from ._data import Sequences
 from ._model import Model, NotFittedError, as_state_tuple, from_state_tuple, one_hot
 from .layers import RNN, Dense, check_int
 
@@ -38,83 +40,147 @@ class _LayerFactory:
     def __init__(self, model, rng):
         self.model, self.rng = model, rng
 
-    def rnn(self, input_size):
+    def rnn(self, input_size, bidirectional=False):
         m = self.model
-        return RNN(input_size, m.hidden_size, cell=m.cell, num_layers=m.num_layers, dtype=m.dtype,
-                   backend=m.backend, seed=self.rng)
+        return RNN(input_size, m.hidden_size, cell=m.cell, num_layers=m.num_layers, bidirectional=bidirectional,
+                   dtype=m.dtype, backend=m.backend, seed=self.rng)
 
     def dense(self, input_size, output_size):
         return Dense(input_size, output_size, dtype=self.model.dtype, seed=self.rng)
 
 
 class OneToOne(Model):
-    """X (N, F) -> one output per sample: a single recurrent step (from a zero state), a Dense head."""
+    """X (N, F) -> one output per sample: a single recurrent step (from a zero state), a Dense head.
+    With ``vocab_size``, X is (N,) token ids, embedded first."""
 
     x_ndim = 2
+    _no_bidirectional_reason = "it runs one step"
 
     def _build(self, rng):
         make = _LayerFactory(self, rng)
         return {"rnn": make.rnn(self.input_size), "head": make.dense(self.hidden_size, self.output_size)}
 
     def _forward(self, x, y):
-        hidden, _ = self.layers["rnn"](x[None])  # (1, N, H): one timestep
+        hidden, _ = self.layers["rnn"](self._inputs(x)[None])  # (1, N, H): one timestep
         return self.layers["head"](hidden[0])
 
     def _backward(self, doutputs):
         dhidden = self.layers["head"].backward(doutputs)
-        self.layers["rnn"].backward(dhidden[None])
+        dx, _ = self.layers["rnn"].backward(dhidden[None])
+        self._inputs_backward(dx[0])
 
 
 class ManyToOne(Model):
-    """X (N, T, F) -> one output per sequence, from the last layer's final hidden state."""
+    """X (N, T, F), or a list of (T_i, F) sequences -> one output per sequence, from the top layer's
+    last real state.  ``bidirectional=True``: the forward direction's last real state beside the
+    reverse direction's state after step 0 (torch's ``h_n[-2:]``), concatenated."""
 
     x_ndim = 3
+    can_be_bidirectional = True
 
     def _build(self, rng):
         make = _LayerFactory(self, rng)
-        return {"rnn": make.rnn(self.input_size), "head": make.dense(self.hidden_size, self.output_size)}
+        return {"rnn": make.rnn(self.input_size, self.bidirectional),
+                "head": make.dense(self.num_directions * self.hidden_size, self.output_size)}
 
     def _forward(self, x, y):
-        _, h_n = self.layers["rnn"](x)
+        _, h_n = self.layers["rnn"](self._inputs(x), lengths=x.lengths)
         self._h_n = as_state_tuple(h_n)
-        return self.layers["head"](self._h_n[0][-1])
+        top = self._h_n[0][-self.num_directions:]  # (D, N, H): the top layer's directions
+        return self.layers["head"](top[0] if len(top) == 1 else np.concatenate(list(top), axis=-1))
 
     def _backward(self, doutputs):
-        dh_last = self.layers["head"].backward(doutputs)
+        dtop = self.layers["head"].backward(doutputs)
         dstates = tuple(np.zeros_like(state) for state in self._h_n)
-        dstates[0][-1] = dh_last  # only the top layer's h_T reaches the head
-        self.layers["rnn"].backward(None, from_state_tuple(dstates))
+        hidden, directions = self.hidden_size, self.num_directions
+        for d in range(directions):  # only the top layer's final h reaches the head
+            dstates[0][d - directions] = dtop[:, d * hidden:(d + 1) * hidden]
+        dx, _ = self.layers["rnn"].backward(None, from_state_tuple(dstates))
+        self._inputs_backward(dx)
 
 
 class ManyToMany(Model):
-    """X (N, T, F) -> (N, T): an output per step (sequence labelling, a character language model)."""
+    """X (N, T, F), or a list of (T_i, F) sequences -> an output per step (sequence labelling, a
+    character language model): targets (N, T), or a list of (T_i,) — per real step only, and predict
+    returns a list for a list.  ``bidirectional=True`` puts the head on [forward | reverse]."""
 
     x_ndim = 3
     sequence_targets = True
+    can_be_bidirectional = True
 
     def _build(self, rng):
         make = _LayerFactory(self, rng)
-        return {"rnn": make.rnn(self.input_size), "head": make.dense(self.hidden_size, self.output_size)}
+        return {"rnn": make.rnn(self.input_size, self.bidirectional),
+                "head": make.dense(self.num_directions * self.hidden_size, self.output_size)}
 
     def _forward(self, x, y):
-        hidden, _ = self.layers["rnn"](x)  # (T, N, H)
+        hidden, _ = self.layers["rnn"](self._inputs(x), lengths=x.lengths)  # (T, N, D·H)
         return self.layers["head"](hidden)
 
     def _backward(self, doutputs):
-        self.layers["rnn"].backward(self.layers["head"].backward(doutputs))
+        dx, _ = self.layers["rnn"].backward(self.layers["head"].backward(doutputs))
+        self._inputs_backward(dx)
 
 
 class _Decoder(Model):
     """A recurrent decoder whose input at step t is its output at step t-1 (zeros at t = 0): the
     previous label one-hot for classification, the previous values for regression.  Training feeds
-    the true previous target (teacher forcing); ``predict`` feeds back its own (greedy) predictions.
-    Subclasses provide the initial state: ``_initial_state(x)`` and ``_initial_state_backward``."""
+    the true previous target (teacher forcing); ``predict`` feeds back its own (greedy) predictions,
+    one step at a time through the decoder's packed weights (the kernels' plans).
+
+    ``end_token`` (classification): a label in [0, output_size) that ends a sequence.  fit cuts each
+    target after its first end token, or appends one where it has none, and trains on it like any
+    other label; predict stops each sequence at its end token (or at ``max_steps``) and returns a
+    list of sequences of their own lengths, without the end token.
+    Subclasses provide the initial state: ``_initial_state(x)`` and ``_initial_state_backward``.
+    """
 
     sequence_targets = True
     generates = True
 
+    def __init__(self, input_size, hidden_size, output_size, *, end_token=None, **options):
+        super().__init__(input_size, hidden_size, output_size, **options)
+        if end_token is not None:
+            if self.task != "classification":
+                raise ValueError(f"end_token is for task='classification' (a label that ends a sequence); this "
+                                 f"model has task={self.task!r}")
+            end_token = check_int("end_token", end_token, minimum=0)
+            if end_token >= self.output_size:
+                raise ValueError(f"end_token = {end_token} is out of range; it must be a label in [0, output_size) "
+                                 f"= [0, {self.output_size})")
+        self.end_token = end_token
+
+    def _init_args(self) -> dict:
+        return {**super()._init_args(), "end_token": self.end_token}
+
     def _decoder_layers(self, make):
         return {"decoder": make.rnn(self.output_size), "head": make.dense(self.hidden_size, self.output_size)}
+
+    def _check_y_steps(self, y, x, name):
+        """Targets of their own lengths; with an end token, cut after the first one or appended."""
+        if y.steps == 0 and y.lengths is None and self.end_token is None:
+            raise ValueError(f"{name} has shape {v.fmt_shape(y.values.shape)}: at least one target step is needed")
+        lengths = y.step_lengths().copy()
+        if self.end_token is not None:
+            values = y.values
+            is_end = values == self.end_token
+            is_end &= np.arange(values.shape[1])[None, :] < lengths[:, None]
+            has_end = is_end.any(axis=1)
+            lengths = np.where(has_end, is_end.argmax(axis=1) + 1, lengths + 1)
+            longest = int(lengths.max()) if lengths.size else 0
+            padded = np.zeros((values.shape[0], max(longest, values.shape[1])), values.dtype)
+            padded[:, :values.shape[1]] = values
+            padded[np.arange(len(lengths)), lengths - 1] = self.end_token
+            y = Sequences(padded[:, :longest], lengths, ragged=y.ragged)
+        empty = np.flatnonzero(lengths == 0)
+        if empty.size:
+            raise ValueError(f"{name}[{int(empty[0])}] is empty: every target needs at least one step (or give the "
+                             f"model an end_token, which ends every target)")
+        y.lengths = None if (lengths == y.steps).all() else lengths
+        return y
+
+    def _bucket_lengths(self, x, y):
+        return x.lengths if x.timed and x.lengths is not None else y.lengths
 
     def _feedback(self, outputs_or_targets, from_targets: bool):
         """The next decoder input (…, output_size) from targets or from the head's outputs."""
@@ -124,10 +190,10 @@ class _Decoder(Model):
         return one_hot(labels, self.output_size, self.dtype)
 
     def _forward(self, x, y):
-        steps, batch = y.shape[:2]
+        steps, batch = y.data.shape[:2]
         inputs = np.zeros((steps, batch, self.output_size), self.dtype)
-        inputs[1:] = self._feedback(y[:-1], from_targets=True)
-        hidden, _ = self.layers["decoder"](inputs, from_state_tuple(self._initial_state(x)))
+        inputs[1:] = self._feedback(y.data[:-1], from_targets=True)
+        hidden, _ = self.layers["decoder"](inputs, from_state_tuple(self._initial_state(x)), lengths=y.lengths)
         return self.layers["head"](hidden)
 
     def _backward(self, doutputs):
@@ -135,30 +201,78 @@ class _Decoder(Model):
         _, dstate0 = self.layers["decoder"].backward(dhidden)
         self._initial_state_backward(as_state_tuple(dstate0))
 
-    def _outputs(self, x, steps):
-        state = from_state_tuple(self._initial_state(x))
-        batch = x.shape[self._x_axis]
-        outputs = np.empty((steps, batch, self.output_size), self.dtype)
+    def _predict_batch(self, x, steps):
+        """Greedy generation of ``steps`` steps, time-major (steps, B[, O]); with an end token, a
+        row's labels after its end token are -1 and it no longer runs."""
+        decoder, head = self.layers["decoder"], self.layers["head"]
+        cell, layers = decoder._cell, decoder.num_layers
+        batch = x.size
+        classify = self.task == "classification"
+        out = (np.full((steps, batch), -1, np.int64) if classify
+               else np.zeros((steps, batch, self.output_size), self.dtype))
+        weights = [[decoder._weights(layer, 0)] for layer in range(layers)]
+        plans = ([decoder._plans_for(layer, weights[layer]) for layer in range(layers)]
+                 if decoder.backend == "cpp" else [None] * layers)
+        initial = self._initial_state(x)  # S arrays (L, B, H)
+        states = [tuple(np.ascontiguousarray(s[layer]) for s in initial) for layer in range(layers)]
+        rows = np.arange(batch)  # the rows still generating
         step_input = np.zeros((1, batch, self.output_size), self.dtype)
         for t in range(steps):
-            hidden, state = self.layers["decoder"](step_input, state)
-            outputs[t] = self.layers["head"](hidden[0])
-            step_input = self._feedback(outputs[t], from_targets=False)[None]
-        return outputs
+            layer_input = step_input
+            for layer in range(layers):
+                hidden = np.empty((1, len(rows), self.hidden_size), self.dtype)
+                (states[layer],), _ = cell.forward(layer_input, [states[layer]], weights[layer], hidden,
+                                                   training=False, backend=decoder.backend, plans=plans[layer])
+                layer_input = hidden
+            outputs = head(layer_input[0])
+            if not classify:
+                out[t, rows] = outputs
+                step_input = outputs[None]
+                continue
+            labels = outputs.argmax(axis=-1)
+            out[t, rows] = labels
+            if self.end_token is not None:
+                going = labels != self.end_token
+                if not going.all():
+                    rows, labels = rows[going], labels[going]
+                    states = [tuple(s[going] for s in state) for state in states]
+                    if not rows.size:
+                        break
+            step_input = one_hot(labels, self.output_size, self.dtype)[None]
+        return out
 
-    def predict(self, X, steps=None):
-        """Generate ``steps`` outputs per sample (default: as many as the targets in ``fit`` had):
-        (N, steps) labels or values (greedy decoding: each prediction is the next input)."""
+    def _predictions(self, x, steps):
+        out = self._predict_padded(x, steps)
+        if self.end_token is None:
+            return out
+        sequences = []
+        for row in out:
+            ends = np.flatnonzero((row == self.end_token) | (row < 0))
+            sequences.append(np.ascontiguousarray(row[:ends[0]] if ends.size else row))
+        return sequences
+
+    def predict(self, X, max_steps=None, *, steps=None):
+        """Generate up to ``max_steps`` outputs per sample (default: the longest target ``fit`` saw,
+        its end token counted): greedy decoding, each prediction the next input.  Without an end
+        token, exactly ``max_steps`` per sample: (N, max_steps) labels or values.  With one, a list of
+        label sequences of their own lengths, each stopped at its end token (which is left out).
+        (``steps=`` is the old name of ``max_steps``.)"""
         self._check_fitted("predict")
-        steps = self.steps if steps is None else check_int("steps", steps)
-        return self._predict_checked(self._check_x(X), steps)
+        if steps is not None:
+            if max_steps is not None:
+                raise TypeError("give max_steps or steps (its old name), not both")
+            max_steps = steps
+        max_steps = self.steps if max_steps is None else check_int("max_steps", max_steps)
+        return self._predictions(self._check_x(X), max_steps)
 
 
 class OneToMany(_Decoder):
     """X (N, F) -> (N, steps): X sets the initial state (h0 = tanh(Dense(X)), for every layer and
-    state), then each step's output is fed back as the next input ("captioning")."""
+    state), then each step's output is fed back as the next input ("captioning").  With
+    ``vocab_size``, X is (N,) ids, embedded first."""
 
     x_ndim = 2
+    _no_bidirectional_reason = "its decoder generates one step after the other"
 
     def _build(self, rng):
         make = _LayerFactory(self, rng)
@@ -168,29 +282,39 @@ class OneToMany(_Decoder):
                 **self._decoder_layers(make)}
 
     def _initial_state(self, x):
-        batch = x.shape[0]
-        self._h0 = np.tanh(self.layers["init"](x))  # (N, S·L·H)
+        batch = x.size
+        self._h0 = np.tanh(self.layers["init"](self._inputs(x)))  # (N, S·L·H)
         states = self._h0.reshape(batch, self._num_states, self.num_layers, self.hidden_size)
         return tuple(np.ascontiguousarray(states[:, s].transpose(1, 0, 2)) for s in range(self._num_states))
 
     def _initial_state_backward(self, dstates):
         dh0 = np.stack([d.transpose(1, 0, 2) for d in dstates], axis=1).reshape(self._h0.shape)
-        self.layers["init"].backward(dh0 * (1 - self._h0 * self._h0))
+        self._inputs_backward(self.layers["init"].backward(dh0 * (1 - self._h0 * self._h0)))
 
 
 class Seq2Seq(_Decoder):
-    """X (N, T_in, F) -> (N, T_out), T_out independent of T_in: an encoder RNN reads X, its final
-    states (every layer) start the decoder, which generates the outputs as in OneToMany."""
+    """X (N, T_in, F), or a list of (T_i, F) sources -> (N, T_out), T_out independent of T_in: an
+    encoder RNN reads X, its final states (every layer) start the decoder, which generates the
+    outputs as in OneToMany.  Sources and targets may both be lists of their own lengths.
+    ``bidirectional=True`` makes the encoder bidirectional; the decoder starts from the sum of its
+    two directions' final states, layer by layer (the decoder itself runs forward only)."""
 
     x_ndim = 3
+    can_be_bidirectional = True
 
     def _build(self, rng):
         make = _LayerFactory(self, rng)
-        return {"encoder": make.rnn(self.input_size), **self._decoder_layers(make)}
+        return {"encoder": make.rnn(self.input_size, self.bidirectional), **self._decoder_layers(make)}
 
     def _initial_state(self, x):
-        _, h_n = self.layers["encoder"](x)
-        return as_state_tuple(h_n)
+        _, h_n = self.layers["encoder"](self._inputs(x), lengths=x.lengths)
+        states = as_state_tuple(h_n)  # S arrays (L·D, B, H), layer by layer, forward before reverse
+        if self.bidirectional:
+            states = tuple(s[0::2] + s[1::2] for s in states)
+        return states
 
     def _initial_state_backward(self, dstates):
-        self.layers["encoder"].backward(None, from_state_tuple(dstates))
+        if self.bidirectional:  # both directions of a layer receive its gradient
+            dstates = tuple(np.repeat(d, 2, axis=0) for d in dstates)
+        dx, _ = self.layers["encoder"].backward(None, from_state_tuple(dstates))
+        self._inputs_backward(dx)

@@ -24,6 +24,10 @@ CASES = [
     (Seq2Seq, "classification", "float64", {"batch_size": 8}),
     (ManyToOne, "regression", "float64", {"batch_size": 2, "optimizer": "sgd", "lr": 0.05, "clip": 0.2}),
     (ManyToOne, "classification", "float32", {"batch_size": 8}),
+    # sequences of their own lengths (lists), token ids, an end token: each rank's share is weighted
+    # by its real targets, not its samples
+    (ManyToMany, "classification", "float64", {"batch_size": 5, "ragged": True}),
+    (Seq2Seq, "classification", "float64", {"batch_size": 8, "ragged": True}),
 ]
 EPOCHS = 3
 
@@ -31,6 +35,9 @@ EPOCHS = 3
 def make_case(index):
     """(model, X, Y, fit options) for CASES[index]: the same on every rank and in the test."""
     model_cls, task, dtype, options = CASES[index]
+    options = dict(options)
+    if options.pop("ragged", False):
+        return _ragged_case(index, model_cls, dtype, options)
     rng = np.random.default_rng(index)
     x = rng.standard_normal((N, FEATURES) if model_cls.x_ndim == 2 else (N, STEPS, FEATURES))
     flat = x.reshape(N, -1)
@@ -44,6 +51,22 @@ def make_case(index):
     classes = 3 if model_cls.sequence_targets else 2
     model = model_cls(FEATURES, 6, classes if task == "classification" else 1,
                       cell="gru" if index % 2 else "lstm", task=task, dtype=dtype, seed=10 + index)
+    fit = {"epochs": EPOCHS, "lr": 0.02, "verbose": 0, "validation_data": (x[:9], y[:9]), **options}
+    return model, x, y, fit
+
+
+def _ragged_case(index, model_cls, dtype, options):
+    """Token ids in lists of lengths 1..STEPS+3; ManyToMany tags each token, Seq2Seq reverses the
+    sequence and ends it with an end token."""
+    rng = np.random.default_rng(index)
+    vocab = 5
+    x = [rng.integers(0, vocab, rng.integers(1, STEPS + 4)) for _ in range(N)]
+    if model_cls is ManyToMany:
+        y, classes, extra = [np.cumsum(s) % 3 for s in x], 3, {}
+    else:
+        y, classes, extra = [s[::-1] for s in x], vocab + 1, {"end_token": vocab, "bidirectional": True}
+    model = model_cls(FEATURES, 6, classes, cell="gru" if index % 2 else "lstm", vocab_size=vocab, dtype=dtype,
+                      seed=10 + index, **extra)
     fit = {"epochs": EPOCHS, "lr": 0.02, "verbose": 0, "validation_data": (x[:9], y[:9]), **options}
     return model, x, y, fit
 

@@ -73,16 +73,15 @@ class Sequences:
 
     def take(self, idx) -> Batch:
         """The samples ``idx`` as a time-major batch padded to its own longest sequence."""
-        values = self.values[idx]
         if not self.timed:
-            return Batch(values, None, timed=False)
-        lengths = None
-        if self.lengths is not None:
-            lengths = self.lengths[idx]
-            longest = int(lengths.max()) if lengths.size else 0
-            values = values[:, :longest]
-            if lengths.size and (lengths == longest).all():
-                lengths = None
+            return Batch(self.values[idx], None, timed=False)
+        if self.lengths is None:
+            return Batch(np.ascontiguousarray(np.swapaxes(self.values[idx], 0, 1)), None)
+        lengths = self.lengths[idx]
+        longest = int(lengths.max()) if lengths.size else 0
+        values = self.values[idx, :longest]  # (one gather: only the steps this batch needs)
+        if lengths.size and (lengths == longest).all():
+            lengths = None
         return Batch(np.ascontiguousarray(np.swapaxes(values, 0, 1)), lengths)
 
     def count(self, idx=None) -> int:

@@ -86,7 +86,12 @@ class Sequences:
 
     def count(self, idx=None) -> int:
         """Real steps of the samples ``idx`` (all by default); samples when there is no time axis."""
-        n = len(self) if idx is None else len(np.arange(len(self))[idx])
+        if idx is None:
+            n = len(self)
+        elif isinstance(idx, slice):
+            n = len(range(*idx.indices(len(self))))
+        else:
+            n = len(idx)
         if not self.timed:
             return n
         if self.lengths is None:

@@ -869,3 +869,23 @@ def test_ragged_regression_score_is_r2_over_real_steps(outputs):
     for i, y in enumerate(Y):
         padded[i, :len(y)] = y
     assert model.score(X, padded) == pytest.approx(score, rel=1e-12)
+
+
+def test_iterators_are_refused_and_empty_lists_predict_nothing():
+    model = ManyToOne(2, 4, 2, seed=0)
+    with pytest.raises(TypeError, match=r"X must be an array or a list of sequences, got generator"):
+        model.fit((np.zeros((3, 2)) for _ in range(2)), [0, 1], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="fit needs at least one sample"):
+        model.fit([], [], epochs=1, verbose=0)
+    model.fit([np.zeros((3, 2)), np.ones((2, 2))], [0, 1], epochs=1, verbose=0)
+    assert list(model.predict([])) == []
+    tagger = ManyToMany(2, 4, 2, seed=0)
+    tagger.fit([np.zeros((3, 2)), np.ones((2, 2))], [np.zeros(3, int), np.ones(2, int)], epochs=1, verbose=0)
+    assert tagger.predict([]) == []
+
+
+def test_an_empty_target_with_an_end_token_trains_on_the_end_token_alone():
+    model = Seq2Seq(2, 4, 3, end_token=2, seed=0)
+    model.fit([np.zeros((3, 2)), np.ones((2, 2))], [[], []], epochs=1, verbose=0)
+    assert model.steps == 1  # the end token alone
+    assert all(len(p) <= 1 for p in model.predict([np.zeros((3, 2))]))

@@ -100,6 +100,14 @@ class _LocalSteps:
         return ""
 
 
+def _check_not_iterator(name, value) -> None:
+    """A generator or iterator would become a 0-d object array: say what to pass instead."""
+    if hasattr(value, "__next__") or (hasattr(value, "__iter__") and not hasattr(value, "__len__")
+                                      and not isinstance(value, np.ndarray)):
+        raise TypeError(f"{name} must be an array or a list of sequences, got {type(value).__name__} (an iterator: "
+                        f"pass list({name}))")
+
+
 def _is_rectangular(items) -> bool:
     """Whether a list of samples is one rectangular array (nested lists of equal lengths), not a list of
     sequences: a list holding arrays or tensors is always taken as sequences of their own lengths."""
@@ -300,7 +308,11 @@ class Model:
         (T_i, F) arrays; with vocab_size, integer ids (N,) / (N, T) or a list of (T_i,) id sequences.
         """
         X = to_numpy(X)
+        _check_not_iterator(name, X)
         timed = self.x_ndim == 3
+        if timed and isinstance(X, (list, tuple)) and len(X) == 0:  # no sequences: predict gives none
+            shape = (0, 1) if self.vocab_size is not None else (0, 1, self.input_size)
+            return Sequences(np.zeros(shape, np.int64 if self.vocab_size is not None else self.dtype), ragged=True)
         if timed and isinstance(X, (list, tuple)) and not _is_rectangular(X):
             return self._check_ragged_x(X, name)
         x = self._as_array(name, X)
@@ -357,14 +369,13 @@ class Model:
                 raise ValueError(f"{item} is empty (shape {v.fmt_shape(seq.shape)}): {type(self).__name__} needs "
                                  f"at least one step per sequence")
             rows.append(seq)
-        if not rows:
-            raise ValueError(f"{name} is an empty list: no sequences")
         values, lengths = pad_sequences(rows, dtype=np.int64 if ids else self.dtype)
         return Sequences(values, None if (lengths == values.shape[1]).all() else lengths, ragged=True)
 
     def _check_y(self, Y, x: Sequences, name="Y") -> Sequences:
         """Targets as a data set: labels (int64) or values, batch-first, padded, with lengths."""
         Y = to_numpy(Y)
+        _check_not_iterator(name, Y)
         n = len(x)
         if not self.sequence_targets:
             y = self._check_y_array(name, self._as_array(name, Y), base_ndim=1)
@@ -514,9 +525,9 @@ class Model:
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         x = self._check_x(X)
-        y = self._check_y(Y, x)
         if len(x) == 0:
-            raise ValueError(f"X has shape {v.fmt_shape(x.values.shape)}: fit needs at least one sample")
+            raise ValueError(f"X has shape {v.fmt_shape(np.shape(X))}: fit needs at least one sample")
+        y = self._check_y(Y, x)
         validation = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:

@@ -163,6 +163,8 @@ class _Decoder(Model):
         lengths = y.step_lengths().copy()
         if self.end_token is not None:
             values = y.values
+            if values.shape[1] == 0:  # (only empty targets: each becomes the end token alone)
+                values = np.zeros((values.shape[0], 1), values.dtype)
             is_end = values == self.end_token
             is_end &= np.arange(values.shape[1])[None, :] < lengths[:, None]
             has_end = is_end.any(axis=1)

@@ -212,7 +212,7 @@ def test_many_to_one_matches_torch_packed(cell, bidirectional):
     head = torch_copy(torch, None, model.layers["head"])
 
     x = model._check_x(X)
-    packed = pack_padded_sequence(torch.from_numpy(x.values), torch.tensor(LENGTHS), batch_first=True,
+    packed = pack_padded_sequence(torch.from_numpy(x.padded()), torch.tensor(LENGTHS), batch_first=True,
                                   enforce_sorted=False)
     _, h_n = rnn(packed)
     if cell == "lstm":
@@ -241,7 +241,7 @@ def test_bidirectional_many_to_many_matches_torch_packed(cell):
     head = torch_copy(torch, None, model.layers["head"])
     x = model._check_x(X)
     y = model._check_y(Y, x)
-    packed = pack_padded_sequence(torch.from_numpy(x.values), torch.tensor(LENGTHS), batch_first=True,
+    packed = pack_padded_sequence(torch.from_numpy(x.padded()), torch.tensor(LENGTHS), batch_first=True,
                                   enforce_sorted=False)
     hidden, _ = pad_packed_sequence(rnn(packed)[0], batch_first=True)
     logits = head(hidden)  # (N, T_max, O)
@@ -269,11 +269,11 @@ def test_seq2seq_with_a_bidirectional_encoder_matches_torch(cell):
     head = torch_copy(torch, None, model.layers["head"])
     x = model._check_x(X)
     y = model._check_y(Y, x)
-    targets = y.values  # (N, T_out): each target with its end token, padded
+    targets = y.padded()  # (N, T_out): each target with its end token, padded
     out_lengths = [len(t) + 1 for t in Y]
     np.testing.assert_array_equal(y.lengths, out_lengths)
 
-    packed = pack_padded_sequence(torch.from_numpy(x.values), torch.tensor(LENGTHS), batch_first=True,
+    packed = pack_padded_sequence(torch.from_numpy(x.padded()), torch.tensor(LENGTHS), batch_first=True,
                                   enforce_sorted=False)
     _, state = encoder(packed)
     state = tuple(s[0::2] + s[1::2] for s in state) if cell == "lstm" else state[0::2] + state[1::2]
@@ -889,3 +889,24 @@ def test_an_empty_target_with_an_end_token_trains_on_the_end_token_alone():
     model.fit([np.zeros((3, 2)), np.ones((2, 2))], [[], []], epochs=1, verbose=0)
     assert model.steps == 1  # the end token alone
     assert all(len(p) <= 1 for p in model.predict([np.zeros((3, 2))]))
+
+
+def test_one_long_sequence_among_short_ones_costs_its_own_length_only():
+    """The data set is packed end to end, never padded as a whole (5000 x 20000 x 4 float64 would be
+    3.2 GB), and predict's chunks are cut so that the long one pads no chunk of short ones."""
+    rng = np.random.default_rng(3)
+    X = [rng.standard_normal((2, 4)) for _ in range(5000)] + [rng.standard_normal((20000, 4))]
+    y = rng.standard_normal(len(X))
+    model = ManyToOne(4, 3, 1, task="regression", dtype="float64", seed=0)  # values: order errors show
+    x = model._check_x(X)
+    assert x.values is None and x.flat.shape == (5000 * 2 + 20000, 4)
+    chunks = model._chunks(x)
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(len(X)))
+    assert max(len(c) * int(x.lengths[c].max()) for c in chunks) <= max(
+        _model.PREDICT_CHUNK * _model.PREDICT_STEPS, 20000)
+    model.fit(X, y, epochs=1, batch_size=256, verbose=0)
+    pred = model.predict(X)
+    alone = model.predict([X[-1], X[0]])
+    assert pred.shape == (len(X),)
+    np.testing.assert_allclose([pred[-1], pred[0]], alone, rtol=1e-12)
+    np.testing.assert_allclose(pred[:3], model.predict(X[:3]), rtol=1e-12)

@@ -1,13 +1,19 @@
-"""The models' data inside: inputs and targets as padded batch-first arrays with their lengths.
+"""The models' data inside: inputs and targets as data sets of samples, each batch padded on demand.
 
-``Sequences`` holds a whole data set (what ``Model._check_x`` / ``_check_y`` return): ``values``
-(N, T, ...) padded to the longest sequence, or (N, ...) for data without a time axis, and
-``lengths`` (N,) int64 — None when every sample has all T steps (rectangular data, the old path).
-``take(idx)`` gives the ``Batch`` of those samples, time-major as the kernels want it and padded
-only to the longest sequence of the batch (which is why fit buckets sequences by length).
+``Sequences`` holds a whole data set (what ``Model._check_x`` / ``_check_y`` return), batch-first:
+
+- rectangular data as one array ``values`` (N, T, ...), or (N, ...) without a time axis, and
+  ``lengths`` None (every sample has all T steps: the path rectangular arrays always took);
+- sequences of their own lengths packed end to end: ``flat`` (Σ T_i, ...) with ``offsets`` (N+1,)
+  and ``lengths`` (N,) — never padded as a whole, so one long sequence costs its own length only.
+
+``take(idx)`` gives the ``Batch`` of those samples, time-major as the kernels want it, padded (with
+zeros) only to the longest sequence of the batch — which is why fit buckets sequences by length.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 
@@ -44,20 +50,61 @@ class Batch:
 
 
 class Sequences:
-    """A data set: ``values`` batch-first, ``lengths`` (N,) or None, ``timed`` (a time axis at 1),
-    ``ragged`` (it came as a list: predictions go back as a list)."""
+    """A data set; see the module docstring.  ``ragged``: it came as a list of sequences
+    (predictions of one per step then go back as a list)."""
 
-    def __init__(self, values: np.ndarray, lengths=None, *, timed=True, ragged=False):
-        self.values = values
-        self.lengths = lengths
+    def __init__(self, values: np.ndarray, *, timed=True, ragged=False):
+        self.values = values  # rectangular storage (None when packed)
+        self.flat = self.offsets = self.lengths = None
         self.timed = timed
         self.ragged = ragged
 
+    @classmethod
+    def from_rows(cls, rows: list, dtype, feature_shape: tuple, ragged=True) -> Sequences:
+        """Sequences (T_i, *feature_shape) of one dtype, packed end to end (stacked when all have
+        one length: rectangular storage, the rectangular path)."""
+        lengths = np.array([len(r) for r in rows], np.int64)
+        if len(rows) and (lengths == lengths[0]).all():
+            values = np.empty((len(rows), int(lengths[0]), *feature_shape), dtype)
+            for i, row in enumerate(rows):
+                values[i] = row
+            return cls(values, ragged=ragged)
+        data = cls(None, ragged=ragged)
+        data.lengths = lengths
+        data.offsets = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(lengths, out=data.offsets[1:])
+        data.flat = np.empty((int(data.offsets[-1]), *feature_shape), dtype)
+        for i, row in enumerate(rows):
+            data.flat[data.offsets[i]:data.offsets[i + 1]] = row
+        return data
+
+    @classmethod
+    def from_padded(cls, values: np.ndarray, lengths) -> Sequences:
+        """The real steps of a padded batch-first array, given each sample's length."""
+        if lengths is None:
+            return cls(values)
+        return cls.from_rows([values[i, :n] for i, n in enumerate(lengths)], values.dtype, values.shape[2:])
+
+    # -- what a data set is ---------------------------------------------------------------------------
+
     def __len__(self) -> int:
-        return self.values.shape[0]
+        return len(self.lengths) if self.values is None else self.values.shape[0]
+
+    @property
+    def dtype(self):
+        return (self.flat if self.values is None else self.values).dtype
+
+    @property
+    def feature_shape(self) -> tuple:
+        if self.values is None:
+            return self.flat.shape[1:]
+        return self.values.shape[2:] if self.timed else self.values.shape[1:]
 
     @property
     def steps(self) -> int:
+        """The longest sequence (T of rectangular data)."""
+        if self.values is None:
+            return int(self.lengths.max()) if len(self.lengths) else 0
         return self.values.shape[1]
 
     def step_lengths(self) -> np.ndarray:
@@ -66,23 +113,70 @@ class Sequences:
             return self.lengths
         return np.full(len(self), self.steps, np.int64)
 
+    def row(self, i: int) -> np.ndarray:
+        """Sample i's real steps (a view)."""
+        if self.values is None:
+            return self.flat[self.offsets[i]:self.offsets[i + 1]]
+        return self.values[i]
+
+    def rows(self) -> list:
+        return [self.row(i) for i in range(len(self))]
+
+    def real(self) -> np.ndarray:
+        """Every real step of every sample, sample after sample: (Σ T_i, ...); rectangular timed
+        data (N·T, ...); data without a time axis as it is."""
+        if self.values is None:
+            return self.flat
+        if not self.timed:
+            return self.values
+        return self.values.reshape(-1, *self.feature_shape)
+
+    def describe(self, name: str) -> str:
+        """Shape, dtype and a CRC-32 of the contents (rnnkit.distributed compares them across ranks)."""
+        arrays = [self.values] if self.values is not None else [self.flat, self.lengths]
+        crc = 0
+        for array in arrays:
+            crc = zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"), crc)
+        if self.values is not None:
+            return f"{name} of shape {self.values.shape} ({self.dtype}), CRC-32 {crc:#010x}"
+        return (f"{name} of {len(self)} sequences of {self.flat.shape[0]} steps in all, features "
+                f"{self.feature_shape} ({self.dtype}), CRC-32 {crc:#010x}")
+
+    # -- parts of it ----------------------------------------------------------------------------------
+
     def subset(self, idx) -> Sequences:
         """The samples ``idx`` (a slice or indices) as a data set of their own, order kept."""
-        lengths = None if self.lengths is None else self.lengths[idx]
-        return Sequences(self.values[idx], lengths, timed=self.timed, ragged=self.ragged)
+        if self.values is not None:
+            return Sequences(self.values[idx], timed=self.timed, ragged=self.ragged)
+        picked = np.arange(len(self))[idx]
+        return Sequences.from_rows([self.row(i) for i in picked], self.dtype, self.feature_shape, self.ragged)
 
     def take(self, idx) -> Batch:
-        """The samples ``idx`` as a time-major batch padded to its own longest sequence."""
+        """The samples ``idx`` as a time-major batch padded (with zeros) to its own longest sequence."""
         if not self.timed:
             return Batch(self.values[idx], None, timed=False)
-        if self.lengths is None:
+        if self.values is not None:
             return Batch(np.ascontiguousarray(np.swapaxes(self.values[idx], 0, 1)), None)
         lengths = self.lengths[idx]
         longest = int(lengths.max()) if lengths.size else 0
-        values = self.values[idx, :longest]  # (one gather: only the steps this batch needs)
-        if lengths.size and (lengths == longest).all():
-            lengths = None
-        return Batch(np.ascontiguousarray(np.swapaxes(values, 0, 1)), lengths)
+        steps = np.arange(longest)[:, None]
+        # one gather, time-major: step t of row b is flat[offset_b + t] (the last real step, for the
+        # padding, which is then zeroed)
+        index = self.offsets[idx][None, :] + np.minimum(steps, np.maximum(lengths[None, :] - 1, 0))
+        data = self.flat[index] if self.flat.shape[0] else np.zeros((longest, len(lengths), *self.feature_shape),
+                                                                     self.dtype)
+        padding = steps >= lengths[None, :]
+        if padding.any():
+            data[padding] = 0
+            return Batch(data, lengths)
+        return Batch(data, None)
+
+    def padded(self) -> np.ndarray:
+        """The whole data set as one batch-first array padded with zeros to the longest sequence
+        (for small data and tests: the models themselves pad one batch at a time)."""
+        if self.values is not None:
+            return self.values
+        return np.ascontiguousarray(np.swapaxes(self.take(np.arange(len(self))).data, 0, 1))
 
     def count(self, idx=None) -> int:
         """Real steps of the samples ``idx`` (all by default); samples when there is no time axis."""
@@ -97,12 +191,6 @@ class Sequences:
         if self.lengths is None:
             return n * self.steps
         return int(self.lengths[idx if idx is not None else slice(None)].sum())
-
-    def rows(self) -> list:
-        """Each sample's real steps (a list of arrays, views into values)."""
-        if not self.timed:
-            return list(self.values)
-        return [self.values[i, :length] for i, length in enumerate(self.step_lengths())]
 
 
 def batch_order(rng: np.random.Generator, n: int, batch_size: int, lengths=None, bucket=True) -> list:

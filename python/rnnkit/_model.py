@@ -35,11 +35,12 @@ from .layers import (
 )
 from .losses import mse, softmax_cross_entropy
 from .optim import clip_grad_norm, grad_norm, make_optimizer
-from .sequences import as_sequence_list, pad_sequences
+from .sequences import as_sequence_list
 
 TASKS = ("classification", "regression")
 FILE_FORMAT = "rnnkit.model/1"
 PREDICT_CHUNK = 512  # samples per forward pass in predict/score: bounds memory, keeps GEMMs large
+PREDICT_STEPS = 256  # ... and with lengths, at most PREDICT_CHUNK · PREDICT_STEPS padded steps per pass
 
 
 def _one_blas_thread(backend: str):
@@ -338,7 +339,7 @@ class Model:
             values = np.ascontiguousarray(x, dtype=self.dtype)
         if timed and x.shape[1] == 0:
             raise ValueError(f"{name} has shape {v.fmt_shape(x.shape)}: sequences need at least one timestep")
-        return Sequences(values, None, timed=timed)
+        return Sequences(values, timed=timed)
 
     def _check_ragged_x(self, X, name) -> Sequences:
         seqs = as_sequence_list(name, X)
@@ -369,8 +370,7 @@ class Model:
                 raise ValueError(f"{item} is empty (shape {v.fmt_shape(seq.shape)}): {type(self).__name__} needs "
                                  f"at least one step per sequence")
             rows.append(seq)
-        values, lengths = pad_sequences(rows, dtype=np.int64 if ids else self.dtype)
-        return Sequences(values, None if (lengths == values.shape[1]).all() else lengths, ragged=True)
+        return Sequences.from_rows(rows, np.int64 if ids else self.dtype, () if ids else (self.input_size,))
 
     def _check_y(self, Y, x: Sequences, name="Y") -> Sequences:
         """Targets as a data set: labels (int64) or values, batch-first, padded, with lengths."""
@@ -387,27 +387,28 @@ class Model:
                     for i, row in enumerate(as_sequence_list(name, Y))]
             if len(rows) != n:
                 raise ValueError(f"X and {name} have different numbers of samples: {n} and {len(rows)}")
-            lengths = np.array([len(row) for row in rows], np.int64)
-            values, _ = pad_sequences(rows, dtype=np.int64 if self.task == "classification" else self.dtype)
-            y = Sequences(values, lengths, ragged=True)
+            classify = self.task == "classification"
+            y = Sequences.from_rows(rows, np.int64 if classify else self.dtype, () if classify else (self.output_size,))
         else:
             array = self._check_y_array(name, self._as_array(name, Y), base_ndim=2)
             if array.shape[0] != n:
                 raise ValueError(f"X and {name} have different numbers of samples: {n} and {array.shape[0]} (shapes "
-                                 f"{v.fmt_shape(x.values.shape)} and {v.fmt_shape(array.shape)})")
-            y = Sequences(array, None)
+                                 f"{v.fmt_shape(np.shape(X)) if not isinstance(X, list) else f'({n} sequences)'} "
+                                 f"and {v.fmt_shape(array.shape)})")
+            y = Sequences(array)
         return self._check_y_steps(y, x, name)
 
     def _check_y_steps(self, y: Sequences, x: Sequences, name) -> Sequences:
         """ManyToMany: one target per input step (the decoders override this)."""
         if y.steps == 0:
-            raise ValueError(f"{name} has shape {v.fmt_shape(y.values.shape)}: at least one target step is needed")
+            raise ValueError(f"{name} has {len(y)} target sequences of no step: at least one target step is needed")
         if x.lengths is None and y.lengths is None and y.steps != x.steps:
             raise ValueError(f"{name} has {y.steps} timesteps and X has {x.steps} (shapes "
                              f"{v.fmt_shape(y.values.shape)} and {v.fmt_shape(x.values.shape)}); "
                              f"{type(self).__name__} predicts one output per input step")
-        if y.lengths is None and y.steps == x.steps:
-            return Sequences(y.values, x.lengths, ragged=y.ragged)  # (beside ragged X: the padding is no target)
+        if y.lengths is None and x.lengths is not None and y.steps == x.steps:
+            # a padded target array beside sequences of their own lengths: the padding is not a target
+            return Sequences.from_padded(y.values, x.lengths)
         want, got = x.step_lengths(), y.step_lengths()
         bad = np.flatnonzero(got != want)
         if bad.size:
@@ -415,7 +416,7 @@ class Model:
             raise ValueError(f"{name}[{i}] has {int(got[i])} steps and X[{i}] has {int(want[i])}; "
                              f"{type(self).__name__} predicts one output per input step, so every target sequence "
                              f"must be as long as its input")
-        return Sequences(y.values[:, :x.steps], x.lengths, ragged=y.ragged)
+        return y
 
     def _check_y_array(self, name, y: np.ndarray, base_ndim: int) -> np.ndarray:
         """One array of targets: ``base_ndim`` leading axes (samples, or steps, or both) of int64
@@ -470,14 +471,30 @@ class Model:
             self._backward(doutputs)
         return loss
 
-    def _chunks(self, n: int):
-        return [np.arange(start, min(start + PREDICT_CHUNK, n)) for start in range(0, n, PREDICT_CHUNK)]
+    def _chunks(self, x: Sequences) -> list:
+        """The samples of a data set in chunks for inference: PREDICT_CHUNK at a time in order, or for
+        sequences of their own lengths, sorted by length and cut so that no chunk pads more than
+        PREDICT_CHUNK · PREDICT_STEPS steps (one long sequence does not pad a whole chunk to itself)."""
+        n = len(x)
+        if not x.timed or x.lengths is None:
+            return [np.arange(start, min(start + PREDICT_CHUNK, n)) for start in range(0, n, PREDICT_CHUNK)]
+        order = np.argsort(x.lengths, kind="stable")
+        sorted_lengths = x.lengths[order]
+        chunks, start = [], 0
+        while start < n:
+            # ascending lengths: a chunk's longest is its last; rows · longest must fit the budget
+            rows = np.arange(1, min(PREDICT_CHUNK, n - start) + 1)
+            fits = rows * np.maximum(sorted_lengths[start:start + len(rows)], 1) <= PREDICT_CHUNK * PREDICT_STEPS
+            take = max(1, int(np.argmin(fits)) if not fits.all() else len(rows))
+            chunks.append(order[start:start + take])
+            start += take
+        return chunks
 
     def _loss_sum(self, x: Sequences, y: Sequences) -> tuple:
         """(Σ loss · real targets, real targets) over the data set, in inference mode."""
         total, count = 0.0, 0
         with self._inference():
-            for idx in self._chunks(len(x)):
+            for idx in self._chunks(x):
                 yb = y.take(idx)
                 total += self._batch_loss(x.take(idx), yb, train=False) * yb.count()
                 count += yb.count()
@@ -601,40 +618,42 @@ class Model:
     # -- predictions --------------------------------------------------------------------------------
 
     def _predict_batch(self, x, steps):
-        """Predictions for one batch, time-major like the targets: labels (int64) or values."""
+        """Predictions for one batch, time-major like the targets: labels (int64) or values; a
+        decoder's steps after its end token hold -1."""
         out = self._forward(x, None)
         if self.task == "classification":
             return out.argmax(axis=-1)
         return out
 
-    def _predict_padded(self, x: Sequences, steps) -> np.ndarray:
-        """Predictions for a checked data set, batch-first and padded like the targets: (N[, O]) or
-        (N, T[, O]); steps without a prediction hold -1 (labels) or 0 (values)."""
-        parts = []
+    def _predict_chunks(self, x: Sequences, steps):
+        """(indices, predictions of _predict_batch) for each chunk of PREDICT_CHUNK samples."""
         with _one_blas_thread(self.backend), self._inference():
-            for idx in self._chunks(len(x)) or [np.arange(0)]:
-                parts.append(self._predict_batch(x.take(idx), steps))
-        if not (self.sequence_targets):
-            out = np.concatenate(parts, axis=0)
-        else:
-            longest = max(p.shape[0] for p in parts)
-            fill = -1 if self.task == "classification" else 0
-            out = np.full((len(x), longest, *parts[0].shape[2:]), fill, parts[0].dtype)
-            start = 0
-            for p in parts:
-                out[start:start + p.shape[1], :p.shape[0]] = np.swapaxes(p, 0, 1)
-                start += p.shape[1]
-            if not self.generates and x.lengths is not None:
-                out[np.arange(longest)[None, :] >= x.lengths[:, None]] = fill
-        if self.task == "regression" and self.output_size == 1:
-            out = out[..., 0]
-        return out
+            for idx in self._chunks(x):
+                yield idx, self._predict_batch(x.take(idx), steps)
 
     def _predictions(self, x: Sequences, steps):
-        """What predict returns: an array, or for ragged sequence outputs a list of arrays."""
-        out = self._predict_padded(x, steps)
-        if self.sequence_targets and x.ragged:
-            return [np.ascontiguousarray(row[:length]) for row, length in zip(out, x.step_lengths())]
+        """What predict returns: an array (N[, T][, O]), or for per-step outputs of sequences given as
+        a list, a list of (T_i[, O]) arrays."""
+        one_value = self.task == "regression" and self.output_size == 1
+        as_list = self.sequence_targets and x.ragged and not self.generates
+        rows, out = [None] * len(x), None
+        for idx, pred in self._predict_chunks(x, steps):
+            if self.sequence_targets:
+                pred = np.swapaxes(pred, 0, 1)  # batch-first
+            pred = pred[..., 0] if one_value else pred
+            if as_list:  # rows padded to their chunk's longest
+                for i, row in zip(idx, pred):
+                    rows[i] = np.ascontiguousarray(row[:x.step_lengths()[i]])
+                continue
+            if out is None:
+                out = np.empty((len(x), *pred.shape[1:]), pred.dtype)
+            out[idx] = pred
+        if as_list:
+            return rows
+        if out is None:  # no samples
+            shape = (0,) if not self.sequence_targets else (0, steps or 0)
+            tail = () if self.task == "classification" or one_value else (self.output_size,)
+            return np.zeros(shape + tail, np.int64 if self.task == "classification" else self.dtype)
         return out
 
     def predict(self, X):
@@ -642,12 +661,10 @@ class Model:
         self._check_fitted("predict")
         return self._predictions(self._check_x(X), self.steps)
 
-    def _real_targets(self, y: Sequences, values=None) -> np.ndarray:
-        """``values`` (default: the targets; else predictions aligned with them) at the real targets:
-        batch-first as given for rectangular data, flattened to the real steps with lengths."""
-        values = y.values if values is None else values
-        if self.sequence_targets and y.lengths is not None:
-            values = values[np.arange(values.shape[1])[None, :] < y.lengths[:, None]]
+    def _real_targets(self, y: Sequences) -> np.ndarray:
+        """The real targets: as given for rectangular data ((N, T·k) float64 rows for regression, to
+        pool R² per output and step), every real step of every sample with lengths."""
+        values = y.values if y.values is not None else y.real()
         if self.task == "regression":
             return values.reshape(values.shape[0], -1).astype(np.float64)
         return values
@@ -655,16 +672,29 @@ class Model:
     def _score_parts(self, x: Sequences, y: Sequences) -> tuple:
         """Over the real targets of the data set: (right labels, labels) for classification, or
         (Σ squared residuals, the targets as (rows, k) float64) for regression."""
-        pred = self._predict_padded(x, y.steps if self.generates else self.steps)
-        if self.sequence_targets:
-            if pred.shape[1] < y.steps:  # (a decoder can stop before the longest target)
-                fill = np.full((pred.shape[0], y.steps - pred.shape[1], *pred.shape[2:]), -1, pred.dtype)
-                pred = np.concatenate([pred, fill], axis=1)
-            pred = pred[:, :y.steps]
-        truth, pred = self._real_targets(y), self._real_targets(y, pred)
+        right = 0
+        for idx, pred in self._predict_chunks(x, y.steps if self.generates else self.steps):
+            truth = y.take(idx)
+            if self.sequence_targets:
+                steps = truth.data.shape[0]
+                if pred.shape[0] < steps:  # (a decoder asked for fewer steps than the targets have)
+                    fill = np.full((steps - pred.shape[0], *pred.shape[1:]), -1, pred.dtype)
+                    pred = np.concatenate([pred, fill])
+                pred = pred[:steps]
+                mask = truth.mask()
+                if mask is not None:
+                    pred, truth = pred[mask], truth.data[mask]
+                else:
+                    truth = truth.data
+            else:
+                truth = truth.data
+            if self.task == "classification":
+                right += int(np.count_nonzero(pred == truth))
+            else:
+                right += float(np.square(truth.astype(np.float64) - pred.reshape(truth.shape)).sum())
         if self.task == "classification":
-            return int(np.count_nonzero(pred == truth)), int(truth.size)
-        return float(np.square(truth - pred.reshape(truth.shape)).sum()), truth
+            return right, y.count()
+        return right, self._real_targets(y)
 
     def _score_checked(self, x: Sequences, y: Sequences) -> float:
         right, total = self._score_parts(x, y)

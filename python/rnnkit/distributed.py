@@ -144,13 +144,8 @@ def _on_all_ranks(exc: BaseException) -> BaseException:
 
 
 def _describe_data(name: str, data) -> str:
-    """A data set (rnnkit._data.Sequences) by its padded shape, dtype and CRC-32 of values and lengths."""
-    array = data.values
-    crc = zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
-    if data.lengths is not None:
-        crc = zlib.crc32(memoryview(np.ascontiguousarray(data.lengths)).cast("B"), crc)
-    ragged = ", ragged" if data.lengths is not None else ""
-    return f"{name} of shape {array.shape} ({array.dtype}{ragged}), CRC-32 {crc:#010x}"
+    """A data set (rnnkit._data.Sequences) by its shape, dtype and a CRC-32 of its contents."""
+    return data.describe(name)
 
 
 def _params_crc(params: dict) -> int:

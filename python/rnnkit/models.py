@@ -158,27 +158,17 @@ class _Decoder(Model):
 
     def _check_y_steps(self, y, x, name):
         """Targets of their own lengths; with an end token, cut after the first one or appended."""
-        if y.steps == 0 and y.lengths is None and self.end_token is None:
-            raise ValueError(f"{name} has shape {v.fmt_shape(y.values.shape)}: at least one target step is needed")
-        lengths = y.step_lengths().copy()
         if self.end_token is not None:
-            values = y.values
-            if values.shape[1] == 0:  # (only empty targets: each becomes the end token alone)
-                values = np.zeros((values.shape[0], 1), values.dtype)
-            is_end = values == self.end_token
-            is_end &= np.arange(values.shape[1])[None, :] < lengths[:, None]
-            has_end = is_end.any(axis=1)
-            lengths = np.where(has_end, is_end.argmax(axis=1) + 1, lengths + 1)
-            longest = int(lengths.max()) if lengths.size else 0
-            padded = np.zeros((values.shape[0], max(longest, values.shape[1])), values.dtype)
-            padded[:, :values.shape[1]] = values
-            padded[np.arange(len(lengths)), lengths - 1] = self.end_token
-            y = Sequences(padded[:, :longest], lengths, ragged=y.ragged)
-        empty = np.flatnonzero(lengths == 0)
+            rows = []
+            for row in y.rows():
+                ends = np.flatnonzero(row == self.end_token)
+                rows.append(row[:ends[0] + 1] if ends.size else np.append(row, self.end_token))
+            return Sequences.from_rows(rows, np.int64, (), ragged=y.ragged)
+        empty = np.flatnonzero(y.step_lengths() == 0)
         if empty.size:
             raise ValueError(f"{name}[{int(empty[0])}] is empty: every target needs at least one step (or give the "
-                             f"model an end_token, which ends every target)")
-        y.lengths = None if (lengths == y.steps).all() else lengths
+                             f"model an end_token, which ends every target)" if y.lengths is not None else
+                             f"{name} has shape {v.fmt_shape(y.values.shape)}: at least one target step is needed")
         return y
 
     def _bucket_lengths(self, x, y):
@@ -244,13 +234,13 @@ class _Decoder(Model):
         return out
 
     def _predictions(self, x, steps):
-        out = self._predict_padded(x, steps)
         if self.end_token is None:
-            return out
-        sequences = []
-        for row in out:
-            ends = np.flatnonzero((row == self.end_token) | (row < 0))
-            sequences.append(np.ascontiguousarray(row[:ends[0]] if ends.size else row))
+            return super()._predictions(x, steps)
+        sequences = [None] * len(x)
+        for idx, pred in self._predict_chunks(x, steps):
+            for i, row in zip(idx, pred.T):  # each row's labels up to (without) its end token
+                ends = np.flatnonzero((row == self.end_token) | (row < 0))
+                sequences[i] = np.ascontiguousarray(row[:ends[0]] if ends.size else row)
         return sequences
 
     def predict(self, X, max_steps=None, *, steps=None):

@@ -1,8 +1,10 @@
 """The RNN topologies as trainable models, with a Keras/scikit-learn interface.
 
 Every model is built as ``Model(input_size, hidden_size, output_size, *, cell="tanh", num_layers=1,
-task="classification", dtype="float32", backend="cpp", seed=None)`` and has ``fit``, ``predict``,
-``score``, ``save`` and ``load`` (see ``rnnkit._model.Model``).
+task="classification", bidirectional=False, vocab_size=None, dtype="float32", backend="cpp",
+seed=None)`` (the decoders also take ``end_token=None``) and has ``fit``, ``predict``, ``score``,
+``save`` and ``load`` (see ``rnnkit._model.Model``).  The sequence models also take lists of
+(T_i, F) sequences of their own lengths, and with ``vocab_size`` token ids (embedded first).
 
 ============  =====================  ==================================================================
 model         X -> predictions       how
@@ -10,7 +12,7 @@ model         X -> predictions       how
 OneToOne      (N, F) -> (N,)          one recurrent step from a zero state, then a Dense head
 OneToMany     (N, F) -> (N, steps)    X sets the initial state (Dense + tanh); each step's output is
                                       fed back as the next input (teacher forcing in fit)
-ManyToOne     (N, T, F) -> (N,)       the last hidden state through a Dense head
+ManyToOne     (N, T, F) -> (N,)       each sequence's last real state through a Dense head
 ManyToMany    (N, T, F) -> (N, T)     a Dense head on every step's hidden state
 Seq2Seq       (N, T, F) -> (N, steps) an encoder's final state starts a decoder as in OneToMany
 ============  =====================  ==================================================================

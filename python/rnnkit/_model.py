@@ -708,6 +708,12 @@ class Model:
         x = self._check_x(X)
         return self._score_checked(x, self._check_y(Y, x))
 
+    def to_onnx(self, path, **options) -> None:
+        """Write the model (embedding, recurrent nodes, head; the decoders' greedy generation as a
+        Loop) as an ONNX graph that ONNX Runtime runs to predict's results; see ``rnnkit._onnx``."""
+        from ._onnx import export_model
+        return export_model(self, path, **options)
+
     def save(self, path) -> None:
         """Write the model to ``path`` (used as given) as one .npz: the weights plus a JSON config."""
         config = {"format": FILE_FORMAT, "class": type(self).__name__, "init": self._init_args(),

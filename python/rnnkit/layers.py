@@ -203,6 +203,20 @@ class RNN:
         from ._keras import to_keras_weights
         return to_keras_weights(self, use_bias=use_bias)
 
+    # -- ONNX interop (rnnkit._onnx; needs the onnx package) -----------------------------------------
+
+    def to_onnx(self, path, **options) -> None:
+        """Write this layer as an ONNX graph of RNN / LSTM / GRU nodes (one per layer; bidirectional
+        and ``sequence_lens`` for lengths); see ``rnnkit._onnx.export_layer``."""
+        from ._onnx import export_layer
+        return export_layer(self, path, **options)
+
+    @classmethod
+    def from_onnx(cls, path_or_model, **options):
+        """The RNN computing the recurrent nodes of an ONNX graph; see ``rnnkit._onnx.layer_from_onnx``."""
+        from ._onnx import layer_from_onnx
+        return layer_from_onnx(cls, path_or_model, **options)
+
     # -- forward ----------------------------------------------------------------------------------
 
     def _states_in(self, name, value, batch, unbatched):

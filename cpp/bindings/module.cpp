@@ -8,6 +8,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <type_traits>
 #include <vector>
@@ -306,6 +308,177 @@ bool is_float64(const py::array& a) { return py::isinstance<py::array_t<double>>
 
 }  // namespace
 
+// ---- streams: a stack of layers stepped one timestep at a time ----------------------------------
+// The state lives here, (L, B, H) per state; step and feed run on the calling thread with the GIL
+// released, under the stream's own mutex (one stream used from two threads at once is serialised,
+// never torn).  Every argument is checked before anything changes: a refused call leaves the state
+// as it was.
+template <typename Real>
+struct StreamImpl {
+  std::shared_ptr<const rnnkit::StepStack<Real>> stack;
+  int64_t B = 0, I = 0, H = 0, L = 0;
+  bool lstm = false;
+  std::vector<Real> h, c, scratch;  // h, c: (L, B, H)
+  std::vector<Real*> h_ptr, c_ptr;
+  std::mutex mutex;
+};
+
+struct PyStream {
+  std::string cell, dtype;
+  int64_t B = 0, I = 0, H = 0, L = 0;
+  bool lstm = false;
+  std::unique_ptr<StreamImpl<float>> f32;
+  std::unique_ptr<StreamImpl<double>> f64;
+  template <typename Real> StreamImpl<Real>& get();
+};
+template <> StreamImpl<float>& PyStream::get<float>() { return *f32; }
+template <> StreamImpl<double>& PyStream::get<double>() { return *f64; }
+
+template <typename Real>
+std::unique_ptr<StreamImpl<Real>> make_stream(const std::vector<const PyPlan*>& plans, int64_t B) {
+  auto impl = std::make_unique<StreamImpl<Real>>();
+  std::vector<std::shared_ptr<const rnnkit::Plan<Real>>> ps;
+  for (const PyPlan* p : plans) ps.push_back(p->get<Real>());
+  impl->B = B, impl->I = plans[0]->input, impl->H = plans[0]->hidden, impl->L = int64_t(plans.size());
+  impl->lstm = plans[0]->lstm;
+  {
+    py::gil_scoped_release release;
+    impl->stack = rnnkit::make_step_stack<Real>(ps);
+  }
+  const size_t n = size_t(impl->L * B * impl->H);
+  impl->h.assign(n, Real(0));
+  if (impl->lstm) impl->c.assign(n, Real(0));
+  impl->scratch.assign(size_t(std::max<int64_t>(1, rnnkit::step_stack_scratch(*impl->stack, B))), Real(0));
+  for (int64_t l = 0; l < impl->L; ++l) {
+    impl->h_ptr.push_back(impl->h.data() + l * B * impl->H);
+    impl->c_ptr.push_back(impl->lstm ? impl->c.data() + l * B * impl->H : nullptr);
+  }
+  return impl;
+}
+
+// x for step: (B, I), or (I,) when B is 1; for feed: (T, B, I), or (T, I) when B is 1.  Returns the
+// number of steps (1 for step) and whether the batch axis was left out.
+template <typename Real>
+std::pair<int64_t, bool> stream_input(const PyStream& st, const py::object& obj, bool sequence) {
+  const char* name = sequence ? "x_chunk" : "x_t";
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy array, got " +
+                         std::string(py::str(obj.get_type().attr("__name__"))));
+  const auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!py::isinstance<py::array_t<Real>>(a) || a.dtype().kind() != 'f')
+    throw py::type_error(std::string(name) + " has dtype " + std::string(py::str(a.dtype())) + "; this stream's dtype is " +
+                         st.dtype);
+  const int64_t base = sequence ? 1 : 0;
+  const bool squeezed = st.B == 1 && a.ndim() == base + 1;
+  const std::string want = sequence ? (st.B == 1 ? "(T, B, I) or (T, I)" : "(T, B, I)") : (st.B == 1 ? "(B, I) or (I,)" : "(B, I)");
+  const std::string sizes = " with B = " + std::to_string(st.B) + ", I = " + std::to_string(st.I);
+  bool ok = a.ndim() == base + (squeezed ? 1 : 2);
+  if (ok) {
+    const int64_t b = squeezed ? 1 : a.shape(base), i = a.shape(a.ndim() - 1);
+    ok = b == st.B && i == st.I;
+  }
+  if (!ok) throw py::value_error(std::string(name) + " has shape " + shape_str(a) + "; expected " + want + sizes);
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
+  return {sequence ? int64_t(a.shape(0)) : 1, squeezed};
+}
+
+template <typename Real>
+py::array stream_run(PyStream& st, const py::object& obj, bool sequence) {
+  auto [T, squeezed] = stream_input<Real>(st, obj, sequence);
+  const auto a = py::reinterpret_borrow<py::array>(obj);
+  const Real* x = static_cast<const Real*>(a.data());
+  std::vector<py::ssize_t> shape;
+  if (sequence) shape.push_back(py::ssize_t(T));
+  if (!squeezed) shape.push_back(py::ssize_t(st.B));
+  shape.push_back(py::ssize_t(st.H));
+  py::array_t<Real> out(shape);
+  Real* y = out.mutable_data();
+  StreamImpl<Real>& impl = st.get<Real>();
+  {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(impl.mutex);
+    for (int64_t t = 0; t < T; ++t)
+      rnnkit::step_stack<Real>(*impl.stack, impl.B, x + t * impl.B * impl.I, impl.I, impl.h_ptr.data(),
+                               impl.c_ptr.data(), y + t * impl.B * impl.H, impl.H, impl.scratch.data());
+  }
+  return std::move(out);
+}
+
+template <typename Real>
+py::object stream_state(PyStream& st) {
+  StreamImpl<Real>& impl = st.get<Real>();
+  py::array_t<Real> h({st.L, st.B, st.H});
+  py::object c = py::none();
+  Real* cp = nullptr;
+  if (st.lstm) {
+    py::array_t<Real> ca({st.L, st.B, st.H});
+    cp = ca.mutable_data();
+    c = ca;
+  }
+  Real* hp = h.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(impl.mutex);
+    std::copy(impl.h.begin(), impl.h.end(), hp);
+    if (cp) std::copy(impl.c.begin(), impl.c.end(), cp);
+  }
+  if (st.lstm) return py::make_tuple(h, c);
+  return std::move(h);
+}
+
+template <typename Real>
+void stream_set_state(PyStream& st, const py::object& value) {
+  StreamImpl<Real>& impl = st.get<Real>();
+  std::vector<py::object> parts;
+  if (st.lstm) {
+    if (!py::isinstance<py::tuple>(value) && !py::isinstance<py::list>(value))
+      throw py::type_error("state must be a pair (h, c) of (num_layers, B, H) arrays for an LSTM stream");
+    const auto seq = py::reinterpret_borrow<py::sequence>(value);
+    if (seq.size() != 2) throw py::type_error("state must be a pair (h, c) for an LSTM stream");
+    parts = {seq[0], seq[1]};
+  } else {
+    parts = {value};
+  }
+  std::vector<const Real*> src;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const char* name = parts.size() == 1 ? "state" : (i == 0 ? "state[0] (h)" : "state[1] (c)");
+    src.push_back(dense_in<Real>(parts[i], name, {st.L, st.B, st.H}, false));
+  }
+  py::gil_scoped_release release;
+  std::lock_guard<std::mutex> lock(impl.mutex);
+  std::copy(src[0], src[0] + impl.h.size(), impl.h.begin());
+  if (st.lstm) std::copy(src[1], src[1] + impl.c.size(), impl.c.begin());
+}
+
+template <typename Real>
+void stream_reset(PyStream& st, const py::object& rows) {
+  StreamImpl<Real>& impl = st.get<Real>();
+  std::vector<int64_t> picked;
+  if (rows.is_none()) {
+    for (int64_t b = 0; b < st.B; ++b) picked.push_back(b);
+  } else {
+    std::vector<int64_t> given;
+    try {
+      given = rows.cast<std::vector<int64_t>>();
+    } catch (const py::cast_error&) {
+      throw py::type_error("rows must be None or a list of row indices (ints)");
+    }
+    for (int64_t b : given) {
+      if (b < -st.B || b >= st.B)
+        throw py::value_error("rows holds " + std::to_string(b) + "; rows must lie in [0, B) = [0, " +
+                              std::to_string(st.B) + ")");
+      picked.push_back(b < 0 ? b + st.B : b);
+    }
+  }
+  py::gil_scoped_release release;
+  std::lock_guard<std::mutex> lock(impl.mutex);
+  for (int64_t l = 0; l < st.L; ++l)
+    for (int64_t b : picked) {
+      std::fill_n(impl.h.begin() + (l * st.B + b) * st.H, st.H, Real(0));
+      if (st.lstm) std::fill_n(impl.c.begin() + (l * st.B + b) * st.H, st.H, Real(0));
+    }
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rnnkit's compiled kernels (private: use the rnnkit package)";
   m.attr("__version__") = RNNKIT_VERSION;
@@ -361,6 +534,73 @@ PYBIND11_MODULE(_core, m) {
       });
   py::class_<PySaved>(m, "Saved", "What a training forward kept for its backward (opaque).")
       .def_readonly("cell", &PySaved::cell);
+
+  m.def(
+      "saved_cells",
+      [](const PySaved& saved, const py::object& out) {
+        auto run = [&](auto tag) {
+          using Real = decltype(tag);
+          const auto shape = rnnkit::saved_shape(*saved.get<Real>());
+          Sequence<Real> o = sequence<Real>(out, "out", shape.steps, shape.batch, shape.hidden, false, true);
+          py::gil_scoped_release release;
+          rnnkit::saved_cells(*saved.get<Real>(), o.mutable_data, o.ld);
+        };
+        if (saved.f32) run(float{});
+        else run(double{});
+      },
+      py::arg("saved"), py::arg("out"),
+      "An LSTM training pass's every c_t into out (T, B, H) (padding untouched).");
+
+  py::class_<PyStream>(m, "Stream",
+                       "A stack of unidirectional layers stepped one timestep at a time on the calling thread, "
+                       "with the state of every row kept inside.")
+      .def(py::init([](const std::vector<const PyPlan*>& plans, int64_t batch_size) {
+             if (plans.empty()) throw py::value_error("plans must hold at least one layer");
+             for (const PyPlan* p : plans)
+               if (!p) throw py::type_error("plans must be Plan objects");
+             if (batch_size < 1) throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+             const PyPlan& p0 = *plans[0];
+             for (size_t l = 1; l < plans.size(); ++l) {
+               const PyPlan& p = *plans[l];
+               if (p.cell != p0.cell || p.dtype() != p0.dtype() || p.hidden != p0.hidden)
+                 throw py::value_error("every layer of a stream needs the first one's cell, dtype and hidden size");
+               if (p.input != p0.hidden)
+                 throw py::value_error("layer " + std::to_string(l) + " has input size " + std::to_string(p.input) +
+                                       "; a stack's layer l+1 reads layer l's h (" + std::to_string(p0.hidden) + ")");
+             }
+             auto st = std::make_unique<PyStream>();
+             st->cell = p0.cell, st->dtype = p0.dtype(), st->B = batch_size, st->I = p0.input, st->H = p0.hidden;
+             st->L = int64_t(plans.size()), st->lstm = p0.lstm;
+             if (p0.f32) st->f32 = make_stream<float>(plans, batch_size);
+             else st->f64 = make_stream<double>(plans, batch_size);
+             return st;
+           }),
+           py::arg("plans"), py::arg("batch_size"))
+      .def_readonly("cell", &PyStream::cell)
+      .def_readonly("dtype", &PyStream::dtype)
+      .def_readonly("batch_size", &PyStream::B)
+      .def_readonly("input_size", &PyStream::I)
+      .def_readonly("hidden_size", &PyStream::H)
+      .def_readonly("num_layers", &PyStream::L)
+      .def("step", [](PyStream& st, const py::object& x) {
+             return st.f32 ? stream_run<float>(st, x, false) : stream_run<double>(st, x, false);
+           }, py::arg("x_t"), "One step: x_t (B, I), or (I,) when B is 1 -> the top layer's h_t, (B, H) or (H,).")
+      .def("feed", [](PyStream& st, const py::object& x) {
+             return st.f32 ? stream_run<float>(st, x, true) : stream_run<double>(st, x, true);
+           }, py::arg("x_chunk"), "Steps of a chunk: x_chunk (T, B, I), or (T, I) when B is 1 -> every step's "
+           "top-layer h, (T, B, H) or (T, H).")
+      .def_property(
+          "state", [](PyStream& st) { return st.f32 ? stream_state<float>(st) : stream_state<double>(st); },
+          [](PyStream& st, const py::object& v) {
+            if (st.f32) stream_set_state<float>(st, v);
+            else stream_set_state<double>(st, v);
+          },
+          "Every layer's state, (num_layers, B, H) — the pair (h, c) for the LSTM: a copy; setting it "
+          "copies in (checked first: a refused value changes nothing).")
+      .def("reset", [](PyStream& st, const py::object& rows) {
+             if (st.f32) stream_reset<float>(st, rows);
+             else stream_reset<double>(st, rows);
+           }, py::arg("rows") = py::none());
 
   // One entry point per pass, for every cell and both directions at once; each dispatches on the
   // plans' dtype, and every array must match it.

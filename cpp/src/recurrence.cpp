@@ -328,6 +328,87 @@ std::string plan_isa(const Plan<Real>& plan) {
   return plan.k->isa;
 }
 
+// ---- streaming: one step of a stack of layers on the calling thread --------------------------------
+template <typename Real>
+class StepStack {
+ public:
+  std::vector<std::shared_ptr<const Plan<Real>>> plans;
+  std::vector<Buffer<Real>> w_ih_panels;  // per layer, panel (jb, g) of W_ih^T: I x nr each
+  const Real* ih_panel(size_t layer, int64_t jb, int g) const {
+    const Plan<Real>& p = *plans[layer];
+    return w_ih_panels[layer].get() + (jb * p.G + g) * p.I * p.k->nr;
+  }
+};
+
+template <typename Real>
+std::shared_ptr<const StepStack<Real>> make_step_stack(const std::vector<std::shared_ptr<const Plan<Real>>>& plans) {
+  auto stack = std::make_shared<StepStack<Real>>();
+  stack->plans = plans;
+  for (const auto& plan : plans) {
+    const Plan<Real>& p = *plan;
+    const int64_t nr = p.k->nr, blocks = ceil_div(p.H, nr);
+    Buffer<Real> panels = allocate<Real>(std::max<int64_t>(1, blocks * p.G * p.I * nr));
+    for (int64_t jb = 0; jb < blocks; ++jb)
+      for (int g = 0; g < p.G; ++g)
+        p.k->pack_transposed(p.w_ih + (g * p.H + jb * nr) * p.I, p.I, int(std::min<int64_t>(nr, p.H - jb * nr)), p.I,
+                             int(nr), panels.get() + (jb * p.G + g) * p.I * nr);
+    stack->w_ih_panels.push_back(std::move(panels));
+  }
+  return stack;
+}
+
+template <typename Real>
+int64_t step_stack_scratch(const StepStack<Real>& stack, int64_t batch) {
+  int64_t most = 0;
+  for (const auto& p : stack.plans) most = std::max(most, batch * (p->GH + 3 * p->H));
+  return most;
+}
+
+template <typename Real>
+void step_stack(const StepStack<Real>& stack, int64_t B, const Real* x, int64_t ldx, Real* const* h, Real* const* c,
+                Real* top, int64_t ldtop, Real* scratch) {
+  const Real* in = x;
+  int64_t ld_in = ldx;
+  for (size_t l = 0; l < stack.plans.size(); ++l) {
+    const Plan<Real>& p = *stack.plans[l];
+    const KernelTable<Real>& k = *p.k;
+    const CellTraits& ct = p.cell_traits();
+    const int64_t H = p.H, GH = p.GH, I = p.I, nr = k.nr, mr = k.mr;
+    const bool lstm = ct.states == 2;
+    Real* pre = scratch;           // (B, GH)
+    Real* extra = pre + B * GH;    // (B, H): the apart product
+    Real* h_new = extra + B * H;   // (B, H)
+    Real* c_new = h_new + B * H;   // (B, H)
+    for (int64_t jb = 0; jb < ceil_div(H, nr); ++jb) {
+      const int64_t u0 = jb * nr;
+      const int n = int(std::min<int64_t>(nr, H - u0));
+      for (int g = 0; g < p.G; ++g)
+        for (int64_t r = 0; r < B; r += mr) {
+          const int m = int(std::min<int64_t>(mr, B - r));
+          Real* dst = pre + r * GH + g * H + u0;
+          k.step_tile_rows(m, I, in + r * ld_in, ld_in, stack.ih_panel(l, jb, g), dst, GH,
+                           p.bias ? p.bias.get() + g * H + u0 : nullptr, false, n);
+          if (ct.last_gate_apart && g == p.G - 1)
+            k.step_tile_rows(m, H, h[l] + r * H, H, p.panel(jb, g), extra + r * H + u0, H,
+                             p.b_apart ? p.b_apart.get() + u0 : nullptr, false, n);
+          else
+            k.step_tile_rows(m, H, h[l] + r * H, H, p.panel(jb, g), dst, GH, nullptr, true, n);
+        }
+    }
+    const CellKernels<Real>& cell = k.cells[int(p.cell)];
+    for (int64_t r = 0; r < B; ++r)
+      cell.forward_row(p.act, H, pre + r * GH, H, ct.last_gate_apart ? extra + r * H : nullptr, h[l] + r * H,
+                       lstm ? c[l] + r * H : nullptr, h_new + r * H, lstm ? c_new + r * H : nullptr);
+    std::memcpy(h[l], h_new, size_t(B * H) * sizeof(Real));
+    if (lstm) std::memcpy(c[l], c_new, size_t(B * H) * sizeof(Real));
+    in = h[l], ld_in = H;
+  }
+  if (top) {
+    const int64_t H = stack.plans.back()->H;
+    for (int64_t r = 0; r < B; ++r) std::memcpy(top + r * ldtop, in + r * H, size_t(H) * sizeof(Real));
+  }
+}
+
 // ---- what a training forward saves ----------------------------------------------------------------
 template <typename Real>
 class Saved {
@@ -345,6 +426,17 @@ class Saved {
   Buffer<Real> gates, cells, extra;  // (rows, GH), (rows, H), (rows, H) where the cell needs them
   Buffer<Real> h0, c0;               // (B, H) in step order, or null
 };
+
+template <typename Real>
+void saved_cells(const Saved<Real>& s, Real* out, int64_t ldout) {
+  const Steps& st = *s.steps;
+  const int64_t H = s.plan->H;
+  if (!s.cells) throw std::invalid_argument("this pass saved no cell states (only the LSTM's training pass does)");
+  for (int64_t step = 0; step < st.S; ++step)
+    for (int64_t i = 0; i < st.active(step); ++i)
+      copy_units(out + st.user_row(step, i, s.reverse) * ldout, s.cells.get() + (st.base(step, s.reverse) + i) * H, H,
+                 sizeof(Real));
+}
 
 template <typename Real>
 SavedShape<Real> saved_shape(const Saved<Real>& s) {
@@ -1006,10 +1098,16 @@ std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates) {
                                                              const Real*, const Real*, const Real*, bool);    \
   template std::string plan_isa<Real>(const Plan<Real>&);                                                     \
   template SavedShape<Real> saved_shape<Real>(const Saved<Real>&);                                            \
+  template void saved_cells<Real>(const Saved<Real>&, Real*, int64_t);                                        \
   template void sequence_forward<Real>(int64_t, int64_t, int64_t, const Real*, int64_t, const int64_t*, bool, \
                                        DirectionForward<Real>*, int);                                         \
   template void sequence_backward<Real>(DirectionBackward<Real>*, int, Real*, int64_t, bool);                 \
-  template std::array<int64_t, 3> step_plan<Real>(int64_t, int64_t, int);
+  template std::array<int64_t, 3> step_plan<Real>(int64_t, int64_t, int);                                     \
+  template std::shared_ptr<const StepStack<Real>> make_step_stack<Real>(                                      \
+      const std::vector<std::shared_ptr<const Plan<Real>>>&);                                                 \
+  template int64_t step_stack_scratch<Real>(const StepStack<Real>&, int64_t);                                 \
+  template void step_stack<Real>(const StepStack<Real>&, int64_t, const Real*, int64_t, Real* const*,          \
+                                 Real* const*, Real*, int64_t, Real*);
 RNNKIT_INSTANTIATE_RECURRENCE(float)
 RNNKIT_INSTANTIATE_RECURRENCE(double)
 

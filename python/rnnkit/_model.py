@@ -12,6 +12,7 @@ import json
 import numbers
 import os
 import sys
+import threading
 import time
 import zipfile
 import zlib
@@ -38,6 +39,8 @@ from .optim import clip_grad_norm, grad_norm, make_optimizer
 from .sequences import as_sequence_list
 
 TASKS = ("classification", "regression")
+_INFERENCE = threading.local()  # .depth > 0: this thread is inside a model's predict/score
+_BUSY = threading.Lock()        # guards the models' _predicting and _fitting_thread
 FILE_FORMAT = "rnnkit.model/1"
 PREDICT_CHUNK = 512  # samples per forward pass in predict/score: bounds memory, keeps GEMMs large
 PREDICT_STEPS = 256  # ... and with lengths, at most PREDICT_CHUNK · PREDICT_STEPS padded steps per pass
@@ -558,7 +561,7 @@ class Model:
         history: dict[str, list] = {"loss": [], "time": []}
         if validation is not None:
             history.update(val_loss=[], val_score=[])
-        with _one_blas_thread(self.backend):
+        with _one_blas_thread(self.backend), self._fitting():
             train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose)
         return history
 
@@ -604,16 +607,50 @@ class Model:
 
     @contextlib.contextmanager
     def _inference(self):
-        """The recurrent layers run in inference mode (nothing saved, weights kept packed)."""
-        layers = [layer for layer in self.layers.values() if isinstance(layer, RNN)]
-        before = [layer.training for layer in layers]
-        for layer in layers:
-            layer.training = False
+        """Predictions on this thread: the layers run in inference mode (nothing saved, nothing kept on
+        the model, weights kept packed), so that many threads may predict with one model at once.  A
+        fit running in another thread is refused: its weights change under the prediction."""
+        me = threading.get_ident()
+        with _BUSY:
+            fitting = getattr(self, "_fitting_thread", None)
+            if fitting is not None and fitting != me:
+                raise RuntimeError(f"this {type(self).__name__} is being trained by fit in another thread; predict or "
+                                   f"score after fit returns (or on a copy: Model.load of a saved model)")
+            self._predicting = getattr(self, "_predicting", 0) + 1
+        _INFERENCE.depth = getattr(_INFERENCE, "depth", 0) + 1
         try:
             yield
         finally:
-            for layer, mode in zip(layers, before):
-                layer.training = mode
+            _INFERENCE.depth -= 1
+            with _BUSY:
+                self._predicting -= 1
+
+    @contextlib.contextmanager
+    def _fitting(self):
+        """fit on this thread; refused while another thread predicts with the model or fits it."""
+        me = threading.get_ident()
+        with _BUSY:
+            if getattr(self, "_fitting_thread", None) is not None:
+                raise RuntimeError(f"this {type(self).__name__} is already being trained by fit in another thread")
+            if getattr(self, "_predicting", 0):
+                raise RuntimeError(f"this {type(self).__name__} is predicting in another thread; fit after its "
+                                   f"predict/score calls return")
+            self._fitting_thread = me
+        try:
+            yield
+        finally:
+            with _BUSY:
+                self._fitting_thread = None
+
+    @staticmethod
+    def _training() -> bool:
+        """Whether the layers save what a backward needs: not inside predictions on this thread."""
+        return getattr(_INFERENCE, "depth", 0) == 0
+
+    def stream(self, batch_size=1):
+        """Step-by-step inference (ManyToOne and ManyToMany; see rnnkit.streams)."""
+        raise TypeError(f"{type(self).__name__} has no stream: streams are for ManyToOne and ManyToMany "
+                        f"(a step in, a prediction out)")
 
     # -- predictions --------------------------------------------------------------------------------
 

@@ -245,8 +245,11 @@ class RNN:
         states = tuple(s[:, 0] if unbatched else s for s in states)
         return states[0] if len(states) == 1 else states
 
-    def forward(self, x, h0=None, *, lengths=None, training=None):
+    def forward(self, x, h0=None, *, lengths=None, training=None, return_cells=False):
         """Run the layer: returns (y, h_n); see the class docstring for the shapes.
+
+        ``return_cells=True`` (LSTM): also the top layer's every c_t, (T, B, D·H) laid out as y (0 at
+        the padding): returns (y, (h_n, c_n), cells) — what torch users loop over LSTMCell for.
 
         ``lengths``: None, or (B,) integers in [0, T], one per sequence of the batch, in any order:
         torch's ``pack_padded_sequence(x, lengths, enforce_sorted=False)``.  Row b then runs only its
@@ -274,6 +277,9 @@ class RNN:
         if inputs != self.input_size:
             raise ValueError(f"x has {inputs} features (shape {v.fmt_shape(x.shape)}); this layer's input_size is "
                              f"{self.input_size}")
+        return_cells = check_bool("return_cells", return_cells)
+        if return_cells and self._cell.kind != "lstm":
+            raise ValueError(f"return_cells=True is for the LSTM (the cell state c_t); this layer's cell is {self.cell!r}")
         if lengths is not None and unbatched:
             raise ValueError("lengths needs batched x (3 dimensions); an unbatched x (T, I) is one sequence "
                              "of length T: slice it instead")
@@ -292,15 +298,19 @@ class RNN:
             indices = [layer * directions + d for d in range(directions)]
             layer_states0 = None if states0 is None else [tuple(s[i] for s in states0) for i in indices]
             weights = [self._weights(layer, d) for d in range(directions)]
-            plans = None if training or self.backend != "cpp" else self._plans_for(layer, weights)
+            # (return_cells: the top layer runs a training pass, which keeps every c_t)
+            saves = training or (return_cells and layer == self.num_layers - 1)
+            plans = None if saves or self.backend != "cpp" else self._plans_for(layer, weights)
             states_n, layer_saved = self._cell.forward(layer_input, layer_states0, weights, out, lengths=lengths,
-                                                       training=training, backend=self.backend, plans=plans)
+                                                       training=saves, backend=self.backend, plans=plans)
+            if return_cells and layer == self.num_layers - 1:
+                cells = self._cells_of(layer_saved, steps, batch)
             for d, index in enumerate(indices):
                 for s in range(num_states):
                     h_n[s][index] = states_n[d][s]
             saved.append(layer_saved)
             layer_input = out
-        self._saved = (saved, x.shape, unbatched) if training else None
+        self._saved = (saved, x.shape, unbatched) if training else None  # (inference: nothing left to a backward)
         y = layer_input
         if training:
             y.flags.writeable = False
@@ -308,9 +318,32 @@ class RNN:
             y = y[:, 0]
         elif self.batch_first:
             y = y.transpose(1, 0, 2)
+        if return_cells:
+            cells = cells[:, 0] if unbatched else cells.transpose(1, 0, 2) if self.batch_first else cells
+            return y, self._states_out(h_n, unbatched), cells
         return y, self._states_out(h_n, unbatched)
 
     __call__ = forward
+
+    def _cells_of(self, saved, steps, batch):
+        """Every c_t (T, B, D·H) of a layer's training pass, 0 at the padding."""
+        backend, passes, _ = saved
+        hidden = self.hidden_size
+        cells = np.zeros((steps, batch, len(passes) * hidden), self.dtype)
+        for d, one in enumerate(passes):
+            half = cells[..., d * hidden:(d + 1) * hidden]
+            if backend == "cpp":
+                _core.saved_cells(one.core, half)
+            else:
+                half[...] = one.cells
+        return cells
+
+    def stream(self, batch_size=1):
+        """A stream over this layer: ``step(x_t)`` feeds one timestep of B independent sessions and
+        returns the top layer's h_t; see ``rnnkit.streams``.  The stream holds the weights packed as they
+        are now (a snapshot: make a new stream after training) and the state of every row."""
+        from .streams import layer_stream
+        return layer_stream(self, batch_size)
 
     def invalidate(self) -> None:
         """Forget the packed weights kept for inference (after changing ``params`` in place by hand)."""

@@ -32,6 +32,7 @@ from ._cells import make_cell
 from ._data import Sequences
 from ._model import Model, NotFittedError, as_state_tuple, from_state_tuple, one_hot
 from .layers import RNN, Dense, check_int
+from .streams import ModelStream
 
 __all__ = ["ManyToMany", "ManyToOne", "Model", "NotFittedError", "OneToMany", "OneToOne", "Seq2Seq"]
 
@@ -63,7 +64,7 @@ class OneToOne(Model):
         return {"rnn": make.rnn(self.input_size), "head": make.dense(self.hidden_size, self.output_size)}
 
     def _forward(self, x, y):
-        hidden, _ = self.layers["rnn"](self._inputs(x)[None])  # (1, N, H): one timestep
+        hidden, _ = self.layers["rnn"](self._inputs(x)[None], training=self._training())  # (1, N, H): one step
         return self.layers["head"](hidden[0])
 
     def _backward(self, doutputs):
@@ -86,10 +87,18 @@ class ManyToOne(Model):
                 "head": make.dense(self.num_directions * self.hidden_size, self.output_size)}
 
     def _forward(self, x, y):
-        _, h_n = self.layers["rnn"](self._inputs(x), lengths=x.lengths)
-        self._h_n = as_state_tuple(h_n)
-        top = self._h_n[0][-self.num_directions:]  # (D, N, H): the top layer's directions
+        training = self._training()
+        _, h_n = self.layers["rnn"](self._inputs(x), lengths=x.lengths, training=training)
+        h_n = as_state_tuple(h_n)
+        if training:
+            self._h_n = h_n  # (for the backward; predictions keep nothing on the model)
+        top = h_n[0][-self.num_directions:]  # (D, N, H): the top layer's directions
         return self.layers["head"](top[0] if len(top) == 1 else np.concatenate(list(top), axis=-1))
+
+    def stream(self, batch_size=1):
+        """Step-by-step inference: ``step(x_t)`` gives the prediction given everything so far (see
+        rnnkit.streams.ModelStream)."""
+        return ModelStream(self, batch_size)
 
     def _backward(self, doutputs):
         dtop = self.layers["head"].backward(doutputs)
@@ -116,8 +125,13 @@ class ManyToMany(Model):
                 "head": make.dense(self.num_directions * self.hidden_size, self.output_size)}
 
     def _forward(self, x, y):
-        hidden, _ = self.layers["rnn"](self._inputs(x), lengths=x.lengths)  # (T, N, D·H)
+        hidden, _ = self.layers["rnn"](self._inputs(x), lengths=x.lengths, training=self._training())  # (T, N, D·H)
         return self.layers["head"](hidden)
+
+    def stream(self, batch_size=1):
+        """Step-by-step inference: ``step(x_t)`` gives the head's prediction for that step (see
+        rnnkit.streams.ModelStream)."""
+        return ModelStream(self, batch_size)
 
     def _backward(self, doutputs):
         dx, _ = self.layers["rnn"].backward(self.layers["head"].backward(doutputs))
@@ -187,7 +201,8 @@ class _Decoder(Model):
         steps, batch = y.data.shape[:2]
         inputs = np.zeros((steps, batch, self.output_size), self.dtype)
         inputs[1:] = self._feedback(y.data[:-1], from_targets=True)
-        hidden, _ = self.layers["decoder"](inputs, from_state_tuple(self._initial_state(x)), lengths=y.lengths)
+        hidden, _ = self.layers["decoder"](inputs, from_state_tuple(self._initial_state(x)), lengths=y.lengths,
+                                           training=self._training())
         return self.layers["head"](hidden)
 
     def _backward(self, doutputs):
@@ -277,8 +292,10 @@ class OneToMany(_Decoder):
 
     def _initial_state(self, x):
         batch = x.size
-        self._h0 = np.tanh(self.layers["init"](self._inputs(x)))  # (N, S·L·H)
-        states = self._h0.reshape(batch, self._num_states, self.num_layers, self.hidden_size)
+        h0 = np.tanh(self.layers["init"](self._inputs(x)))  # (N, S·L·H)
+        if self._training():
+            self._h0 = h0  # (for the backward)
+        states = h0.reshape(batch, self._num_states, self.num_layers, self.hidden_size)
         return tuple(np.ascontiguousarray(states[:, s].transpose(1, 0, 2)) for s in range(self._num_states))
 
     def _initial_state_backward(self, dstates):
@@ -301,7 +318,7 @@ class Seq2Seq(_Decoder):
         return {"encoder": make.rnn(self.input_size, self.bidirectional), **self._decoder_layers(make)}
 
     def _initial_state(self, x):
-        _, h_n = self.layers["encoder"](self._inputs(x), lengths=x.lengths)
+        _, h_n = self.layers["encoder"](self._inputs(x), lengths=x.lengths, training=self._training())
         states = as_state_tuple(h_n)  # S arrays (L·D, B, H), layer by layer, forward before reverse
         if self.bidirectional:
             states = tuple(s[0::2] + s[1::2] for s in states)

@@ -107,9 +107,28 @@ struct DirectionBackward {
 template <typename Real>
 void sequence_backward(DirectionBackward<Real>* dirs, int directions, Real* dx /*(T, B, I)*/, int64_t lddx,
                        bool dx_accumulate);
+// An LSTM training pass's every c_t into out (T, B, H), row stride ldout, in the input's time order;
+// the padding is left as it is (the caller zeroes it).
+template <typename Real> void saved_cells(const Saved<Real>& saved, Real* out, int64_t ldout);
 // Facts of a Saved, for the bindings' checks.
 template <typename Real> struct SavedShape { int64_t steps, batch, input, hidden; Cell cell; const void* sequence; };
 template <typename Real> SavedShape<Real> saved_shape(const Saved<Real>& saved);
+
+// Streaming: a stack of unidirectional layers (layer l's h is layer l+1's x) stepped one timestep at a
+// time on the calling thread, with no job, no team and no allocation per step.  Made from plans (the
+// stack keeps them) and W_ih^T in the recurrent product's panel layout, so that each step is the
+// register tiles of the whole-sequence forward: its results equal that forward's to rounding (the
+// input projection's sum runs over I in one go, where the GEMM's runs in slices of the ISA's kc).
+template <typename Real> class StepStack;
+template <typename Real>
+std::shared_ptr<const StepStack<Real>> make_step_stack(const std::vector<std::shared_ptr<const Plan<Real>>>& plans);
+// Scratch the step needs for `batch` rows (elements of Real).
+template <typename Real> int64_t step_stack_scratch(const StepStack<Real>& stack, int64_t batch);
+// One step: x IN (B, I0) row stride ldx; h[l], c[l] IN/OUT (B, H) each layer's state (c: LSTM only,
+// else null); top OUT (B, H) row stride ldtop, the last layer's new h (may be null).
+template <typename Real>
+void step_stack(const StepStack<Real>& stack, int64_t batch, const Real* x, int64_t ldx, Real* const* h,
+                Real* const* c, Real* top, int64_t ldtop, Real* scratch);
 
 // How the per-step work of a (batch x hidden) cell of `gates` gates would be shared on the active
 // ISA: {threads, block groups, row groups} (for tests).

@@ -504,8 +504,12 @@ def reference_generation(model, X, steps):
     return cut
 
 
+@pytest.mark.parametrize("stream_rows", [0, 1000], ids=["layer-steps", "one-stream-call"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_plan_generation_equals_a_per_step_reference(cell):
+def test_plan_generation_equals_a_per_step_reference(cell, stream_rows, monkeypatch):
+    """Both ways of generating (a stream of the decoder's plans for small batches, each layer's step
+    on the kernels' threads for larger ones) against full layer calls."""
+    monkeypatch.setattr(rnnkit.models._Decoder, "STREAM_ROWS", stream_rows)
     rng = np.random.default_rng(2)
     digits, Y = copies(rng, 60)
     o2m = OneToMany(5, 8, 6, cell=cell, num_layers=2, end_token=0, dtype=F64, seed=0)

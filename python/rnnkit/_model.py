@@ -46,22 +46,50 @@ PREDICT_CHUNK = 512  # samples per forward pass in predict/score: bounds memory,
 PREDICT_STEPS = 256  # ... and with lengths, at most PREDICT_CHUNK · PREDICT_STEPS padded steps per pass
 
 
+_BLAS = {"controller": None, "users": 0, "limit": None}
+_BLAS_LOCK = threading.Lock()
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, made once (making one scans the process's
+    libraries: about a millisecond, more than a small predict takes), or None without threadpoolctl."""
+    if _BLAS["controller"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _BLAS["controller"] = False
+        else:
+            _BLAS["controller"] = ThreadpoolController()
+    return _BLAS["controller"] or None
+
+
+@contextlib.contextmanager
 def _one_blas_thread(backend: str):
     """With the C++ kernels, run NumPy's BLAS (the Dense heads: small products) on one thread.
 
-    The kernels' OpenMP threads and the BLAS library's own threads both spin while they wait for
-    work; a training loop alternates between the two every few milliseconds, and on a machine with
-    as many cores as threads each pool then keeps taking the cores the other one needs (measured
-    here, 2 cores: an epoch 3-5x slower).  Uses threadpoolctl when it is installed (it comes with
-    scikit-learn); otherwise changes nothing.  The NumPy backend keeps every BLAS thread.
+    The kernels' threads and the BLAS library's own threads both spin while they wait for work; a
+    training loop alternates between the two every few milliseconds, and on a machine with as many
+    cores as threads each pool then keeps taking the cores the other one needs (measured here, 2
+    cores: an epoch 3-5x slower).  Uses threadpoolctl when it is installed (it comes with
+    scikit-learn); otherwise changes nothing.  The NumPy backend keeps every BLAS thread.  Calls from
+    many threads at once share one limit: the first sets it, the last restores it.
     """
-    if backend != "cpp":
-        return contextlib.nullcontext()
+    controller = _blas_controller() if backend == "cpp" else None
+    if controller is None:
+        yield
+        return
+    with _BLAS_LOCK:
+        if _BLAS["users"] == 0:
+            _BLAS["limit"] = controller.limit(limits=1, user_api="blas")
+        _BLAS["users"] += 1
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS["users"] -= 1
+            if _BLAS["users"] == 0:
+                _BLAS["limit"].restore_original_limits()
+                _BLAS["limit"] = None
 
 
 def diverged(epoch: int, batch: int, batches: int, loss: float, norm: float) -> FloatingPointError:

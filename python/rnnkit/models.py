@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _core
 from . import _validation as v
 from ._cells import make_cell
 from ._data import Sequences
@@ -210,33 +211,61 @@ class _Decoder(Model):
         _, dstate0 = self.layers["decoder"].backward(dhidden)
         self._initial_state_backward(as_state_tuple(dstate0))
 
+    STREAM_ROWS = 16  # batches up to this many rows generate through a _core.Stream (one call a step)
+
     def _predict_batch(self, x, steps):
         """Greedy generation of ``steps`` steps, time-major (steps, B[, O]); with an end token, a
-        row's labels after its end token are -1 and it no longer runs."""
+        row's labels after its end token are -1 and it no longer runs.  Small batches step every
+        decoder layer in one C++ call (a stream of the decoder's plans, on this thread); larger ones
+        run each layer's step on the kernels' threads."""
         decoder, head = self.layers["decoder"], self.layers["head"]
-        cell, layers = decoder._cell, decoder.num_layers
-        batch = x.size
+        layers, batch = decoder.num_layers, x.size
         classify = self.task == "classification"
         out = (np.full((steps, batch), -1, np.int64) if classify
                else np.zeros((steps, batch, self.output_size), self.dtype))
         weights = [[decoder._weights(layer, 0)] for layer in range(layers)]
-        plans = ([decoder._plans_for(layer, weights[layer]) for layer in range(layers)]
-                 if decoder.backend == "cpp" else [None] * layers)
+        cpp = decoder.backend == "cpp"
+        plans = [decoder._plans_for(layer, weights[layer])[0] for layer in range(layers)] if cpp else None
         initial = self._initial_state(x)  # S arrays (L, B, H)
-        states = [tuple(np.ascontiguousarray(s[layer]) for s in initial) for layer in range(layers)]
+        w_head, b_head = head.params["weight"].T, head.params["bias"]
         rows = np.arange(batch)  # the rows still generating
-        step_input = np.zeros((1, batch, self.output_size), self.dtype)
+        step_input = np.zeros((batch, self.output_size), self.dtype)
+        eye = np.eye(self.output_size, dtype=self.dtype)  # the one-hot feedback of each label
+        if cpp and batch <= self.STREAM_ROWS:
+            stream = _core.Stream(plans, batch)
+            stream.state = tuple(np.ascontiguousarray(s) for s in initial) if len(initial) > 1 else \
+                np.ascontiguousarray(initial[0])
+
+            def advance(inputs):
+                return stream.step(inputs)
+
+            def drop(going):
+                nonlocal stream
+                state = stream.state
+                stream = _core.Stream(plans, int(going.sum()))
+                stream.state = (tuple(np.ascontiguousarray(s[:, going]) for s in state) if isinstance(state, tuple)
+                                else np.ascontiguousarray(state[:, going]))
+        else:
+            cell = decoder._cell
+            states = [tuple(np.ascontiguousarray(s[layer]) for s in initial) for layer in range(layers)]
+
+            def advance(inputs):
+                layer_input = inputs[None]
+                for layer in range(layers):
+                    hidden = np.empty((1, inputs.shape[0], self.hidden_size), self.dtype)
+                    (states[layer],), _ = cell.forward(layer_input, [states[layer]], weights[layer], hidden,
+                                                       training=False, backend=decoder.backend,
+                                                       plans=None if plans is None else [plans[layer]])
+                    layer_input = hidden
+                return layer_input[0]
+
+            def drop(going):
+                states[:] = [tuple(s[going] for s in state) for state in states]
         for t in range(steps):
-            layer_input = step_input
-            for layer in range(layers):
-                hidden = np.empty((1, len(rows), self.hidden_size), self.dtype)
-                (states[layer],), _ = cell.forward(layer_input, [states[layer]], weights[layer], hidden,
-                                                   training=False, backend=decoder.backend, plans=plans[layer])
-                layer_input = hidden
-            outputs = head(layer_input[0])
+            outputs = advance(step_input) @ w_head + b_head
             if not classify:
                 out[t, rows] = outputs
-                step_input = outputs[None]
+                step_input = np.ascontiguousarray(outputs)
                 continue
             labels = outputs.argmax(axis=-1)
             out[t, rows] = labels
@@ -244,10 +273,10 @@ class _Decoder(Model):
                 going = labels != self.end_token
                 if not going.all():
                     rows, labels = rows[going], labels[going]
-                    states = [tuple(s[going] for s in state) for state in states]
                     if not rows.size:
                         break
-            step_input = one_hot(labels, self.output_size, self.dtype)[None]
+                    drop(going)
+            step_input = eye[labels]
         return out
 
     def _predictions(self, x, steps):

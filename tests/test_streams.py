@@ -243,3 +243,18 @@ def test_fit_while_another_thread_predicts_is_refused():
         thread.join()
     model._predict_batch = real
     model.fit(X, y, epochs=1, verbose=0)  # free again
+
+
+def test_concurrent_predictions_leave_numpys_blas_threads_as_they_were():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    model = ManyToOne(3, 8, 2, seed=0)
+    X = np.random.default_rng(11).standard_normal((30, 4, 3)).astype(np.float32)
+    model.fit(X, (X[:, 0, 0] > 0).astype(int), epochs=1, verbose=0)
+    threads = [threading.Thread(target=lambda: [model.predict(X) for _ in range(20)]) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    assert after == before

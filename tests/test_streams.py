@@ -162,6 +162,24 @@ def test_return_cells_gives_every_c_t_as_a_loop_over_steps_would(backend, batch_
         rnnkit.RNN(4, 6, cell="gru", dtype="float64")(x, return_cells=True)
 
 
+def run_in_threads(work, count):
+    """work(i) in `count` threads at once; the exceptions they raised."""
+    errors = []
+
+    def guarded(i):
+        try:
+            work(i)
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def test_predictions_from_many_threads_equal_the_serial_ones():
     rng = np.random.default_rng(8)
     sets = [[rng.standard_normal((rng.integers(1, 15), 3)) for _ in range(rng.integers(1, 40))] for _ in range(16)]
@@ -170,20 +188,13 @@ def test_predictions_from_many_threads_equal_the_serial_ones():
     tagger = ManyToMany(3, 8, 2, cell="lstm", dtype="float64", seed=0)
     tagger.fit(sets[1], [rng.integers(0, 2, len(s)) for s in sets[1]], epochs=1, verbose=0)
     want = [(model.predict(s), tagger.predict(s)) for s in sets]
-    got, errors = [None] * len(sets), []
+    got = [None] * len(sets)
 
     def work(i):
-        try:
-            for _ in range(3):
-                got[i] = (model.predict(sets[i]), tagger.predict(sets[i]))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for _ in range(3):
+            got[i] = (model.predict(sets[i]), tagger.predict(sets[i]))
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(sets))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(work, len(sets))
     assert not errors, errors
     for (a, b), (c, d) in zip(got, want):
         np.testing.assert_array_equal(a, c)
@@ -196,22 +207,15 @@ def test_streams_from_many_threads_equal_the_serial_ones():
     xs = [rng.standard_normal((20, 2, 5)).astype(np.float32) for _ in range(8)]
     want = [layer.stream(2).feed(x) for x in xs]
     shared = layer.stream(2)
-    got, errors = [None] * len(xs), []
+    got = [None] * len(xs)
 
     def work(i):
-        try:
-            mine = layer.stream(2)
-            got[i] = np.stack([mine.step(np.ascontiguousarray(x_t)) for x_t in xs[i]])
-            for x_t in xs[i]:
-                shared.step(np.ascontiguousarray(x_t))  # one stream from every thread: serialised, never torn
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
+        mine = layer.stream(2)
+        got[i] = np.stack([mine.step(np.ascontiguousarray(x_t)) for x_t in xs[i]])
+        for x_t in xs[i]:
+            shared.step(np.ascontiguousarray(x_t))  # one stream from every thread: serialised, never torn
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(work, len(xs))
     assert not errors, errors
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
@@ -251,10 +255,6 @@ def test_concurrent_predictions_leave_numpys_blas_threads_as_they_were():
     model = ManyToOne(3, 8, 2, seed=0)
     X = np.random.default_rng(11).standard_normal((30, 4, 3)).astype(np.float32)
     model.fit(X, (X[:, 0, 0] > 0).astype(int), epochs=1, verbose=0)
-    threads = [threading.Thread(target=lambda: [model.predict(X) for _ in range(20)]) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert not run_in_threads(lambda i: [model.predict(X) for _ in range(20)], 6)
     after = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
     assert after == before

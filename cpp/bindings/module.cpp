@@ -313,19 +313,24 @@ bool is_float64(const py::array& a) { return py::isinstance<py::array_t<double>>
 // released, under the stream's own mutex (one stream used from two threads at once is serialised,
 // never torn).  Every argument is checked before anything changes: a refused call leaves the state
 // as it was.
+constexpr int64_t kStreamReleaseWork = int64_t(1) << 20;  // multiply-adds: about 50-100 us of one core
+
 template <typename Real>
 struct StreamImpl {
   std::shared_ptr<const rnnkit::StepStack<Real>> stack;
   int64_t B = 0, I = 0, H = 0, L = 0;
+  int64_t work = 0;  // multiply-adds of one step of all rows
   bool lstm = false;
   std::vector<Real> h, c, scratch;  // h, c: (L, B, H)
+  int64_t O = 0;                    // a head's outputs (0: none)
+  std::vector<Real> head_w, head_b, top;  // (O, H), (O,), one step's top h (B, H)
   std::vector<Real*> h_ptr, c_ptr;
   std::mutex mutex;
 };
 
 struct PyStream {
   std::string cell, dtype;
-  int64_t B = 0, I = 0, H = 0, L = 0;
+  int64_t B = 0, I = 0, H = 0, L = 0, O = 0;
   bool lstm = false;
   std::unique_ptr<StreamImpl<float>> f32;
   std::unique_ptr<StreamImpl<double>> f64;
@@ -335,10 +340,26 @@ template <> StreamImpl<float>& PyStream::get<float>() { return *f32; }
 template <> StreamImpl<double>& PyStream::get<double>() { return *f64; }
 
 template <typename Real>
-std::unique_ptr<StreamImpl<Real>> make_stream(const std::vector<const PyPlan*>& plans, int64_t B) {
+std::unique_ptr<StreamImpl<Real>> make_stream(const std::vector<const PyPlan*>& plans, int64_t B,
+                                              const py::object& head_weight, const py::object& head_bias) {
   auto impl = std::make_unique<StreamImpl<Real>>();
+  if (!head_weight.is_none()) {
+    if (!py::isinstance<py::array>(head_weight)) throw py::type_error("head_weight must be a numpy array");
+    const auto w = py::reinterpret_borrow<py::array>(head_weight);
+    if (w.ndim() != 2) throw py::value_error("head_weight must have 2 dimensions (O, H), got shape " + shape_str(w));
+    const int64_t O = w.shape(0), H = plans.back()->hidden;
+    const Real* pw = dense_in<Real>(head_weight, "head_weight", {O, H}, false);
+    const Real* pb = dense_in<Real>(head_bias, "head_bias", {O}, false);
+    impl->O = O;
+    impl->head_w.assign(pw, pw + O * H);
+    impl->head_b.assign(pb, pb + O);
+    impl->top.assign(size_t(B * H), Real(0));
+  }
   std::vector<std::shared_ptr<const rnnkit::Plan<Real>>> ps;
-  for (const PyPlan* p : plans) ps.push_back(p->get<Real>());
+  for (const PyPlan* p : plans) {
+    ps.push_back(p->get<Real>());
+    impl->work += B * p->gates * p->hidden * (p->input + p->hidden);
+  }
   impl->B = B, impl->I = plans[0]->input, impl->H = plans[0]->hidden, impl->L = int64_t(plans.size());
   impl->lstm = plans[0]->lstm;
   {
@@ -387,19 +408,41 @@ py::array stream_run(PyStream& st, const py::object& obj, bool sequence) {
   auto [T, squeezed] = stream_input<Real>(st, obj, sequence);
   const auto a = py::reinterpret_borrow<py::array>(obj);
   const Real* x = static_cast<const Real*>(a.data());
+  StreamImpl<Real>& impl = st.get<Real>();
+  const int64_t width = impl.O ? impl.O : impl.H;  // the head's outputs, or the top layer's h
   std::vector<py::ssize_t> shape;
   if (sequence) shape.push_back(py::ssize_t(T));
   if (!squeezed) shape.push_back(py::ssize_t(st.B));
-  shape.push_back(py::ssize_t(st.H));
+  shape.push_back(py::ssize_t(width));
   py::array_t<Real> out(shape);
   Real* y = out.mutable_data();
-  StreamImpl<Real>& impl = st.get<Real>();
-  {
-    py::gil_scoped_release release;
-    std::lock_guard<std::mutex> lock(impl.mutex);
-    for (int64_t t = 0; t < T; ++t)
+  auto run = [&] {
+    for (int64_t t = 0; t < T; ++t) {
+      Real* step_out = y + t * impl.B * width;
       rnnkit::step_stack<Real>(*impl.stack, impl.B, x + t * impl.B * impl.I, impl.I, impl.h_ptr.data(),
-                               impl.c_ptr.data(), y + t * impl.B * impl.H, impl.H, impl.scratch.data());
+                               impl.c_ptr.data(), impl.O ? impl.top.data() : step_out, impl.H, impl.scratch.data());
+      for (int64_t b = 0; b < impl.B && impl.O; ++b)  // the head: out = h W^T + bias
+        for (int64_t o = 0; o < impl.O; ++o) {
+          Real sum = impl.head_b[size_t(o)];
+          const Real* w = impl.head_w.data() + o * impl.H;
+          const Real* h = impl.top.data() + b * impl.H;
+          for (int64_t j = 0; j < impl.H; ++j) sum += h[j] * w[j];
+          step_out[b * impl.O + o] = sum;
+        }
+    }
+  };
+  // A call of a few microseconds keeps the GIL: handing it to another thread and taking it back costs
+  // more than the call (8 threads stepping B=1 streams ran at half one thread's rate when every step
+  // released it).  Longer calls release it, so that other threads run meanwhile.  (Holding the GIL,
+  // a call only try-locks the stream: a thread that holds the lock without the GIL must get both back.)
+  std::unique_lock<std::mutex> lock(impl.mutex, std::try_to_lock);
+  if (T * impl.work < kStreamReleaseWork && lock.owns_lock()) {
+    run();
+  } else {
+    if (lock.owns_lock()) lock.unlock();
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> guard(impl.mutex);
+    run();
   }
   return std::move(out);
 }
@@ -554,7 +597,8 @@ PYBIND11_MODULE(_core, m) {
   py::class_<PyStream>(m, "Stream",
                        "A stack of unidirectional layers stepped one timestep at a time on the calling thread, "
                        "with the state of every row kept inside.")
-      .def(py::init([](const std::vector<const PyPlan*>& plans, int64_t batch_size) {
+      .def(py::init([](const std::vector<const PyPlan*>& plans, int64_t batch_size, const py::object& head_weight,
+                       const py::object& head_bias) {
              if (plans.empty()) throw py::value_error("plans must hold at least one layer");
              for (const PyPlan* p : plans)
                if (!p) throw py::type_error("plans must be Plan objects");
@@ -571,11 +615,15 @@ PYBIND11_MODULE(_core, m) {
              auto st = std::make_unique<PyStream>();
              st->cell = p0.cell, st->dtype = p0.dtype(), st->B = batch_size, st->I = p0.input, st->H = p0.hidden;
              st->L = int64_t(plans.size()), st->lstm = p0.lstm;
-             if (p0.f32) st->f32 = make_stream<float>(plans, batch_size);
-             else st->f64 = make_stream<double>(plans, batch_size);
+             if (p0.f32) st->f32 = make_stream<float>(plans, batch_size, head_weight, head_bias);
+             else st->f64 = make_stream<double>(plans, batch_size, head_weight, head_bias);
+             st->O = p0.f32 ? st->f32->O : st->f64->O;
              return st;
            }),
-           py::arg("plans"), py::arg("batch_size"))
+           py::arg("plans"), py::arg("batch_size"), py::arg("head_weight") = py::none(),
+           py::arg("head_bias") = py::none(),
+           "head_weight (O, H), head_bias (O,): step and feed return the head's outputs h W^T + b instead of h.")
+      .def_readonly("output_size", &PyStream::O)
       .def_readonly("cell", &PyStream::cell)
       .def_readonly("dtype", &PyStream::dtype)
       .def_readonly("batch_size", &PyStream::B)

@@ -162,9 +162,16 @@ class ModelStream:
         if model.bidirectional:
             raise ValueError(f"this {self.model_class} is bidirectional and cannot stream: its reverse direction reads "
                              "each sequence from its end; predict on whole sequences instead")
-        self._layer = rnn.stream(self.batch_size)
         head = model.layers["head"]
         self._w, self._b = head.params["weight"].copy(), head.params["bias"].copy()
+        # the cpp backend computes the head in the same C++ call as the step (no GIL hand-over between)
+        _check_streamable(rnn)
+        self._fused = rnn.backend == "cpp"
+        if self._fused:
+            plans = [rnn._cell.plan(*rnn._weights(i, 0)) for i in range(rnn.num_layers)]
+            self._layer = _core.Stream(plans, self.batch_size, self._w, self._b)
+        else:
+            self._layer = rnn.stream(self.batch_size)
         embed = model.layers.get("embed")
         self._table = None if embed is None else embed.params["weight"].copy()
         self._vocab = model.vocab_size
@@ -205,21 +212,15 @@ class ModelStream:
         return np.ascontiguousarray(self._table[ids]), squeezed
 
     def _predict(self, h):
-        out = h @ self._w.T + self._b
+        out = h if self._fused else h @ self._w.T + self._b
         if self._classify:
             return out.argmax(axis=-1)
         return out[..., 0] if self._one_value else out
 
     def step(self, x_t):
         x, squeezed = self._inputs("x_t", x_t, False)
-        h = self._layer.step(x)
-        if squeezed:
-            h = h.reshape(-1)
-        return self._predict(h)
+        return self._predict(self._layer.step(x))
 
     def feed(self, x_chunk):
         x, squeezed = self._inputs("x_chunk", x_chunk, True)
-        h = self._layer.feed(x)
-        if squeezed:
-            h = h.reshape(h.shape[0], -1)
-        return self._predict(h)
+        return self._predict(self._layer.feed(x))

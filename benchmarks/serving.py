@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -66,6 +65,9 @@ import rnnkit
 import torch
 from rnnkit import datasets as ds
 from rnnkit._model import from_state_tuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ragged_fit import busy_seconds, machine
 
 CELLS = ("tanh", "gru", "lstm")
 STEP_METHODS = ("rnnkit stream.step", "torch cell", "numpy step", "rnnkit stream.feed")
@@ -81,19 +83,6 @@ SIZE = 128  # H = I = 128
 
 # -- the machine ----------------------------------------------------------------------------------
 
-def busy_seconds():
-    """(CPU seconds every process has used, this process's), for the load the others put on the machine
-    (as benchmarks/ragged_fit.py)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-        total = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # not idle, not iowait
-    except (OSError, ValueError, IndexError):
-        total = float("nan")
-    mine = os.times()
-    return total, mine.user + mine.system
-
-
 class OtherLoad:
     """``with OtherLoad() as load: ...``; then ``load.cores``: the cores other processes kept busy, and
     ``load.mine``: the cores this process used."""
@@ -108,17 +97,6 @@ class OtherLoad:
         self.cores = max(0.0, (total - total0) - (mine - mine0)) / self.wall
         self.mine = (mine - mine0) / self.wall
         return False
-
-
-def machine():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def source_state():

@@ -143,11 +143,6 @@ def _on_all_ranks(exc: BaseException) -> BaseException:
     return exc
 
 
-def _describe_data(name: str, data) -> str:
-    """A data set (rnnkit._data.Sequences) by its shape, dtype and a CRC-32 of its contents."""
-    return data.describe(name)
-
-
 def _params_crc(params: dict) -> int:
     crc = 0
     for array in params.values():
@@ -266,15 +261,15 @@ class _Trainer:
         init = {k: v for k, v in model._init_args().items() if k != "seed"}  # rank 0's weights are broadcast
         fingerprint = {
             "model": f"{type(model).__name__}({init})",
-            "X": _describe_data("X", x),
-            "Y": _describe_data("Y", y),
+            "X": x.describe("X"),
+            "Y": y.describe("Y"),
             "epochs": f"epochs={epochs}",
             "batch_size": f"batch_size={batch_size}",
             "clip": f"clip={clip!r}",
             "optimizer": f"{type(opt).__name__}(lr={opt.lr!r}"
                          + (f", momentum={opt.momentum!r})" if hasattr(opt, "momentum") else ")"),
             "validation_data": "no validation data" if validation is None else
-            f"{_describe_data('X_val', validation[0])} and {_describe_data('Y_val', validation[1])}",
+            f"{validation[0].describe('X_val')} and {validation[1].describe('Y_val')}",
         }
         return fingerprint
 

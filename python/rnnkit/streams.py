@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core, reference
+from . import _core
 from . import _validation as v
 
 __all__ = ["ModelStream", "NumpyStream", "layer_stream"]
@@ -38,15 +38,20 @@ def _check_streamable(layer) -> None:
                          "end, which a stream has not seen yet; run it on whole sequences (layer(x)) instead")
 
 
+def _plans(layer) -> list:
+    """Each layer's weights packed for the kernels (snapshots)."""
+    return [layer._cell.plan(*layer._weights(i, 0)) for i in range(layer.num_layers)]
+
+
 def layer_stream(layer, batch_size):
     """The stream of an rnnkit.RNN (see RNN.stream)."""
     from .layers import check_int
     _check_streamable(layer)
     batch_size = check_int("batch_size", batch_size)
-    weights = [layer._weights(i, 0) for i in range(layer.num_layers)]
     if layer.backend == "cpp":
-        return _core.Stream([layer._cell.plan(*w) for w in weights], batch_size)
-    return NumpyStream(layer.cell, [tuple(a.copy() for a in w) for w in weights], batch_size, layer.dtype)
+        return _core.Stream(_plans(layer), batch_size)
+    weights = [tuple(a.copy() for a in layer._weights(i, 0)) for i in range(layer.num_layers)]
+    return NumpyStream(layer._cell, weights, batch_size, layer.dtype)
 
 
 class NumpyStream:
@@ -54,11 +59,12 @@ class NumpyStream:
     computed by rnnkit.reference."""
 
     def __init__(self, cell, weights, batch_size, dtype):
-        self.cell, self.dtype, self.batch_size = cell, str(np.dtype(dtype)), batch_size
+        self._cell, self.cell = cell, cell.name
+        self.dtype, self.batch_size = str(np.dtype(dtype)), batch_size
         self._weights = weights
         self.num_layers = len(weights)
         self.input_size, self.hidden_size = weights[0][0].shape[1], weights[0][1].shape[1]
-        self._lstm = cell == "lstm"
+        self._lstm = cell.num_states == 2
         self.reset()
 
     def reset(self, rows=None):
@@ -111,18 +117,15 @@ class NumpyStream:
     def _run(self, x):
         """x (T, B, I) -> (T, B, H), the state carried."""
         layer_input = x
-        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self._weights):
+        for layer, weights in enumerate(self._weights):
+            out = np.empty((x.shape[0], self.batch_size, self.hidden_size), self.dtype)
+            states0 = (self._h[layer], self._c[layer]) if self._lstm else (self._h[layer],)
+            (states_n,), _ = self._cell.forward(layer_input, [states0], [weights], out, training=False,
+                                                backend="numpy")
+            self._h[layer] = states_n[0]
             if self._lstm:
-                y, h, c, _ = reference.lstm_forward(layer_input, self._h[layer], self._c[layer], w_ih, w_hh, b_ih, b_hh,
-                                                    training=False)
-                self._c[layer] = c
-            elif self.cell == "gru":
-                y, h, _ = reference.gru_forward(layer_input, self._h[layer], w_ih, w_hh, b_ih, b_hh, training=False)
-            else:
-                y, h, _ = reference.rnn_forward(layer_input, self._h[layer], w_ih, w_hh, b_ih, b_hh,
-                                                nonlinearity=self.cell, training=False)
-            self._h[layer] = h
-            layer_input = y
+                self._c[layer] = states_n[1]
+            layer_input = out
         return layer_input
 
     def step(self, x_t):
@@ -165,11 +168,9 @@ class ModelStream:
         head = model.layers["head"]
         self._w, self._b = head.params["weight"].copy(), head.params["bias"].copy()
         # the cpp backend computes the head in the same C++ call as the step (no GIL hand-over between)
-        _check_streamable(rnn)
         self._fused = rnn.backend == "cpp"
         if self._fused:
-            plans = [rnn._cell.plan(*rnn._weights(i, 0)) for i in range(rnn.num_layers)]
-            self._layer = _core.Stream(plans, self.batch_size, self._w, self._b)
+            self._layer = _core.Stream(_plans(rnn), self.batch_size, self._w, self._b)
         else:
             self._layer = rnn.stream(self.batch_size)
         embed = model.layers.get("embed")

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import rnnkit
+from rnnkit import _core
 from helpers import backward, forward, make_problem, upstream
 
 JOBS = [
@@ -54,3 +55,24 @@ def test_eight_threads_at_once_give_exactly_the_serial_results(threads):
                 assert got is None
             else:
                 np.testing.assert_array_equal(got, want, err_msg=f"job {JOBS[i % len(JOBS)]}")
+
+
+def test_helpers_that_arrive_after_the_call_has_returned_read_nothing_it_freed(threads):
+    """Helpers the OS deschedules join a call late: the caller finishes every phase alone, returns
+    and frees its arguments (the weights' plan, what a forward saved), and the helper then runs
+    through the finished program.  A test hook makes every helper that late.  The results must be
+    the serial ones; under the sanitizer build (CI), a helper reading a freed plan is a
+    heap-use-after-free report (the job holds its own references)."""
+    threads(2)
+    serial = [run(job) for job in JOBS]
+    _core._set_helper_delay_us(2000)
+    try:
+        for _ in range(3):
+            for i, job in enumerate(JOBS):
+                for got, want in zip(run(job), serial[i]):
+                    if want is None:
+                        assert got is None
+                    else:
+                        np.testing.assert_array_equal(got, want, err_msg=f"job {job}")
+    finally:
+        _core._set_helper_delay_us(0)

@@ -546,6 +546,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_min_work_per_thread", &rnnkit::set_min_work_per_thread, py::arg("n"),
         "Multiply-adds each thread must get between two barriers before a call uses it (tests: 1).");
   m.def("_min_work_per_thread", &rnnkit::min_work_per_thread);
+  m.def("_set_helper_delay_us", &rnnkit::set_helper_delay_us, py::arg("us"),
+        "Tests: helpers sleep this long after joining a call, as descheduled ones would (0: off).");
   m.def("_step_plan", [](int64_t batch, int64_t hidden, int gates, const std::string& dtype) {
     if (batch < 1 || hidden < 1 || gates < 1) throw py::value_error("batch, hidden and gates must be >= 1");
     if (dtype == "float32") return rnnkit::step_plan<float>(batch, hidden, gates);

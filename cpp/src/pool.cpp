@@ -26,6 +26,8 @@ constexpr int kSpins = 2000;  // a few microseconds: teammates usually finish wi
 // the caller itself never gives up, it yields the core to whoever holds the missing item.
 constexpr auto kHelperPatience = std::chrono::milliseconds(5);
 
+std::atomic<int64_t> g_helper_delay_us{0};
+
 class Pool {
  public:
   void ensure_workers(int n) {
@@ -66,6 +68,8 @@ class Pool {
       const uint32_t seen = signal_.load(std::memory_order_acquire);
       int index = 0;
       if (std::shared_ptr<Job> job = take(index)) {
+        if (const int64_t us = g_helper_delay_us.load(std::memory_order_relaxed))
+          std::this_thread::sleep_for(std::chrono::microseconds(us));
         Team team(job.get(), index, job->planned());
         job->run(team);
         continue;
@@ -178,6 +182,8 @@ void Team::wait_done(int64_t phase, int64_t n) {
     }
   }
 }
+
+void set_helper_delay_us(int64_t us) { g_helper_delay_us.store(us < 0 ? 0 : us, std::memory_order_relaxed); }
 
 void run_job(const std::shared_ptr<Job>& job) {
   // (A build without threads runs every item on the caller: the same results.)

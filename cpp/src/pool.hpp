@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace rnnkit {
 
@@ -62,6 +63,11 @@ class Job {
   bool join(int& index);
   void finish() { finished_.store(true, std::memory_order_release); }
 
+  // What the program reads outside its items that the caller does not own for the job (plans, what
+  // a forward saved): a helper can still be running through the last phases after run_job has
+  // returned and the caller has freed its arguments, so the job holds a reference of its own.
+  std::vector<std::shared_ptr<const void>> keep_alive;
+
  private:
   friend class Team;
   int planned_;
@@ -78,6 +84,10 @@ class Job {
 
 // Run `job` on the calling thread, with up to job->planned() - 1 helpers from the pool.
 void run_job(const std::shared_ptr<Job>& job);
+
+// Tests: every helper sleeps this long between joining a job and running it, as one the OS has
+// descheduled would (0: none), so that callers finish alone and helpers run through finished jobs.
+void set_helper_delay_us(int64_t us);
 
 // A job whose program is a callable (which must own, by value, everything it uses).
 template <class F>

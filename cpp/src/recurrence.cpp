@@ -987,7 +987,10 @@ void sequence_forward(int64_t T, int64_t B, int64_t I, const Real* x, int64_t ld
   auto job = std::make_shared<ForwardJob<Real>>(teams.whole, teams.step, steps, training, x, ldx, std::move(fd),
                                                 std::move(items), std::move(owned));
   std::vector<const Plan<Real>*> plans;
-  for (int di = 0; di < D; ++di) plans.push_back(dirs[di].plan.get());
+  for (int di = 0; di < D; ++di) {
+    plans.push_back(dirs[di].plan.get());
+    job->keep_alive.push_back(dirs[di].plan);
+  }
   run_packing_job<Real>(job, plans, false);
   job->publish();
 }
@@ -1072,7 +1075,10 @@ void sequence_backward(DirectionBackward<Real>* dirs, int D, Real* dx, int64_t l
   auto job = std::make_shared<BackwardJob<Real>>(teams.whole, teams.step, s0.steps, std::move(bd), std::move(items),
                                                  std::move(owned), dx, lddx, dx2);
   std::vector<const Plan<Real>*> plans;
-  for (int di = 0; di < D; ++di) plans.push_back(dirs[di].saved->plan.get());
+  for (int di = 0; di < D; ++di) {
+    plans.push_back(dirs[di].saved->plan.get());
+    job->keep_alive.push_back(dirs[di].saved);  // (which holds its plan)
+  }
   run_packing_job<Real>(job, plans, true);
   job->publish();
   // Both biases enter every pre-activation the same way, except the apart block.  (A caller that

@@ -8,9 +8,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 #include <string>
@@ -324,14 +326,18 @@ struct StreamImpl {
   std::vector<Real> h, c, scratch;  // h, c: (L, B, H)
   int64_t O = 0;                    // a head's outputs (0: none)
   std::vector<Real> head_w, head_b, top;  // (O, H), (O,), one step's top h (B, H)
+  bool labels = false;                    // step returns the head's argmax (B,) int64
+  std::vector<Real> logits;               // (B, O) when labels
+  int64_t V = 0;                          // an embedding's rows (0: none): the input is token ids
+  std::vector<Real> table, embedded;      // (V, I), one step's embedded input (B, I)
   std::vector<Real*> h_ptr, c_ptr;
   std::mutex mutex;
 };
 
 struct PyStream {
   std::string cell, dtype;
-  int64_t B = 0, I = 0, H = 0, L = 0, O = 0;
-  bool lstm = false;
+  int64_t B = 0, I = 0, H = 0, L = 0, O = 0, V = 0;
+  bool lstm = false, labels = false;
   std::unique_ptr<StreamImpl<float>> f32;
   std::unique_ptr<StreamImpl<double>> f64;
   template <typename Real> StreamImpl<Real>& get();
@@ -341,8 +347,20 @@ template <> StreamImpl<double>& PyStream::get<double>() { return *f64; }
 
 template <typename Real>
 std::unique_ptr<StreamImpl<Real>> make_stream(const std::vector<const PyPlan*>& plans, int64_t B,
-                                              const py::object& head_weight, const py::object& head_bias) {
+                                              const py::object& head_weight, const py::object& head_bias,
+                                              bool labels, const py::object& embedding) {
   auto impl = std::make_unique<StreamImpl<Real>>();
+  if (labels && head_weight.is_none()) throw py::value_error("labels=True needs a head (head_weight, head_bias)");
+  if (!embedding.is_none()) {
+    if (!py::isinstance<py::array>(embedding)) throw py::type_error("embedding must be a numpy array");
+    const auto e = py::reinterpret_borrow<py::array>(embedding);
+    if (e.ndim() != 2) throw py::value_error("embedding must have 2 dimensions (V, I), got shape " + shape_str(e));
+    const int64_t V = e.shape(0), I = plans[0]->input;
+    const Real* pe = dense_in<Real>(embedding, "embedding", {V, I}, false);
+    impl->V = V;
+    impl->table.assign(pe, pe + V * I);
+    impl->embedded.assign(size_t(B * I), Real(0));
+  }
   if (!head_weight.is_none()) {
     if (!py::isinstance<py::array>(head_weight)) throw py::type_error("head_weight must be a numpy array");
     const auto w = py::reinterpret_borrow<py::array>(head_weight);
@@ -354,6 +372,8 @@ std::unique_ptr<StreamImpl<Real>> make_stream(const std::vector<const PyPlan*>& 
     impl->head_w.assign(pw, pw + O * H);
     impl->head_b.assign(pb, pb + O);
     impl->top.assign(size_t(B * H), Real(0));
+    impl->labels = labels;
+    if (labels) impl->logits.assign(size_t(B * O), Real(0));
   }
   std::vector<std::shared_ptr<const rnnkit::Plan<Real>>> ps;
   for (const PyPlan* p : plans) {
@@ -379,6 +399,38 @@ std::unique_ptr<StreamImpl<Real>> make_stream(const std::vector<const PyPlan*>& 
 
 // x for step: (B, I), or (I,) when B is 1; for feed: (T, B, I), or (T, I) when B is 1.  Returns the
 // number of steps (1 for step) and whether the batch axis was left out.
+// Token ids for a stream with an embedding: step (B,), or a scalar when B is 1; feed (T, B), or (T,)
+// when B is 1 — any integer dtype (a list or a numpy integer too), each checked against [0, V).
+// Returns the ids as int64 (C-contiguous), the number of steps and whether the batch axis was left out.
+std::tuple<py::array_t<int64_t>, int64_t, bool> stream_ids(const PyStream& st, const py::object& obj, bool sequence) {
+  const char* name = sequence ? "x_chunk" : "x_t";
+  const std::string vocab = std::to_string(st.V);
+  py::array a = py::array::ensure(obj);
+  if (!a || (a.dtype().kind() != 'i' && a.dtype().kind() != 'u'))
+    throw py::type_error(std::string(name) + " must hold integer token ids for a model with vocab_size=" + vocab +
+                         ", got " + (a ? "dtype " + std::string(py::str(a.dtype())) :
+                                     std::string(py::str(obj.get_type().attr("__name__")))));
+  const int64_t base = sequence ? 1 : 0;
+  const bool squeezed = st.B == 1 && a.ndim() == base;
+  if (a.ndim() != base + (squeezed ? 0 : 1) || (!squeezed && a.shape(base) != st.B))
+    throw py::value_error(std::string(name) + " has shape " + shape_str(a) + "; expected " +
+                          (sequence ? "(T, B)" : "(B,)") + " token ids with B = " + std::to_string(st.B));
+  auto ids = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  const int64_t* p = ids.data();
+  for (py::ssize_t i = 0; i < ids.size(); ++i)
+    if (p[i] < 0 || p[i] >= st.V) {
+      std::string where;
+      py::ssize_t rest = i;
+      std::vector<py::ssize_t> index(size_t(ids.ndim()));
+      for (py::ssize_t d = ids.ndim(); d-- > 0;) index[size_t(d)] = rest % ids.shape(d), rest /= ids.shape(d);
+      for (size_t d = 0; d < index.size(); ++d) where += (d ? ", " : "") + std::to_string(index[d]);
+      throw py::value_error(std::string(name) + (index.empty() ? "" : "[" + where + "]") + " = " + std::to_string(p[i]) +
+                            " is out of range; token ids must lie in [0, vocab_size) = [0, " + vocab + ")");
+    }
+  const int64_t T = sequence ? int64_t(ids.shape(0)) : 1;
+  return {ids, T, squeezed};
+}
+
 template <typename Real>
 std::pair<int64_t, bool> stream_input(const PyStream& st, const py::object& obj, bool sequence) {
   const char* name = sequence ? "x_chunk" : "x_t";
@@ -404,39 +456,84 @@ std::pair<int64_t, bool> stream_input(const PyStream& st, const py::object& obj,
 }
 
 template <typename Real>
+void stream_step(StreamImpl<Real>& impl, const Real* x, Real* out);
+template <typename Real>
+int64_t argmax(const Real* row, int64_t n);
+template <typename Real, class F>
+void run_stream_call(StreamImpl<Real>& impl, int64_t work, F&& run);
+
+template <typename Real>
 py::array stream_run(PyStream& st, const py::object& obj, bool sequence) {
-  auto [T, squeezed] = stream_input<Real>(st, obj, sequence);
-  const auto a = py::reinterpret_borrow<py::array>(obj);
-  const Real* x = static_cast<const Real*>(a.data());
   StreamImpl<Real>& impl = st.get<Real>();
-  const int64_t width = impl.O ? impl.O : impl.H;  // the head's outputs, or the top layer's h
+  int64_t T = 0;
+  bool squeezed = false;
+  const Real* x = nullptr;
+  py::array_t<int64_t> ids;
+  if (impl.V) {
+    std::tie(ids, T, squeezed) = stream_ids(st, obj, sequence);
+  } else {
+    std::tie(T, squeezed) = stream_input<Real>(st, obj, sequence);
+    x = static_cast<const Real*>(py::reinterpret_borrow<py::array>(obj).data());
+  }
+  const int64_t width = impl.labels ? 1 : impl.O ? impl.O : impl.H;  // labels, the head's outputs, or h
   std::vector<py::ssize_t> shape;
   if (sequence) shape.push_back(py::ssize_t(T));
   if (!squeezed) shape.push_back(py::ssize_t(st.B));
-  shape.push_back(py::ssize_t(width));
-  py::array_t<Real> out(shape);
-  Real* y = out.mutable_data();
+  if (!impl.labels) shape.push_back(py::ssize_t(width));
+  py::array out = impl.labels ? py::array(py::array_t<int64_t>(shape)) : py::array(py::array_t<Real>(shape));
+  const int64_t* id = impl.V ? ids.data() : nullptr;
   auto run = [&] {
+    const int64_t B = impl.B, I = impl.I;
     for (int64_t t = 0; t < T; ++t) {
-      Real* step_out = y + t * impl.B * width;
-      rnnkit::step_stack<Real>(*impl.stack, impl.B, x + t * impl.B * impl.I, impl.I, impl.h_ptr.data(),
-                               impl.c_ptr.data(), impl.O ? impl.top.data() : step_out, impl.H, impl.scratch.data());
-      for (int64_t b = 0; b < impl.B && impl.O; ++b)  // the head: out = h W^T + bias
-        for (int64_t o = 0; o < impl.O; ++o) {
-          Real sum = impl.head_b[size_t(o)];
-          const Real* w = impl.head_w.data() + o * impl.H;
-          const Real* h = impl.top.data() + b * impl.H;
-          for (int64_t j = 0; j < impl.H; ++j) sum += h[j] * w[j];
-          step_out[b * impl.O + o] = sum;
-        }
+      const Real* x_t = x ? x + t * B * I : impl.embedded.data();
+      for (int64_t b = 0; id && b < B; ++b)
+        std::copy_n(impl.table.data() + id[t * B + b] * I, I, impl.embedded.data() + b * I);
+      if (!impl.labels) {
+        stream_step(impl, x_t, static_cast<Real*>(out.mutable_data()) + t * B * width);
+        continue;
+      }
+      stream_step(impl, x_t, impl.logits.data());
+      int64_t* labels = static_cast<int64_t*>(out.mutable_data()) + t * B;
+      for (int64_t b = 0; b < B; ++b) labels[b] = argmax(impl.logits.data() + b * impl.O, impl.O);
     }
   };
-  // A call of a few microseconds keeps the GIL: handing it to another thread and taking it back costs
-  // more than the call (8 threads stepping B=1 streams ran at half one thread's rate when every step
-  // released it).  Longer calls release it, so that other threads run meanwhile.  (Holding the GIL,
-  // a call only try-locks the stream: a thread that holds the lock without the GIL must get both back.)
+  run_stream_call(impl, T * impl.work, run);
+  return out;
+}
+
+// numpy's argmax: the first largest value, or the first NaN.
+template <typename Real>
+int64_t argmax(const Real* row, int64_t n) {
+  int64_t best = 0;
+  for (int64_t o = 0; o < n && row[best] == row[best]; ++o)
+    if (row[o] > row[best] || row[o] != row[o]) best = o;
+  return best;
+}
+
+// One step of every row: x (B, I) -> out (B, H), or (B, O) through the head: out = h W^T + bias.
+template <typename Real>
+void stream_step(StreamImpl<Real>& impl, const Real* x, Real* out) {
+  rnnkit::step_stack<Real>(*impl.stack, impl.B, x, impl.I, impl.h_ptr.data(), impl.c_ptr.data(),
+                           impl.O ? impl.top.data() : out, impl.H, impl.scratch.data());
+  for (int64_t b = 0; b < impl.B && impl.O; ++b)
+    for (int64_t o = 0; o < impl.O; ++o) {
+      Real sum = impl.head_b[size_t(o)];
+      const Real* w = impl.head_w.data() + o * impl.H;
+      const Real* h = impl.top.data() + b * impl.H;
+      for (int64_t j = 0; j < impl.H; ++j) sum += h[j] * w[j];
+      out[b * impl.O + o] = sum;
+    }
+}
+
+// Run a call of `work` multiply-adds under the stream's lock.  A call of a few microseconds keeps the
+// GIL: handing it to another thread and taking it back costs more than the call (8 threads stepping
+// B=1 streams ran at half one thread's rate when every step released it).  Longer calls release it,
+// so that other threads run meanwhile.  (Holding the GIL, a call only try-locks the stream: a thread
+// that holds the lock without the GIL must get both back.)
+template <typename Real, class F>
+void run_stream_call(StreamImpl<Real>& impl, int64_t work, F&& run) {
   std::unique_lock<std::mutex> lock(impl.mutex, std::try_to_lock);
-  if (T * impl.work < kStreamReleaseWork && lock.owns_lock()) {
+  if (work < kStreamReleaseWork && lock.owns_lock()) {
     run();
   } else {
     if (lock.owns_lock()) lock.unlock();
@@ -444,7 +541,70 @@ py::array stream_run(PyStream& st, const py::object& obj, bool sequence) {
     std::lock_guard<std::mutex> guard(impl.mutex);
     run();
   }
-  return std::move(out);
+}
+
+// Greedy generation through the head, each step's output the next step's input (the first input:
+// zeros).  Labels (classification): the input is the previous label one-hot, the label the first
+// largest output (numpy's argmax; a NaN counts as the largest); a row stops at end_token (>= 0): its
+// later labels are -1, and generation ends when every row has stopped.  Values (regression): the
+// input is the previous outputs.  Returns (steps, B) labels or (steps, B, O) values; the state goes on
+// from the last step run.
+template <typename Real>
+py::array stream_generate(PyStream& st, int64_t steps, bool labels, int64_t end_token, const py::object& first_input,
+                          const py::object& going_in) {
+  StreamImpl<Real>& impl = st.get<Real>();
+  if (!impl.O) throw py::value_error("generate needs a stream with a head (head_weight, head_bias)");
+  if (impl.labels || impl.V) throw py::value_error("generate needs a stream without labels=True or an embedding");
+  if (impl.I != impl.O)
+    throw py::value_error("generate feeds each output back as the next input: the input size (" + std::to_string(impl.I) +
+                          ") must equal the head's output size (" + std::to_string(impl.O) + ")");
+  if (steps < 0) throw py::value_error("steps must be >= 0, got " + std::to_string(steps));
+  if (labels && end_token >= impl.O)
+    throw py::value_error("end_token = " + std::to_string(end_token) + " is not a label in [0, " + std::to_string(impl.O) + ")");
+  const int64_t B = impl.B, O = impl.O;
+  const Real* first = dense_in<Real>(first_input, "first_input", {B, O}, true);
+  std::vector<char> going(size_t(B), 1);
+  if (!going_in.is_none()) {
+    if (!py::isinstance<py::array_t<bool>>(going_in) || py::reinterpret_borrow<py::array>(going_in).dtype().kind() != 'b')
+      throw py::type_error("going must be a bool array (B,)");
+    const auto g = py::reinterpret_borrow<py::array_t<bool>>(going_in);
+    if (g.ndim() != 1 || g.shape(0) != B)
+      throw py::value_error("going has shape " + shape_str(g) + "; expected (B,) with B = " + std::to_string(B));
+    for (int64_t b = 0; b < B; ++b) going[size_t(b)] = g.at(b) ? 1 : 0;
+  }
+  py::array out = labels ? py::array(py::array_t<int64_t>({py::ssize_t(steps), py::ssize_t(B)}))
+                         : py::array(py::array_t<Real>({py::ssize_t(steps), py::ssize_t(B), py::ssize_t(O)}));
+  auto* label_out = labels ? static_cast<int64_t*>(out.mutable_data()) : nullptr;
+  auto* value_out = labels ? nullptr : static_cast<Real*>(out.mutable_data());
+  auto run = [&] {
+    std::vector<Real> input(size_t(B * O), Real(0)), outputs(size_t(B * O));
+    if (first) std::copy_n(first, B * O, input.data());
+    int64_t left = std::count(going.begin(), going.end(), char(1));
+    for (int64_t t = 0; t < steps; ++t) {
+      if (labels && left == 0) {
+        std::fill_n(label_out + t * B, (steps - t) * B, int64_t(-1));
+        break;
+      }
+      stream_step(impl, input.data(), labels ? outputs.data() : value_out + t * B * O);
+      if (!labels) {
+        std::copy_n(value_out + t * B * O, B * O, input.data());
+        continue;
+      }
+      std::fill(input.begin(), input.end(), Real(0));
+      for (int64_t b = 0; b < B; ++b) {
+        if (!going[size_t(b)]) {
+          label_out[t * B + b] = -1;
+          continue;
+        }
+        const int64_t best = argmax(outputs.data() + b * O, O);
+        label_out[t * B + b] = best;
+        input[size_t(b * O + best)] = Real(1);
+        if (best == end_token) going[size_t(b)] = 0, --left;
+      }
+    }
+  };
+  run_stream_call(impl, steps * impl.work, run);
+  return out;
 }
 
 template <typename Real>
@@ -600,7 +760,7 @@ PYBIND11_MODULE(_core, m) {
                        "A stack of unidirectional layers stepped one timestep at a time on the calling thread, "
                        "with the state of every row kept inside.")
       .def(py::init([](const std::vector<const PyPlan*>& plans, int64_t batch_size, const py::object& head_weight,
-                       const py::object& head_bias) {
+                       const py::object& head_bias, bool labels, const py::object& embedding) {
              if (plans.empty()) throw py::value_error("plans must hold at least one layer");
              for (const PyPlan* p : plans)
                if (!p) throw py::type_error("plans must be Plan objects");
@@ -617,14 +777,18 @@ PYBIND11_MODULE(_core, m) {
              auto st = std::make_unique<PyStream>();
              st->cell = p0.cell, st->dtype = p0.dtype(), st->B = batch_size, st->I = p0.input, st->H = p0.hidden;
              st->L = int64_t(plans.size()), st->lstm = p0.lstm;
-             if (p0.f32) st->f32 = make_stream<float>(plans, batch_size, head_weight, head_bias);
-             else st->f64 = make_stream<double>(plans, batch_size, head_weight, head_bias);
+             if (p0.f32) st->f32 = make_stream<float>(plans, batch_size, head_weight, head_bias, labels, embedding);
+             else st->f64 = make_stream<double>(plans, batch_size, head_weight, head_bias, labels, embedding);
              st->O = p0.f32 ? st->f32->O : st->f64->O;
+             st->V = p0.f32 ? st->f32->V : st->f64->V;
+             st->labels = labels;
              return st;
            }),
            py::arg("plans"), py::arg("batch_size"), py::arg("head_weight") = py::none(),
-           py::arg("head_bias") = py::none(),
-           "head_weight (O, H), head_bias (O,): step and feed return the head's outputs h W^T + b instead of h.")
+           py::arg("head_bias") = py::none(), py::arg("labels") = false, py::arg("embedding") = py::none(),
+           "head_weight (O, H), head_bias (O,): step and feed return the head's outputs h W^T + b instead of h; "
+           "labels=True: their argmax (int64).  embedding (V, I): the input is token ids, (B,) a step, each "
+           "embedded by its row.")
       .def_readonly("output_size", &PyStream::O)
       .def_readonly("cell", &PyStream::cell)
       .def_readonly("dtype", &PyStream::dtype)
@@ -647,6 +811,16 @@ PYBIND11_MODULE(_core, m) {
           },
           "Every layer's state, (num_layers, B, H) — the pair (h, c) for the LSTM: a copy; setting it "
           "copies in (checked first: a refused value changes nothing).")
+      .def("generate", [](PyStream& st, int64_t steps, bool labels, int64_t end_token, const py::object& first_input,
+                          const py::object& going) {
+             return st.f32 ? stream_generate<float>(st, steps, labels, end_token, first_input, going)
+                           : stream_generate<double>(st, steps, labels, end_token, first_input, going);
+           }, py::arg("steps"), py::arg("labels"), py::arg("end_token") = -1, py::arg("first_input") = py::none(),
+           py::arg("going") = py::none(),
+           "Greedy generation of up to `steps` steps through the head, each output fed back as the next input "
+           "(first_input (B, O) first; default zeros): labels=True -> (steps, B) int64, the previous label one-hot "
+           "as input, rows stopping at end_token (later labels -1; going (B,) bool: rows already stopped, False, "
+           "give -1 throughout); labels=False -> (steps, B, O) values, fed back as they are.")
       .def("reset", [](PyStream& st, const py::object& rows) {
              if (st.f32) stream_reset<float>(st, rows);
              else stream_reset<double>(st, rows);

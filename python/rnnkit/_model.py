@@ -676,9 +676,9 @@ class Model:
         return getattr(_INFERENCE, "depth", 0) == 0
 
     def stream(self, batch_size=1):
-        """Step-by-step inference (ManyToOne and ManyToMany; see rnnkit.streams)."""
-        raise TypeError(f"{type(self).__name__} has no stream: streams are for ManyToOne and ManyToMany "
-                        f"(a step in, a prediction out)")
+        """Step-by-step inference (ManyToOne, ManyToMany, OneToMany and Seq2Seq; see rnnkit.streams)."""
+        raise TypeError(f"{type(self).__name__} has no stream: it maps one input to one output, with no sequence to "
+                        f"step through; streams are for ManyToOne, ManyToMany, OneToMany and Seq2Seq")
 
     # -- predictions --------------------------------------------------------------------------------
 

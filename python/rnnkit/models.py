@@ -33,7 +33,7 @@ from ._cells import make_cell
 from ._data import Sequences
 from ._model import Model, NotFittedError, as_state_tuple, from_state_tuple, one_hot
 from .layers import RNN, Dense, check_int
-from .streams import ModelStream
+from .streams import GenerationStream, ModelStream
 
 __all__ = ["ManyToMany", "ManyToOne", "Model", "NotFittedError", "OneToMany", "OneToOne", "Seq2Seq"]
 
@@ -215,52 +215,43 @@ class _Decoder(Model):
 
     def _predict_batch(self, x, steps):
         """Greedy generation of ``steps`` steps, time-major (steps, B[, O]); with an end token, a
-        row's labels after its end token are -1 and it no longer runs.  Small batches step every
-        decoder layer in one C++ call (a stream of the decoder's plans, on this thread); larger ones
-        run each layer's step on the kernels' threads."""
+        row's labels after its end token are -1 and it no longer runs.  Small batches run the whole
+        greedy loop in one C++ call (a stream of the decoder's plans and the head, on this thread:
+        ``_core.Stream.generate``); larger ones run each layer's step on the kernels' threads."""
         decoder, head = self.layers["decoder"], self.layers["head"]
         layers, batch = decoder.num_layers, x.size
         classify = self.task == "classification"
-        out = (np.full((steps, batch), -1, np.int64) if classify
-               else np.zeros((steps, batch, self.output_size), self.dtype))
         weights = [[decoder._weights(layer, 0)] for layer in range(layers)]
         cpp = decoder.backend == "cpp"
         plans = [decoder._plans_for(layer, weights[layer])[0] for layer in range(layers)] if cpp else None
         initial = self._initial_state(x)  # S arrays (L, B, H)
+        if cpp and batch <= self.STREAM_ROWS:
+            stream = _core.Stream(plans, batch, np.ascontiguousarray(head.params["weight"]),
+                                  np.ascontiguousarray(head.params["bias"]))
+            initial = [np.ascontiguousarray(s) for s in initial]
+            stream.state = tuple(initial) if len(initial) > 1 else initial[0]
+            return stream.generate(steps, classify, -1 if self.end_token is None else self.end_token)
+        out = (np.full((steps, batch), -1, np.int64) if classify
+               else np.zeros((steps, batch, self.output_size), self.dtype))
         w_head, b_head = head.params["weight"].T, head.params["bias"]
         rows = np.arange(batch)  # the rows still generating
         step_input = np.zeros((batch, self.output_size), self.dtype)
         eye = np.eye(self.output_size, dtype=self.dtype)  # the one-hot feedback of each label
-        if cpp and batch <= self.STREAM_ROWS:
-            stream = _core.Stream(plans, batch)
-            stream.state = tuple(np.ascontiguousarray(s) for s in initial) if len(initial) > 1 else \
-                np.ascontiguousarray(initial[0])
+        cell = decoder._cell
+        states = [tuple(np.ascontiguousarray(s[layer]) for s in initial) for layer in range(layers)]
 
-            def advance(inputs):
-                return stream.step(inputs)
+        def advance(inputs):
+            layer_input = inputs[None]
+            for layer in range(layers):
+                hidden = np.empty((1, inputs.shape[0], self.hidden_size), self.dtype)
+                (states[layer],), _ = cell.forward(layer_input, [states[layer]], weights[layer], hidden,
+                                                   training=False, backend=decoder.backend,
+                                                   plans=None if plans is None else [plans[layer]])
+                layer_input = hidden
+            return layer_input[0]
 
-            def drop(going):
-                nonlocal stream
-                state = stream.state
-                stream = _core.Stream(plans, int(going.sum()))
-                stream.state = (tuple(np.ascontiguousarray(s[:, going]) for s in state) if isinstance(state, tuple)
-                                else np.ascontiguousarray(state[:, going]))
-        else:
-            cell = decoder._cell
-            states = [tuple(np.ascontiguousarray(s[layer]) for s in initial) for layer in range(layers)]
-
-            def advance(inputs):
-                layer_input = inputs[None]
-                for layer in range(layers):
-                    hidden = np.empty((1, inputs.shape[0], self.hidden_size), self.dtype)
-                    (states[layer],), _ = cell.forward(layer_input, [states[layer]], weights[layer], hidden,
-                                                       training=False, backend=decoder.backend,
-                                                       plans=None if plans is None else [plans[layer]])
-                    layer_input = hidden
-                return layer_input[0]
-
-            def drop(going):
-                states[:] = [tuple(s[going] for s in state) for state in states]
+        def drop(going):
+            states[:] = [tuple(s[going] for s in state) for state in states]
         for t in range(steps):
             outputs = advance(step_input) @ w_head + b_head
             if not classify:
@@ -278,6 +269,11 @@ class _Decoder(Model):
                     drop(going)
             step_input = eye[labels]
         return out
+
+    def stream(self, batch_size=1):
+        """Generation step by step (see rnnkit.streams.GenerationStream): a Seq2Seq's step/feed read
+        the source, start() begins generating, next() gives one output per row, generate() the rest."""
+        return GenerationStream(self, batch_size)
 
     def _predictions(self, x, steps):
         if self.end_token is None:

@@ -19,17 +19,24 @@ A bidirectional layer cannot stream (its reverse direction starts from the end o
 
 Models: ``ManyToOne.stream()`` and ``ManyToMany.stream()`` give a ``ModelStream`` whose ``step``
 returns the head's prediction for that step (for ManyToOne: the prediction given everything so far);
-with ``vocab_size``, x_t holds token ids (B,).
+with ``vocab_size``, x_t holds token ids (B,).  ``OneToMany.stream()`` and ``Seq2Seq.stream()`` give a
+``GenerationStream``: a Seq2Seq stream's ``step``/``feed`` read source steps into the encoder; ``start``
+begins each row's generation (a OneToMany's from its input x, a Seq2Seq's from the encoder's state);
+``next()`` generates one output per row, ``generate()`` the rest of each row's sequence, as ``predict``
+would.
 """
 
 from __future__ import annotations
+
+import functools
+import threading
 
 import numpy as np
 
 from . import _core
 from . import _validation as v
 
-__all__ = ["ModelStream", "NumpyStream", "layer_stream"]
+__all__ = ["GenerationStream", "ModelStream", "NumpyStream", "layer_stream"]
 
 
 def _check_streamable(layer) -> None:
@@ -155,7 +162,8 @@ class ModelStream:
     step — labels (B,) for classification, values (B,) or (B, O) for regression; without the batch
     axis when B is 1 and x_t came without it.  x_t is (B, F) floats, or (B,) token ids for a model
     with vocab_size.  ``feed``, ``reset`` and ``state`` as the layer's stream's.  The weights are a
-    snapshot taken when the stream is made."""
+    snapshot taken when the stream is made.  On the cpp backend a step is one C++ call: the token
+    lookup, every layer, the head and its argmax."""
 
     def __init__(self, model, batch_size):
         from .layers import check_int
@@ -167,18 +175,20 @@ class ModelStream:
                              "each sequence from its end; predict on whole sequences instead")
         head = model.layers["head"]
         self._w, self._b = head.params["weight"].copy(), head.params["bias"].copy()
-        # the cpp backend computes the head in the same C++ call as the step (no GIL hand-over between)
-        self._fused = rnn.backend == "cpp"
-        if self._fused:
-            self._layer = _core.Stream(_plans(rnn), self.batch_size, self._w, self._b)
-        else:
-            self._layer = rnn.stream(self.batch_size)
         embed = model.layers.get("embed")
-        self._table = None if embed is None else embed.params["weight"].copy()
+        self._table = None if embed is None else np.ascontiguousarray(embed.params["weight"]).copy()
         self._vocab = model.vocab_size
         self._classify = model.task == "classification"
         self._one_value = model.task == "regression" and model.output_size == 1
         self.dtype = model.dtype
+        self._fused = rnn.backend == "cpp"
+        if self._fused:  # the lookup, the layers, the head and its argmax in one C++ call a step
+            self._layer = _core.Stream(_plans(rnn), self.batch_size, np.ascontiguousarray(self._w),
+                                       np.ascontiguousarray(self._b), self._classify, self._table)
+            if not self._one_value:  # the stream's own methods: no Python call around a step
+                self.step, self.feed = self._layer.step, self._layer.feed
+        else:
+            self._layer = rnn.stream(self.batch_size)
 
     # the layer stream's state handling, as is
     def reset(self, rows=None):
@@ -193,11 +203,11 @@ class ModelStream:
         self._layer.state = value
 
     def _inputs(self, name, x, sequence):
-        """Float inputs for the layer stream (embedded ids), and whether the batch axis was left out."""
-        base = 1 if sequence else 0
-        if self._table is None:
-            return x, None
+        """Float inputs for the layer stream (embedded ids)."""
+        if self._table is None or self._fused:
+            return x
         ids = np.asarray(x)
+        base = 1 if sequence else 0
         if ids.dtype.kind not in "iu":
             raise TypeError(f"{name} must hold integer token ids for a model with vocab_size={self._vocab}, got dtype "
                             f"{ids.dtype}")
@@ -205,23 +215,260 @@ class ModelStream:
         if ids.ndim != base + (0 if squeezed else 1) or (not squeezed and ids.shape[base] != self.batch_size):
             raise ValueError(f"{name} has shape {v.fmt_shape(ids.shape)}; expected "
                              f"{'(T, B)' if sequence else '(B,)'} token ids with B = {self.batch_size}")
-        bad = (ids < 0) | (ids >= self._vocab)
-        if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"{name}{list(where)} = {int(ids[where])} is out of range; token ids must lie in "
-                             f"[0, vocab_size) = [0, {self._vocab})")
-        return np.ascontiguousarray(self._table[ids]), squeezed
+        _check_ids(name, ids, self._vocab)
+        return np.ascontiguousarray(self._table[ids])
 
-    def _predict(self, h):
-        out = h if self._fused else h @ self._w.T + self._b
-        if self._classify:
-            return out.argmax(axis=-1)
+    def _predict(self, out):
+        if not self._fused:
+            out = out @ self._w.T + self._b
+            if self._classify:
+                return out.argmax(axis=-1)
         return out[..., 0] if self._one_value else out
 
     def step(self, x_t):
-        x, squeezed = self._inputs("x_t", x_t, False)
-        return self._predict(self._layer.step(x))
+        return self._predict(self._layer.step(self._inputs("x_t", x_t, False)))
 
     def feed(self, x_chunk):
-        x, squeezed = self._inputs("x_chunk", x_chunk, True)
-        return self._predict(self._layer.feed(x))
+        return self._predict(self._layer.feed(self._inputs("x_chunk", x_chunk, True)))
+
+
+def _locked(method):
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return call
+
+
+class GenerationStream:
+    """A OneToMany or Seq2Seq model, step by step (see ``model.stream``).  Each row is a session:
+
+    - Seq2Seq: ``step(x_t)`` / ``feed(x_chunk)`` read source steps into the encoder — (B, F) floats or
+      (B,) token ids per step, or (T, …) for a chunk — and return the encoder's top h, (B, H) or
+      (T, B, H); ``start(rows=None)`` starts those rows' generation from the encoder's state.
+    - OneToMany: ``start(x, rows=None)`` starts generation from x (B, F), or (B,) ids with vocab_size
+      (x holds one entry per row started).
+    - ``next()``: one generated output per row, fed back as the next input: labels (B,) — -1 for a row
+      that is not generating (never started, or stopped at its end token) — or values (B, O), (B,)
+      when O is 1 (NaN for a row not started).
+    - ``generate(max_steps=None)``: the rest of every generating row's sequence, ``max_steps`` at most
+      (default: the longest target fit saw), in one C++ call; returned as ``predict`` returns it: with
+      an end token a list of B label sequences (the end token left out; empty for a row not
+      generating), else (B, max_steps) labels or values.
+    - ``reset(rows=None)``: those rows start afresh (no source read, not generating).
+    - ``state``: a dict of copies ("encoder" (Seq2Seq), "decoder", "input", "going"), and settable.
+
+    ``start`` then ``generate`` gives ``predict``'s sequences for the same inputs (to rounding: the
+    encoder runs step by step here).  The weights are a snapshot taken when the stream is made."""
+
+    def __init__(self, model, batch_size):
+        from .layers import check_int
+        self.model_class = type(model).__name__
+        self.batch_size = check_int("batch_size", batch_size)
+        if model.bidirectional:
+            raise ValueError(f"this {self.model_class} is bidirectional and cannot stream: its encoder's reverse "
+                             "direction reads each source from its end; predict on whole sources instead")
+        self._seq2seq = "encoder" in model.layers
+        decoder, head = model.layers["decoder"], model.layers["head"]
+        for name in ("encoder", "decoder"):
+            if name in model.layers and model.layers[name].backend != "cpp":
+                raise ValueError(f"a {self.model_class} streams on the cpp backend; this one's {name} has "
+                                 f"backend={model.layers[name].backend!r}")
+        w, b = (np.ascontiguousarray(head.params[k]).copy() for k in ("weight", "bias"))
+        self._decoder = _core.Stream(_plans(decoder), self.batch_size, w, b)
+        self._encoder = _core.Stream(_plans(model.layers["encoder"]), self.batch_size) if self._seq2seq else None
+        if not self._seq2seq:
+            init = model.layers["init"]
+            self._init_w, self._init_b = init.params["weight"].copy(), init.params["bias"].copy()
+            self._num_states = model._num_states
+        embed = model.layers.get("embed")
+        self._table = None if embed is None else embed.params["weight"].copy()
+        self._vocab, self.dtype = model.vocab_size, model.dtype
+        self.input_size, self.output_size = model.input_size, model.output_size
+        self.num_layers, self.hidden_size = model.num_layers, model.hidden_size
+        self._classify = model.task == "classification"
+        self.end_token, self.max_steps = model.end_token, model.steps
+        self._lstm = decoder._cell.num_states == 2
+        self._input = np.zeros((self.batch_size, self.output_size), self.dtype)  # the next step's input
+        self._going = np.zeros(self.batch_size, bool)
+        self._lock = threading.RLock()  # one stream from two threads at once: serialised, never torn
+
+    # -- the source -------------------------------------------------------------------------------
+
+    def _embedded(self, name, x, sequence):
+        """Float source steps (embedded ids), shaped for the encoder's stream."""
+        if self._table is None:
+            return x
+        ids = np.asarray(x)
+        base = 1 if sequence else 0
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integer token ids for a model with vocab_size={self._vocab}, got dtype "
+                            f"{ids.dtype}")
+        squeezed = self.batch_size == 1 and ids.ndim == base
+        if ids.ndim != base + (0 if squeezed else 1) or (not squeezed and ids.shape[base] != self.batch_size):
+            raise ValueError(f"{name} has shape {v.fmt_shape(ids.shape)}; expected "
+                             f"{'(T, B)' if sequence else '(B,)'} token ids with B = {self.batch_size}")
+        _check_ids(name, ids, self._vocab)
+        return np.ascontiguousarray(self._table[ids])
+
+    def _source_only(self, what):
+        if not self._seq2seq:
+            raise TypeError(f"a OneToMany stream has no source to {what}: start(x) begins each row's generation "
+                            "from its input")
+
+    @_locked
+    def step(self, x_t):
+        """Seq2Seq: one source step into the encoder -> the encoder's top h_t."""
+        self._source_only("step through")
+        return self._encoder.step(self._embedded("x_t", x_t, False))
+
+    @_locked
+    def feed(self, x_chunk):
+        """Seq2Seq: source steps (T, B, …) into the encoder -> every step's top h."""
+        self._source_only("feed")
+        return self._encoder.feed(self._embedded("x_chunk", x_chunk, True))
+
+    # -- generation -------------------------------------------------------------------------------
+
+    @_locked
+    def start(self, x=None, rows=None):
+        """Start generating in ``rows`` (default: all): a Seq2Seq's decoder from the encoder's state, a
+        OneToMany's from its input x (one entry per row started)."""
+        picked = list(range(self.batch_size)) if rows is None else _check_rows(rows, self.batch_size)
+        state = self._decoder.state
+        parts = list(state) if self._lstm else [state]
+        if self._seq2seq:
+            if x is not None:
+                raise TypeError("a Seq2Seq stream starts from its encoder's state: call start() without x, after "
+                                "feeding the source with step or feed")
+            encoder = self._encoder.state
+            sources = list(encoder) if self._lstm else [encoder]
+            for part, source in zip(parts, sources):
+                part[:, picked] = source[:, picked]
+        else:
+            if x is None:
+                raise TypeError("a OneToMany stream starts from an input: start(x) with x (B, F), or (B,) token ids")
+            h0 = np.tanh(self._start_inputs(x, len(picked)) @ self._init_w.T + self._init_b)
+            h0 = h0.reshape(len(picked), self._num_states, self.num_layers, self.hidden_size)
+            for s, part in enumerate(parts):
+                part[:, picked] = h0[:, s].transpose(1, 0, 2)
+        self._decoder.state = tuple(parts) if self._lstm else parts[0]
+        self._input[picked] = 0
+        self._going[picked] = True
+
+    def _start_inputs(self, x, rows):
+        if self._table is not None:
+            ids = np.asarray(x)
+            if ids.dtype.kind not in "iu":
+                raise TypeError(f"x must hold integer token ids for a model with vocab_size={self._vocab}, got dtype "
+                                f"{ids.dtype}")
+            if ids.shape != (rows,):
+                raise ValueError(f"x has shape {v.fmt_shape(ids.shape)}; expected ({rows},): one token id per row "
+                                 "started")
+            _check_ids("x", ids, self._vocab)
+            return self._table[ids]
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"x must be a numpy array, got {type(x).__name__}")
+        if x.dtype.kind not in "fiu":
+            raise TypeError(f"x must hold numbers, got dtype {x.dtype}")
+        if x.shape != (rows, self.input_size):
+            raise ValueError(f"x has shape {v.fmt_shape(x.shape)}; expected ({rows}, {self.input_size}): one input "
+                             "per row started")
+        return x.astype(self.dtype, copy=False)
+
+    @_locked
+    def next(self):
+        """One generated output per row (see the class)."""
+        out = self._decoder.generate(1, self._classify, -1 if self.end_token is None else self.end_token,
+                                     self._input, self._going)[0]
+        if self._classify:
+            self._input[:] = 0
+            live = np.flatnonzero(out >= 0)
+            self._input[live, out[live]] = 1
+            if self.end_token is not None:
+                self._going &= out != self.end_token
+            return out
+        self._input[:] = out
+        out = np.where(self._going[:, None], out, np.nan).astype(self.dtype, copy=False)
+        return out[:, 0] if self.output_size == 1 else out
+
+    @_locked
+    def generate(self, max_steps=None):
+        """The rest of every generating row's sequence (see the class)."""
+        from .layers import check_int
+        steps = self.max_steps if max_steps is None else check_int("max_steps", max_steps)
+        if steps is None:
+            raise ValueError("max_steps is needed: this model has not been fitted, so it has no default")
+        end = -1 if self.end_token is None else self.end_token
+        out = self._decoder.generate(steps, self._classify, end, self._input, self._going)  # (steps, B[, O])
+        if steps:
+            last = out[-1]
+            if self._classify:
+                self._input[:] = 0
+                live = np.flatnonzero(last >= 0)
+                self._input[live, last[live]] = 1
+            else:
+                self._input[:] = last
+        if not self._classify:
+            out = np.where(self._going[None, :, None], out, np.nan).astype(self.dtype, copy=False)
+            out = out.transpose(1, 0, 2)
+            return out[..., 0] if self.output_size == 1 else out
+        if self.end_token is None:
+            return out.T.copy()
+        sequences = []
+        for b, row in enumerate(out.T):  # a generating row's labels up to (without) its end token
+            ends = np.flatnonzero((row == self.end_token) | (row < 0))
+            sequences.append(np.ascontiguousarray(row[:ends[0]] if ends.size else row))
+            self._going[b] &= not (ends.size and row[ends[0]] == self.end_token)
+        return sequences
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    @_locked
+    def reset(self, rows=None):
+        picked = list(range(self.batch_size)) if rows is None else _check_rows(rows, self.batch_size)
+        if self._encoder is not None:
+            self._encoder.reset(picked)
+        self._decoder.reset(picked)
+        self._input[picked] = 0
+        self._going[picked] = False
+
+    @property
+    @_locked
+    def state(self):
+        state = {"decoder": self._decoder.state, "input": self._input.copy(), "going": self._going.copy()}
+        if self._encoder is not None:
+            state["encoder"] = self._encoder.state
+        return state
+
+    @state.setter
+    @_locked
+    def state(self, value):
+        want = {"decoder", "input", "going"} | ({"encoder"} if self._encoder is not None else set())
+        if not isinstance(value, dict) or set(value) != want:
+            raise TypeError(f"state must be a dict with the keys {sorted(want)} (as the state property gives), got "
+                            f"{sorted(value) if isinstance(value, dict) else type(value).__name__}")
+        inputs, going = value["input"], value["going"]
+        if not isinstance(inputs, np.ndarray) or inputs.dtype != np.dtype(self.dtype):
+            raise TypeError(f"state['input'] must be a {self.dtype} array, got {getattr(inputs, 'dtype', type(inputs).__name__)}")
+        v.check_shape("state['input']", inputs, (self.batch_size, self.output_size), "(B, output_size)")
+        if not isinstance(going, np.ndarray) or going.dtype != np.bool_:
+            raise TypeError(f"state['going'] must be a bool array, got {getattr(going, 'dtype', type(going).__name__)}")
+        v.check_shape("state['going']", going, (self.batch_size,), "(B,)")
+        old_decoder = self._decoder.state  # (restored if the encoder's part is refused)
+        self._decoder.state = value["decoder"]
+        if self._encoder is not None:
+            try:
+                self._encoder.state = value["encoder"]
+            except (TypeError, ValueError):
+                self._decoder.state = old_decoder
+                raise
+        self._input, self._going = inputs.copy(), going.copy()
+
+
+def _check_ids(name, ids, vocab):
+    bad = (ids < 0) | (ids >= vocab)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}{list(where)} = {int(ids[where])} is out of range; token ids must lie in "
+                         f"[0, vocab_size) = [0, {vocab})")

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import rnnkit
-from rnnkit import _core
 from helpers import backward, forward, make_problem, upstream
+from rnnkit import _core
 
 JOBS = [
     ("tanh", (7, 3, 5, 17), np.float32),

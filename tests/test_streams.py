@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import rnnkit
 from helpers import CELLS
-from rnnkit import ManyToMany, ManyToOne, OneToMany, OneToOne, Seq2Seq
-from rnnkit import _core
+from rnnkit import ManyToMany, ManyToOne, OneToMany, OneToOne, Seq2Seq, _core
 
 TOL = {"float32": 2e-5, "float64": 1e-12}  # stream against the whole-sequence forward (relative)
 
@@ -304,7 +303,8 @@ def test_a_seq2seq_stream_generates_what_predict_does(cell):
     steps = [stream.next() for _ in range(len(want[1]) + 1)]
     assert [int(s[1]) for s in steps] == [*want[1].tolist(), 6]  # the end token ends row 1
     assert all(s[0] == -1 and s[2] == -1 for s in steps)  # rows not started generate nothing
-    assert stream.next()[1] == -1 and not stream.state["going"].any()
+    assert stream.next()[1] == -1
+    assert not stream.state["going"].any()
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -337,7 +337,8 @@ def test_a_one_to_many_stream_generates_what_predict_does(cell):
     stream.start(X)
     np.testing.assert_allclose(stream.generate(5), values.predict(X, max_steps=5), rtol=0, atol=1e-12)
     stream.reset(rows=[1])
-    assert np.isnan(stream.next()[1]).all() and np.isfinite(stream.state["input"][0]).all()
+    assert np.isnan(stream.next()[1]).all()
+    assert np.isfinite(stream.state["input"][0]).all()
 
 
 def test_a_generation_streams_state_saves_and_restores_a_session_and_bad_input_changes_nothing():
@@ -433,7 +434,8 @@ def test_a_stream_with_an_embedding_and_labels_equals_the_lookup_head_and_argmax
     np.testing.assert_array_equal(np.stack([fused.step(ids[t]) for t in range(3)]), want[:3])
     np.testing.assert_array_equal(fused.feed(ids[3:].astype(np.int32)), want[3:])  # any integer dtype
     one = _core.Stream(plans, 1, w, b, True, table)
-    assert one.step(3).shape == () and one.feed([1, 2]).shape == (2,)  # B = 1: the batch axis may be left out
+    assert one.step(3).shape == ()
+    assert one.feed([1, 2]).shape == (2,)
     with pytest.raises(ValueError, match=r"^x_t = 9 is out of range"):
         one.step(np.int64(9))
     before = fused.state

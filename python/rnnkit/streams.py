@@ -177,7 +177,6 @@ class ModelStream:
         self._w, self._b = head.params["weight"].copy(), head.params["bias"].copy()
         embed = model.layers.get("embed")
         self._table = None if embed is None else np.ascontiguousarray(embed.params["weight"]).copy()
-        self._vocab = model.vocab_size
         self._classify = model.task == "classification"
         self._one_value = model.task == "regression" and model.output_size == 1
         self.dtype = model.dtype
@@ -203,20 +202,10 @@ class ModelStream:
         self._layer.state = value
 
     def _inputs(self, name, x, sequence):
-        """Float inputs for the layer stream (embedded ids)."""
+        """Float inputs for the NumPy layer stream (embedded ids; the C++ stream embeds its own)."""
         if self._table is None or self._fused:
             return x
-        ids = np.asarray(x)
-        base = 1 if sequence else 0
-        if ids.dtype.kind not in "iu":
-            raise TypeError(f"{name} must hold integer token ids for a model with vocab_size={self._vocab}, got dtype "
-                            f"{ids.dtype}")
-        squeezed = self.batch_size == 1 and ids.ndim == base
-        if ids.ndim != base + (0 if squeezed else 1) or (not squeezed and ids.shape[base] != self.batch_size):
-            raise ValueError(f"{name} has shape {v.fmt_shape(ids.shape)}; expected "
-                             f"{'(T, B)' if sequence else '(B,)'} token ids with B = {self.batch_size}")
-        _check_ids(name, ids, self._vocab)
-        return np.ascontiguousarray(self._table[ids])
+        return _embed(name, x, sequence, self._table, self.batch_size)
 
     def _predict(self, out):
         if not self._fused:
@@ -276,13 +265,16 @@ class GenerationStream:
                                  f"backend={model.layers[name].backend!r}")
         w, b = (np.ascontiguousarray(head.params[k]).copy() for k in ("weight", "bias"))
         self._decoder = _core.Stream(_plans(decoder), self.batch_size, w, b)
-        self._encoder = _core.Stream(_plans(model.layers["encoder"]), self.batch_size) if self._seq2seq else None
-        if not self._seq2seq:
+        embed = model.layers.get("embed")
+        self._table = None if embed is None else np.ascontiguousarray(embed.params["weight"]).copy()
+        self._encoder = None
+        if self._seq2seq:  # (token ids are looked up in C++, step by step)
+            self._encoder = _core.Stream(_plans(model.layers["encoder"]), self.batch_size, None, None, False,
+                                         self._table)
+        else:
             init = model.layers["init"]
             self._init_w, self._init_b = init.params["weight"].copy(), init.params["bias"].copy()
             self._num_states = model._num_states
-        embed = model.layers.get("embed")
-        self._table = None if embed is None else embed.params["weight"].copy()
         self._vocab, self.dtype = model.vocab_size, model.dtype
         self.input_size, self.output_size = model.input_size, model.output_size
         self.num_layers, self.hidden_size = model.num_layers, model.hidden_size
@@ -295,22 +287,6 @@ class GenerationStream:
 
     # -- the source -------------------------------------------------------------------------------
 
-    def _embedded(self, name, x, sequence):
-        """Float source steps (embedded ids), shaped for the encoder's stream."""
-        if self._table is None:
-            return x
-        ids = np.asarray(x)
-        base = 1 if sequence else 0
-        if ids.dtype.kind not in "iu":
-            raise TypeError(f"{name} must hold integer token ids for a model with vocab_size={self._vocab}, got dtype "
-                            f"{ids.dtype}")
-        squeezed = self.batch_size == 1 and ids.ndim == base
-        if ids.ndim != base + (0 if squeezed else 1) or (not squeezed and ids.shape[base] != self.batch_size):
-            raise ValueError(f"{name} has shape {v.fmt_shape(ids.shape)}; expected "
-                             f"{'(T, B)' if sequence else '(B,)'} token ids with B = {self.batch_size}")
-        _check_ids(name, ids, self._vocab)
-        return np.ascontiguousarray(self._table[ids])
-
     def _source_only(self, what):
         if not self._seq2seq:
             raise TypeError(f"a OneToMany stream has no source to {what}: start(x) begins each row's generation "
@@ -320,13 +296,13 @@ class GenerationStream:
     def step(self, x_t):
         """Seq2Seq: one source step into the encoder -> the encoder's top h_t."""
         self._source_only("step through")
-        return self._encoder.step(self._embedded("x_t", x_t, False))
+        return self._encoder.step(x_t)
 
     @_locked
     def feed(self, x_chunk):
         """Seq2Seq: source steps (T, B, …) into the encoder -> every step's top h."""
         self._source_only("feed")
-        return self._encoder.feed(self._embedded("x_chunk", x_chunk, True))
+        return self._encoder.feed(x_chunk)
 
     # -- generation -------------------------------------------------------------------------------
 
@@ -466,9 +442,25 @@ class GenerationStream:
         self._input, self._going = inputs.copy(), going.copy()
 
 
+def _embed(name, x, sequence, table, batch):
+    """The rows of ``table`` that token ids x name: (B,) a step, (T, B) a chunk; (), (T,) when B is 1."""
+    vocab = table.shape[0]
+    ids = np.asarray(x)
+    base = 1 if sequence else 0
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer token ids for a model with vocab_size={vocab}, got dtype {ids.dtype}")
+    squeezed = batch == 1 and ids.ndim == base
+    if ids.ndim != base + (0 if squeezed else 1) or (not squeezed and ids.shape[base] != batch):
+        raise ValueError(f"{name} has shape {v.fmt_shape(ids.shape)}; expected {'(T, B)' if sequence else '(B,)'} "
+                         f"token ids with B = {batch}")
+    _check_ids(name, ids, vocab)
+    return np.ascontiguousarray(table[ids])
+
+
 def _check_ids(name, ids, vocab):
     bad = (ids < 0) | (ids >= vocab)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name}{list(where)} = {int(ids[where])} is out of range; token ids must lie in "
+        index = f"[{', '.join(map(str, where))}]" if where else ""
+        raise ValueError(f"{name}{index} = {int(ids[where])} is out of range; token ids must lie in "
                          f"[0, vocab_size) = [0, {vocab})")

@@ -23,6 +23,9 @@ kept busy during a case (from /proc/stat); above 0.1 it is flagged: rerun on a q
    For context, ``stream.feed`` of a 100-step chunk, per step: the C++ cost of a step without the
    Python call around it.  Before timing, 16 steps of every method are checked against the layer's forward (training=False)
    within 1e-4, and NumPy's against the stream's; the script stops if one differs.
+1b. large: the same step at H=I=256 (--large-size; GRU and LSTM), whose weights (1.5-2 MB) do not fit
+   one core's L2: with one thread against --threads (such a step shares each layer's units with the
+   kernels' helper threads), torch's cell for context.
 2. generate: the demo's dates task ('27 nov 2026' -> '2026-11-27'; rnnkit.demo._dates_task): a
    Seq2Seq(16, 128, DATE_OUTPUT_SIZE, cell="lstm", vocab_size, end_token=DATE_END, seed=0) trained
    briefly (--train-samples samples, --epochs epochs, lr 5e-3: enough that it writes end tokens), then
@@ -311,6 +314,60 @@ def bench_step(args):
     return {"checks": checks, "times_us": times, "summary": summary, "goals": goals, "other_load": load.cores}
 
 
+def bench_large_step(args):
+    """A step large enough to take helpers (a layer's weights beyond one core's L2): one thread
+    against --threads, interleaved; torch's cell on --threads for context."""
+    size = args.large_size
+    print(f"\n## 1b. one step of H=I={size}, B=1, float32: rnnkit.set_num_threads(1) against {args.threads}, "
+          f"median of {args.rounds} blocks, interleaved", flush=True)
+    rows, out = [], {}
+    rng = np.random.default_rng(5)
+    x = np.ascontiguousarray(rng.standard_normal((1, size), dtype=np.float32))
+    for cell in ("gru", "lstm"):
+        layer = rnnkit.RNN(size, size, cell=cell, seed=0)
+        stream, net = layer.stream(1), torch_cell(cell, layer)
+        x_torch = torch.from_numpy(x.copy())
+        forward = np.asarray(layer(x[None], training=False)[0])[0]
+        for n in (1, args.threads):  # each thread count against the forward before timing
+            rnnkit.set_num_threads(n)
+            stream.reset()
+            if not float(np.abs(np.asarray(stream.step(x)) - forward).max()) <= 1e-4:
+                fail(f"{cell} H={size}: the stream's step on {n} thread(s) differs from the forward")
+
+        def run_stream(k, threads):
+            rnnkit.set_num_threads(threads)
+            for _ in range(k):
+                stream.step(x)
+
+        def run_torch(k):
+            state = None
+            with torch.no_grad():
+                for _ in range(k):
+                    state = net(x_torch, state)
+
+        methods = {"1 thread": lambda k: run_stream(k, 1), f"{args.threads} threads": lambda k: run_stream(k, args.threads),
+                   f"torch cell, {args.threads} threads": run_torch}
+        calls = {m: calibrate(run, args.block) for m, run in methods.items()}
+        times = {m: [] for m in methods}
+        for r in range(args.rounds):
+            for m in rotated(list(methods), r):
+                started = time.perf_counter()
+                methods[m](calls[m])
+                times[m].append((time.perf_counter() - started) / calls[m] * 1e6)
+        rnnkit.set_num_threads(args.threads)
+        one, many = times["1 thread"], times[f"{args.threads} threads"]
+        ratio = [a / b for a, b in zip(one, many)]
+        med = {m: statistics.median(t) for m, t in times.items()}
+        out[cell] = {"median_us": med, "one_over_many": statistics.median(ratio), "spread": [min(ratio), max(ratio)]}
+        rows.append(f"| {cell} | {med['1 thread']:.2f} | {med[f'{args.threads} threads']:.2f} | "
+                    f"{statistics.median(ratio):.2f}× ({spread(ratio)}) | {med[f'torch cell, {args.threads} threads']:.1f} |")
+    print()
+    print(f"| cell | 1 thread (µs) | {args.threads} threads (µs) | 1 / {args.threads} (spread) | torch cell (µs) |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+    return {"summary": out, "goals": {}}
+
+
 # -- 2. generation --------------------------------------------------------------------------------
 
 def layer_per_token(model, src, max_steps):
@@ -524,11 +581,12 @@ def bench_serve(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="+", choices=("step", "generate", "serve"), default=None,
+    parser.add_argument("--only", nargs="+", choices=("step", "large", "generate", "serve"), default=None,
                         help="run only these cases")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch's and rnnkit's threads")
     parser.add_argument("--rounds", type=int, default=21, help="step: blocks per method")
     parser.add_argument("--block", type=float, default=0.04, help="step: seconds per block (sets N)")
+    parser.add_argument("--large-size", type=int, default=256, help="large: H = I of the large step")
     parser.add_argument("--repeats", type=int, default=5, help="generate and serve: rounds")
     parser.add_argument("--train-samples", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
@@ -543,7 +601,7 @@ def main():
         args.rounds, args.block, args.repeats = 3, 0.005, 1
         args.train_samples, args.epochs, args.test_sources = 200, 1, 20
         args.seconds, args.session = 0.3, 20
-    cases = args.only or ["step", "generate", "serve"]
+    cases = args.only or ["step", "large", "generate", "serve"]
 
     torch.set_num_threads(args.threads)
     rnnkit.set_num_threads(args.threads)
@@ -556,6 +614,8 @@ def main():
     with OtherLoad() as load:
         if "step" in cases:
             results["step"] = bench_step(args)
+        if "large" in cases:
+            results["large"] = bench_large_step(args)
         if "generate" in cases:
             results["generate"] = bench_generate(args)
         if "serve" in cases:

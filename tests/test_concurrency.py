@@ -65,6 +65,9 @@ def test_helpers_that_arrive_after_the_call_has_returned_read_nothing_it_freed(t
     heap-use-after-free report (the job holds its own references)."""
     threads(2)
     serial = [run(job) for job in JOBS]
+    layer = rnnkit.RNN(6, 40, cell="lstm", num_layers=2, seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 6)).astype(np.float32)
+    stepped = layer.stream(2).feed(x)  # (a stream's step takes helpers too)
     _core._set_helper_delay_us(2000)
     try:
         for _ in range(3):
@@ -74,5 +77,6 @@ def test_helpers_that_arrive_after_the_call_has_returned_read_nothing_it_freed(t
                         assert got is None
                     else:
                         np.testing.assert_array_equal(got, want, err_msg=f"job {job}")
+            np.testing.assert_array_equal(layer.stream(2).feed(x), stepped)
     finally:
         _core._set_helper_delay_us(0)

@@ -43,6 +43,27 @@ def test_any_chunking_gives_the_same_outputs_as_one_forward(cell, dtype, isa):
         np.testing.assert_array_equal(np.concatenate(pieces), stepped)  # the same path: bitwise
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_step_on_two_or_three_threads_gives_bitwise_the_one_threads_outputs(cell, dtype, isa, threads):
+    """A large step takes helpers, each a share of every layer's units (threads() splits even these
+    small ones): the outputs and states do not depend on how many took part."""
+    for inputs, hidden, batch in ((5, 7, 3), (9, 40, 1), (4, 33, 8)):
+        layer = make_layer(cell, layers=3, dtype=dtype, inputs=inputs, hidden=hidden)
+        x = np.random.default_rng(hidden).standard_normal((6, batch, inputs)).astype(dtype)
+        runs = []
+        for n in (1, 2, 3):
+            threads(n)
+            stream = layer.stream(batch)
+            runs.append((np.stack([stream.step(np.ascontiguousarray(x[t])) for t in range(6)]), stream.state))
+        for got, state in runs[1:]:
+            np.testing.assert_array_equal(got, runs[0][0])
+            for a, b in zip(state if cell == "lstm" else [state], runs[0][1] if cell == "lstm" else [runs[0][1]]):
+                np.testing.assert_array_equal(a, b)
+        want, _ = layer(x, training=False)
+        assert relative(runs[0][0], want) <= TOL[dtype]
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_numpy_backend_streams_alike(cell):
     x = np.random.default_rng(3).standard_normal((6, 2, 5))

@@ -323,7 +323,9 @@ struct StreamImpl {
   int64_t B = 0, I = 0, H = 0, L = 0;
   int64_t work = 0;  // multiply-adds of one step of all rows
   bool lstm = false;
-  std::vector<Real> h, c, scratch;  // h, c: (L, B, H)
+  rnnkit::Block<Real> h, c, scratch;  // h, c: (L, B, H); cache-line aligned (a step's threads write
+                                      // neighbouring blocks of units)
+  size_t states = 0;                  // elements of h (and c)
   int64_t O = 0;                    // a head's outputs (0: none)
   std::vector<Real> head_w, head_b, top;  // (O, H), (O,), one step's top h (B, H)
   bool labels = false;                    // step returns the head's argmax (B,) int64
@@ -387,12 +389,19 @@ std::unique_ptr<StreamImpl<Real>> make_stream(const std::vector<const PyPlan*>& 
     impl->stack = rnnkit::make_step_stack<Real>(ps);
   }
   const size_t n = size_t(impl->L * B * impl->H);
-  impl->h.assign(n, Real(0));
-  if (impl->lstm) impl->c.assign(n, Real(0));
-  impl->scratch.assign(size_t(std::max<int64_t>(1, rnnkit::step_stack_scratch(*impl->stack, B))), Real(0));
+  impl->states = n;
+  impl->h = rnnkit::take_buffer<Real>(int64_t(n));
+  std::fill_n(impl->h.get(), n, Real(0));
+  if (impl->lstm) {
+    impl->c = rnnkit::take_buffer<Real>(int64_t(n));
+    std::fill_n(impl->c.get(), n, Real(0));
+  }
+  const int64_t scratch = std::max<int64_t>(1, rnnkit::step_stack_scratch(*impl->stack, B));
+  impl->scratch = rnnkit::take_buffer<Real>(scratch);
+  std::fill_n(impl->scratch.get(), scratch, Real(0));
   for (int64_t l = 0; l < impl->L; ++l) {
-    impl->h_ptr.push_back(impl->h.data() + l * B * impl->H);
-    impl->c_ptr.push_back(impl->lstm ? impl->c.data() + l * B * impl->H : nullptr);
+    impl->h_ptr.push_back(impl->h.get() + l * B * impl->H);
+    impl->c_ptr.push_back(impl->lstm ? impl->c.get() + l * B * impl->H : nullptr);
   }
   return impl;
 }
@@ -513,8 +522,9 @@ int64_t argmax(const Real* row, int64_t n) {
 // One step of every row: x (B, I) -> out (B, H), or (B, O) through the head: out = h W^T + bias.
 template <typename Real>
 void stream_step(StreamImpl<Real>& impl, const Real* x, Real* out) {
-  rnnkit::step_stack<Real>(*impl.stack, impl.B, x, impl.I, impl.h_ptr.data(), impl.c_ptr.data(),
-                           impl.O ? impl.top.data() : out, impl.H, impl.scratch.data());
+  rnnkit::step_stack<Real>(impl.stack, impl.B, x, impl.I, impl.h_ptr.data(), impl.c_ptr.data(),
+                           impl.O ? impl.top.data() : out, impl.H, impl.scratch.get(),
+                           rnnkit::step_stack_threads(*impl.stack, impl.B));
   for (int64_t b = 0; b < impl.B && impl.O; ++b)
     for (int64_t o = 0; o < impl.O; ++o) {
       Real sum = impl.head_b[size_t(o)];
@@ -622,8 +632,8 @@ py::object stream_state(PyStream& st) {
   {
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(impl.mutex);
-    std::copy(impl.h.begin(), impl.h.end(), hp);
-    if (cp) std::copy(impl.c.begin(), impl.c.end(), cp);
+    std::copy_n(impl.h.get(), impl.states, hp);
+    if (cp) std::copy_n(impl.c.get(), impl.states, cp);
   }
   if (st.lstm) return py::make_tuple(h, c);
   return std::move(h);
@@ -649,8 +659,8 @@ void stream_set_state(PyStream& st, const py::object& value) {
   }
   py::gil_scoped_release release;
   std::lock_guard<std::mutex> lock(impl.mutex);
-  std::copy(src[0], src[0] + impl.h.size(), impl.h.begin());
-  if (st.lstm) std::copy(src[1], src[1] + impl.c.size(), impl.c.begin());
+  std::copy_n(src[0], impl.states, impl.h.get());
+  if (st.lstm) std::copy_n(src[1], impl.states, impl.c.get());
 }
 
 template <typename Real>
@@ -677,8 +687,8 @@ void stream_reset(PyStream& st, const py::object& rows) {
   std::lock_guard<std::mutex> lock(impl.mutex);
   for (int64_t l = 0; l < st.L; ++l)
     for (int64_t b : picked) {
-      std::fill_n(impl.h.begin() + (l * st.B + b) * st.H, st.H, Real(0));
-      if (st.lstm) std::fill_n(impl.c.begin() + (l * st.B + b) * st.H, st.H, Real(0));
+      std::fill_n(impl.h.get() + (l * st.B + b) * st.H, st.H, Real(0));
+      if (st.lstm) std::fill_n(impl.c.get() + (l * st.B + b) * st.H, st.H, Real(0));
     }
 }
 

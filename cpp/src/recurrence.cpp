@@ -360,53 +360,114 @@ std::shared_ptr<const StepStack<Real>> make_step_stack(const std::vector<std::sh
 template <typename Real>
 int64_t step_stack_scratch(const StepStack<Real>& stack, int64_t batch) {
   int64_t most = 0;
-  for (const auto& p : stack.plans) most = std::max(most, batch * (p->GH + 3 * p->H));
+  for (const auto& p : stack.plans) most = std::max(most, batch * (p->GH + 4 * p->H));
   return most;
 }
 
+namespace {
+
+// A stream's step takes a helper only for this many times the kernels' minimum work per thread: it
+// pays a job and a barrier per layer against a step of microseconds.  Measured on 2 cores (Zen 3, B=1,
+// float32): a GRU of H=128 (98k multiply-adds a step, its weights in L2) gained nothing on 2 threads
+// and halved what 8 serving threads got through; one of H=256 (393k, its weights from L3) ran 1.9x
+// faster.  16 x 8192 puts the line between them.
+constexpr int64_t kStreamWorkFactor = 16;
+
+// One step of a stack as a program of phases, one per layer; an item is a block of nr units of that
+// layer, for every row: its gates' input and recurrent products, then the cell over its units.  The
+// new h goes to a scratch block of the layer's parity (the old h is every item's recurrent input
+// until the phase ends); layer l+1's items read it as their x and copy their units of it into h[l],
+// and the caller copies the last layer's after the program.  c is read only by its unit's own item,
+// which updates it in place (through c_new).  Each unit's arithmetic is fixed, so the results do not
+// depend on how many threads took part.
 template <typename Real>
-void step_stack(const StepStack<Real>& stack, int64_t B, const Real* x, int64_t ldx, Real* const* h, Real* const* c,
-                Real* top, int64_t ldtop, Real* scratch) {
-  const Real* in = x;
-  int64_t ld_in = ldx;
-  for (size_t l = 0; l < stack.plans.size(); ++l) {
-    const Plan<Real>& p = *stack.plans[l];
+struct StepProgram {
+  std::shared_ptr<const StepStack<Real>> stack;  // (held: a helper may run through after the call)
+  int64_t B = 0, ldx = 0;
+  const Real* x = nullptr;
+  Real* const* h = nullptr;
+  Real* const* c = nullptr;
+  Real* scratch = nullptr;
+
+  Real* h_new(int64_t l) const {  // layer l's new h, (B, H)
+    const Plan<Real>& p = *stack->plans[0];
+    return scratch + B * (p.GH + p.H) + (l & 1) * B * p.H;
+  }
+  int64_t blocks() const { return ceil_div(stack->plans[0]->H, stack->plans[0]->k->nr); }
+
+  void item(size_t l, int64_t jb) const {
+    const Plan<Real>& p = *stack->plans[l];
     const KernelTable<Real>& k = *p.k;
     const CellTraits& ct = p.cell_traits();
     const int64_t H = p.H, GH = p.GH, I = p.I, nr = k.nr, mr = k.mr;
     const bool lstm = ct.states == 2;
-    Real* pre = scratch;           // (B, GH)
-    Real* extra = pre + B * GH;    // (B, H): the apart product
-    Real* h_new = extra + B * H;   // (B, H)
-    Real* c_new = h_new + B * H;   // (B, H)
-    for (int64_t jb = 0; jb < ceil_div(H, nr); ++jb) {
-      const int64_t u0 = jb * nr;
-      const int n = int(std::min<int64_t>(nr, H - u0));
-      for (int g = 0; g < p.G; ++g)
-        for (int64_t r = 0; r < B; r += mr) {
-          const int m = int(std::min<int64_t>(mr, B - r));
-          Real* dst = pre + r * GH + g * H + u0;
-          k.step_tile_rows(m, I, in + r * ld_in, ld_in, stack.ih_panel(l, jb, g), dst, GH,
-                           p.bias ? p.bias.get() + g * H + u0 : nullptr, false, n);
-          if (ct.last_gate_apart && g == p.G - 1)
-            k.step_tile_rows(m, H, h[l] + r * H, H, p.panel(jb, g), extra + r * H + u0, H,
-                             p.b_apart ? p.b_apart.get() + u0 : nullptr, false, n);
-          else
-            k.step_tile_rows(m, H, h[l] + r * H, H, p.panel(jb, g), dst, GH, nullptr, true, n);
-        }
-    }
+    const Real* in = l == 0 ? x : h_new(int64_t(l) - 1);
+    const int64_t ld_in = l == 0 ? ldx : H;
+    Real* pre = scratch;         // (B, GH)
+    Real* extra = pre + B * GH;  // (B, H): the apart product
+    Real* hn = h_new(int64_t(l));
+    Real* c_new = scratch + B * (GH + 3 * H);  // (B, H)
+    const int64_t u0 = jb * nr;
+    const int n = int(std::min<int64_t>(nr, H - u0));
+    for (int g = 0; g < p.G; ++g)
+      for (int64_t r = 0; r < B; r += mr) {
+        const int m = int(std::min<int64_t>(mr, B - r));
+        Real* dst = pre + r * GH + g * H + u0;
+        k.step_tile_rows(m, I, in + r * ld_in, ld_in, stack->ih_panel(l, jb, g), dst, GH,
+                         p.bias ? p.bias.get() + g * H + u0 : nullptr, false, n);
+        if (ct.last_gate_apart && g == p.G - 1)
+          k.step_tile_rows(m, H, h[l] + r * H, H, p.panel(jb, g), extra + r * H + u0, H,
+                           p.b_apart ? p.b_apart.get() + u0 : nullptr, false, n);
+        else
+          k.step_tile_rows(m, H, h[l] + r * H, H, p.panel(jb, g), dst, GH, nullptr, true, n);
+      }
     const CellKernels<Real>& cell = k.cells[int(p.cell)];
-    for (int64_t r = 0; r < B; ++r)
-      cell.forward_row(p.act, H, pre + r * GH, H, ct.last_gate_apart ? extra + r * H : nullptr, h[l] + r * H,
-                       lstm ? c[l] + r * H : nullptr, h_new + r * H, lstm ? c_new + r * H : nullptr);
-    std::memcpy(h[l], h_new, size_t(B * H) * sizeof(Real));
-    if (lstm) std::memcpy(c[l], c_new, size_t(B * H) * sizeof(Real));
-    in = h[l], ld_in = H;
+    for (int64_t r = 0; r < B; ++r) {
+      const int64_t o = r * H + u0;
+      cell.forward_row(p.act, n, pre + r * GH + u0, H, ct.last_gate_apart ? extra + o : nullptr, h[l] + o,
+                       lstm ? c[l] + o : nullptr, hn + o, lstm ? c_new + o : nullptr);
+      if (lstm) std::memcpy(c[l] + o, c_new + o, size_t(n) * sizeof(Real));
+      if (l > 0) std::memcpy(h[l - 1] + o, in + o, size_t(n) * sizeof(Real));  // the layer below's new h
+    }
   }
-  if (top) {
-    const int64_t H = stack.plans.back()->H;
-    for (int64_t r = 0; r < B; ++r) std::memcpy(top + r * ldtop, in + r * H, size_t(H) * sizeof(Real));
+
+  void run(Team& team) const {
+    const int64_t n = blocks();
+    for (size_t l = 0; l < stack->plans.size(); ++l) team.phase(n, [&](int64_t jb) { item(l, jb); });
   }
+  void run_alone() const {
+    const int64_t n = blocks();
+    for (size_t l = 0; l < stack->plans.size(); ++l)
+      for (int64_t jb = 0; jb < n; ++jb) item(l, jb);
+  }
+};
+
+}  // namespace
+
+template <typename Real>
+int step_stack_threads(const StepStack<Real>& stack, int64_t B) {
+  if (!threads_enabled()) return 1;
+  const Plan<Real>& p = *stack.plans[0];
+  int64_t work = 0;  // multiply-adds of one layer's step: the work between two barriers
+  for (const auto& q : stack.plans) work = std::max(work, B * q->GH * (q->I + q->H));
+  return useful_threads(get_num_threads(), work / kStreamWorkFactor, ceil_div(p.H, p.k->nr));
+}
+
+template <typename Real>
+void step_stack(const std::shared_ptr<const StepStack<Real>>& stack, int64_t B, const Real* x, int64_t ldx,
+                Real* const* h, Real* const* c, Real* top, int64_t ldtop, Real* scratch, int threads) {
+  StepProgram<Real> program;
+  program.stack = stack, program.B = B, program.x = x, program.ldx = ldx, program.h = h, program.c = c;
+  program.scratch = scratch;
+  if (threads > 1)
+    run_job(make_job(threads, [program](Team& team) { program.run(team); }));
+  else
+    program.run_alone();
+  const int64_t L = int64_t(stack->plans.size()), H = stack->plans.back()->H;
+  const Real* last = program.h_new(L - 1);
+  std::memcpy(h[L - 1], last, size_t(B * H) * sizeof(Real));
+  if (top)
+    for (int64_t r = 0; r < B; ++r) std::memcpy(top + r * ldtop, last + r * H, size_t(H) * sizeof(Real));
 }
 
 // ---- what a training forward saves ----------------------------------------------------------------
@@ -1112,8 +1173,9 @@ std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates) {
   template std::shared_ptr<const StepStack<Real>> make_step_stack<Real>(                                      \
       const std::vector<std::shared_ptr<const Plan<Real>>>&);                                                 \
   template int64_t step_stack_scratch<Real>(const StepStack<Real>&, int64_t);                                 \
-  template void step_stack<Real>(const StepStack<Real>&, int64_t, const Real*, int64_t, Real* const*,          \
-                                 Real* const*, Real*, int64_t, Real*);
+  template int step_stack_threads<Real>(const StepStack<Real>&, int64_t);                                      \
+  template void step_stack<Real>(const std::shared_ptr<const StepStack<Real>>&, int64_t, const Real*, int64_t, \
+                                 Real* const*, Real* const*, Real*, int64_t, Real*, int);
 RNNKIT_INSTANTIATE_RECURRENCE(float)
 RNNKIT_INSTANTIATE_RECURRENCE(double)
 

@@ -349,6 +349,10 @@ class RNN:
         """Forget the packed weights kept for inference (after changing ``params`` in place by hand)."""
         self._plans = {}
 
+    def _stream_plans(self):
+        """Every layer's inference plan (a unidirectional layer), for a _core.Stream."""
+        return [self._plans_for(layer, [self._weights(layer, 0)])[0] for layer in range(self.num_layers)]
+
     def _plans_for(self, layer, weights):
         """The inference plans of one layer's directions: kept while the weights are the same arrays,
         no optimizer step or load_state_dict has happened since, and the SIMD path is the same."""

@@ -223,7 +223,7 @@ class _Decoder(Model):
         classify = self.task == "classification"
         weights = [[decoder._weights(layer, 0)] for layer in range(layers)]
         cpp = decoder.backend == "cpp"
-        plans = [decoder._plans_for(layer, weights[layer])[0] for layer in range(layers)] if cpp else None
+        plans = decoder._stream_plans() if cpp else None
         initial = self._initial_state(x)  # S arrays (L, B, H)
         if cpp and batch <= self.STREAM_ROWS:
             stream = _core.Stream(plans, batch, np.ascontiguousarray(head.params["weight"]),

@@ -8,9 +8,11 @@
 
 Each row of a stream is an independent session.  A layer's stream (backend "cpp") is ``_core.Stream``:
 the weights packed once (the kernels' plans, a snapshot taken when the stream is made), the state of
-every row and layer kept inside, and each step run in C++ on the calling thread with the GIL released
-— so many streams in many threads run at once.  One stream used from two threads at once is
-serialised by its own lock, never torn.  Feeding a sequence in any chunking gives bitwise the same
+every row and layer kept inside, and each step run in C++: a large step shares every layer's units
+with the kernels' helper threads (bitwise the same results on any number of threads), a small one
+runs on the calling thread alone.  A call shorter than about 2^20 multiply-adds keeps the GIL (handing
+it over costs more than such a step); a longer one releases it, so that streams in other threads run
+meanwhile.  One stream used from two threads at once is serialised by its own lock, never torn.  Feeding a sequence in any chunking gives bitwise the same
 outputs (every step takes the same path), and the whole-sequence forward's outputs to rounding (the
 step's input projection sums its products in another order than the forward's GEMM: about 1e-6
 relative in float32, 1e-15 in float64, measured in tests/test_streams.py).

@@ -115,20 +115,25 @@ template <typename Real> struct SavedShape { int64_t steps, batch, input, hidden
 template <typename Real> SavedShape<Real> saved_shape(const Saved<Real>& saved);
 
 // Streaming: a stack of unidirectional layers (layer l's h is layer l+1's x) stepped one timestep at a
-// time on the calling thread, with no job, no team and no allocation per step.  Made from plans (the
-// stack keeps them) and W_ih^T in the recurrent product's panel layout, so that each step is the
-// register tiles of the whole-sequence forward: its results equal that forward's to rounding (the
-// input projection's sum runs over I in one go, where the GEMM's runs in slices of the ISA's kc).
+// time, with no allocation per step but, when it takes helpers, its job.  Made from plans (the stack
+// keeps them) and W_ih^T in the recurrent product's panel layout, so that each step is the register
+// tiles of the whole-sequence forward: its results equal that forward's to rounding (the input
+// projection's sum runs over I in one go, where the GEMM's runs in slices of the ISA's kc), and they
+// are the same for every number of threads.
 template <typename Real> class StepStack;
 template <typename Real>
 std::shared_ptr<const StepStack<Real>> make_step_stack(const std::vector<std::shared_ptr<const Plan<Real>>>& plans);
 // Scratch the step needs for `batch` rows (elements of Real).
 template <typename Real> int64_t step_stack_scratch(const StepStack<Real>& stack, int64_t batch);
+// How many threads a step of `batch` rows should take (the calling thread and helpers of the pool,
+// each a share of every layer's units, one barrier per layer): 1 unless a layer's step is large.
+template <typename Real> int step_stack_threads(const StepStack<Real>& stack, int64_t batch);
 // One step: x IN (B, I0) row stride ldx; h[l], c[l] IN/OUT (B, H) each layer's state (c: LSTM only,
-// else null); top OUT (B, H) row stride ldtop, the last layer's new h (may be null).
+// else null); top OUT (B, H) row stride ldtop, the last layer's new h (may be null); `threads` as
+// step_stack_threads says (or 1).
 template <typename Real>
-void step_stack(const StepStack<Real>& stack, int64_t batch, const Real* x, int64_t ldx, Real* const* h,
-                Real* const* c, Real* top, int64_t ldtop, Real* scratch);
+void step_stack(const std::shared_ptr<const StepStack<Real>>& stack, int64_t batch, const Real* x, int64_t ldx,
+                Real* const* h, Real* const* c, Real* top, int64_t ldtop, Real* scratch, int threads);
 
 // How the per-step work of a (batch x hidden) cell of `gates` gates would be shared on the active
 // ISA: {threads, block groups, row groups} (for tests).

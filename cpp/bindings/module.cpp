@@ -413,10 +413,9 @@ std::unique_ptr<StreamImpl<Real>> make_stream(const std::vector<const PyPlan*>& 
 // Returns the ids as int64 (C-contiguous), the number of steps and whether the batch axis was left out.
 std::tuple<py::array_t<int64_t>, int64_t, bool> stream_ids(const PyStream& st, const py::object& obj, bool sequence) {
   const char* name = sequence ? "x_chunk" : "x_t";
-  const std::string vocab = std::to_string(st.V);
   py::array a = py::array::ensure(obj);
   if (!a || (a.dtype().kind() != 'i' && a.dtype().kind() != 'u'))
-    throw py::type_error(std::string(name) + " must hold integer token ids for a model with vocab_size=" + vocab +
+    throw py::type_error(std::string(name) + " must hold integer token ids for a model with vocab_size=" + std::to_string(st.V) +
                          ", got " + (a ? "dtype " + std::string(py::str(a.dtype())) :
                                      std::string(py::str(obj.get_type().attr("__name__")))));
   const int64_t base = sequence ? 1 : 0;
@@ -434,7 +433,7 @@ std::tuple<py::array_t<int64_t>, int64_t, bool> stream_ids(const PyStream& st, c
       for (py::ssize_t d = ids.ndim(); d-- > 0;) index[size_t(d)] = rest % ids.shape(d), rest /= ids.shape(d);
       for (size_t d = 0; d < index.size(); ++d) where += (d ? ", " : "") + std::to_string(index[d]);
       throw py::value_error(std::string(name) + (index.empty() ? "" : "[" + where + "]") + " = " + std::to_string(p[i]) +
-                            " is out of range; token ids must lie in [0, vocab_size) = [0, " + vocab + ")");
+                            " is out of range; token ids must lie in [0, vocab_size) = [0, " + std::to_string(st.V) + ")");
     }
   const int64_t T = sequence ? int64_t(ids.shape(0)) : 1;
   return {ids, T, squeezed};
@@ -452,14 +451,17 @@ std::pair<int64_t, bool> stream_input(const PyStream& st, const py::object& obj,
                          st.dtype);
   const int64_t base = sequence ? 1 : 0;
   const bool squeezed = st.B == 1 && a.ndim() == base + 1;
-  const std::string want = sequence ? (st.B == 1 ? "(T, B, I) or (T, I)" : "(T, B, I)") : (st.B == 1 ? "(B, I) or (I,)" : "(B, I)");
-  const std::string sizes = " with B = " + std::to_string(st.B) + ", I = " + std::to_string(st.I);
   bool ok = a.ndim() == base + (squeezed ? 1 : 2);
   if (ok) {
     const int64_t b = squeezed ? 1 : a.shape(base), i = a.shape(a.ndim() - 1);
     ok = b == st.B && i == st.I;
   }
-  if (!ok) throw py::value_error(std::string(name) + " has shape " + shape_str(a) + "; expected " + want + sizes);
+  if (!ok) {  // (the message is built only here: a step is a few microseconds)
+    const std::string want = sequence ? (st.B == 1 ? "(T, B, I) or (T, I)" : "(T, B, I)")
+                                      : (st.B == 1 ? "(B, I) or (I,)" : "(B, I)");
+    throw py::value_error(std::string(name) + " has shape " + shape_str(a) + "; expected " + want + " with B = " +
+                          std::to_string(st.B) + ", I = " + std::to_string(st.I));
+  }
   if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
   return {sequence ? int64_t(a.shape(0)) : 1, squeezed};
 }

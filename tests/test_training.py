@@ -92,7 +92,7 @@ def test_optimizers_update_in_place_and_check_grads():
     assert w.dtype == np.float32
     with pytest.raises(ValueError, match=r"grads has no gradient for \['w'\]"):
         opt.step({})
-    with pytest.raises(ValueError, match="optimizer must be one of 'adam', 'sgd', got 'rmsprop'"):
+    with pytest.raises(ValueError, match=r"optimizer must be one of 'adam', 'sgd' or an optimizer object .*, got 'rmsprop'"):
         make_optimizer("rmsprop", {"w": w}, 0.1)
     with pytest.raises(ValueError, match="lr must be > 0"):
         Adam({"w": w}, lr=0)

@@ -35,7 +35,7 @@ from .layers import (
     to_numpy,
 )
 from .losses import mse, softmax_cross_entropy
-from .optim import clip_grad_norm, grad_norm, make_optimizer
+from .optim import clip_grad_norm, fit_optimizer, grad_norm
 from .sequences import as_sequence_list
 
 TASKS = ("classification", "regression")
@@ -90,6 +90,33 @@ def _one_blas_thread(backend: str):
             if _BLAS["users"] == 0:
                 _BLAS["limit"].restore_original_limits()
                 _BLAS["limit"] = None
+
+
+def atomic_write(path, write) -> None:
+    """``write(file)`` into a temporary file in ``path``'s folder, fsync it, then rename it over
+    ``path`` (atomic on POSIX and Windows) and fsync the folder; on any failure the temporary file is
+    removed and ``path`` is as it was."""
+    import tempfile
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # the rename itself reaches the disk
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(folder, os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
 
 
 def diverged(epoch: int, batch: int, batches: int, loss: float, norm: float) -> FloatingPointError:
@@ -537,15 +564,19 @@ class Model:
 
     # -- the public API -----------------------------------------------------------------------------
 
-    def fit(self, X, Y, *, epochs=10, batch_size=32, lr=1e-3, optimizer="adam", clip=5.0,
+    def fit(self, X, Y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", clip=5.0,
             validation_data=None, bucket=True, verbose=1, comm=None) -> dict:
         """Train on X, Y with mini-batches (reshuffled each epoch from the model's seed).
 
         Returns the history, lists with one entry per epoch: "loss" (the mean training loss) and
         "time" (seconds of training, validation excluded), plus "val_loss" and "val_score" (accuracy
         or R², as ``score``) when ``validation_data=(X_val, Y_val)``.
-        ``clip`` is the maximum global gradient norm (None: no clipping); ``optimizer`` is "adam" or
-        "sgd" (momentum 0.9).  ``bucket`` (on by default; it changes nothing for rectangular data):
+        ``clip`` is the maximum global gradient norm (None: no clipping).  ``optimizer`` is "adam" or
+        "sgd" (momentum 0.9) with learning rate ``lr`` (default 1e-3), or an optimizer object
+        (``rnnkit.optim.Adam(lr=..., betas=..., weight_decay=...)``, ``SGD(lr=..., momentum=...,
+        nesterov=..., weight_decay=...)``), which carries its own lr.  A second fit continues the
+        optimizer's state (its moments and step count), as Keras does: the same object, or the same
+        name as before (with the lr given now); ``model.optimizer_`` is the optimizer of the last fit.  ``bucket`` (on by default; it changes nothing for rectangular data):
         each batch takes sequences of similar length, so that little of it is padding — the order
         stays a seeded shuffle.  ``verbose``: 0 silent, 1 a progress bar per epoch (tqdm), 2 a line
         per epoch.  Calling fit again continues from the current weights.
@@ -582,7 +613,8 @@ class Model:
                 raise TypeError("validation_data must be a pair (X_val, Y_val)")
             xv = self._check_x(validation_data[0], "X_val")
             validation = (xv, self._check_y(validation_data[1], xv, "Y_val"))
-        opt = make_optimizer(optimizer, self.params, lr)
+        opt = fit_optimizer(getattr(self, "optimizer_", None), optimizer, self.params, lr)
+        self.optimizer_ = opt
 
         if self.generates:
             self.steps = int(y.steps)
@@ -780,12 +812,13 @@ class Model:
         return export_model(self, path, **options)
 
     def save(self, path) -> None:
-        """Write the model to ``path`` (used as given) as one .npz: the weights plus a JSON config."""
+        """Write the model to ``path`` (used as given) as one .npz: the weights plus a JSON config.
+        Atomic: written to a temporary file beside it, flushed to disk, then renamed over ``path``, so
+        that a crash at any moment leaves either the previous file or the new one, never half of one."""
         config = {"format": FILE_FORMAT, "class": type(self).__name__, "init": self._init_args(),
                   "fitted": self.fitted, "steps": self.steps, "rnnkit_version": __version__}
         arrays = {f"param:{name}": array for name, array in self.params.items()}
-        with open(path, "wb") as file:
-            np.savez(file, config=np.array(json.dumps(config)), **arrays)
+        atomic_write(path, lambda file: np.savez(file, config=np.array(json.dumps(config)), **arrays))
 
     @classmethod
     def load(cls, path):

@@ -44,7 +44,7 @@ def workload(args):
 def run(args, comm):
     """One training run: per-epoch times (and all-reduce times under MPI), gradient bytes, step count."""
     model, x, y = workload(args)
-    history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=0, comm=comm)
+    history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=0, comm=comm).history_
     steps = -(-args.samples // args.batch_size)
     gradient_bytes = sum(p.nbytes for p in model.params.values())
     result = {"epoch_seconds": history["time"], "steps_per_epoch": steps, "gradient_bytes": gradient_bytes,
@@ -103,7 +103,7 @@ def measured_step(args, batch_size):
     rnnkit.set_num_threads(1)
     try:
         model, x, y = workload(argparse.Namespace(**{**vars(args), "samples": batch_size * 40}))
-        history = model.fit(x, y, epochs=3, batch_size=batch_size, verbose=0)
+        history = model.fit(x, y, epochs=3, batch_size=batch_size, verbose=0).history_
     finally:
         rnnkit.set_num_threads(previous)
     return statistics.median(history["time"][1:]) / 40

@@ -162,7 +162,7 @@ def train_rnnkit(data, args, padded, bucket=True):
     xs, pad, _, labels = data
     model = rnnkit.ManyToOne(xs[0].shape[1], args.hidden, args.classes, cell="gru", seed=0)
     history = model.fit(pad if padded else xs, labels, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, bucket=bucket, verbose=0)
+                        lr=args.lr, bucket=bucket, verbose=0).history_
     return history["time"], history["loss"]
 
 

@@ -406,7 +406,7 @@ def bench_generate(args):
     model = rnnkit.Seq2Seq(16, 128, ds.DATE_OUTPUT_SIZE, cell="lstm", vocab_size=len(ds.DATE_SOURCE_VOCAB),
                            end_token=ds.DATE_END, seed=0)
     started = time.perf_counter()
-    history = model.fit(X_train, Y_train, epochs=args.epochs, lr=5e-3, verbose=0)
+    history = model.fit(X_train, Y_train, epochs=args.epochs, lr=5e-3, verbose=0).history_
     train_s = time.perf_counter() - started
     max_steps = model.steps
 

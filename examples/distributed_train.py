@@ -65,7 +65,7 @@ def main():
         print(f"{size} rank(s) x {threads} thread(s); {args.samples} training sequences of {STEPS} steps")
     started = time.perf_counter()
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, lr=3e-3,
-                        validation_data=(x_test, y_test), verbose=2 if rank == 0 else 0, comm=comm)
+                        validation_data=(x_test, y_test), verbose=2 if rank == 0 else 0, comm=comm).history_
     elapsed = time.perf_counter() - started
     if rank == 0:
         train_time = sum(history["time"])

@@ -97,7 +97,7 @@ def train(comm, out):
             return _batch_loss(*args, **kwargs)
 
         model._batch_loss = recording
-        history = model.fit(x, y, comm=comm, **fit)
+        history = model.fit(x, y, comm=comm, **fit).history_
         every = comm.gather(params_bytes(model), root=0)
         if comm.rank == 0:
             model.save(os.path.join(out, f"case{index}.npz"))

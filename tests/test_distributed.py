@@ -125,7 +125,7 @@ def single_process_run(index):
 
     rnnkit._model.clip_grad_norm = recording
     try:
-        history = model.fit(x, y, **fit)
+        history = model.fit(x, y, **fit).history_
     finally:
         rnnkit._model.clip_grad_norm = clip_grad_norm
     return history, model, max(norms, default=0.0)

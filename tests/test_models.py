@@ -57,7 +57,7 @@ def test_many_to_one_learns_the_sign_of_a_sum():
     x = rng.standard_normal((400, 8, 2))
     y = (x[..., 0].sum(1) > 0).astype(int)
     model = ManyToOne(2, 32, 2, seed=0)
-    history = model.fit(x[:300], y[:300], epochs=10, lr=1e-2, verbose=0, validation_data=(x[300:], y[300:]))
+    history = model.fit(x[:300], y[:300], epochs=10, lr=1e-2, verbose=0, validation_data=(x[300:], y[300:])).history_
     assert history["val_score"][-1] >= 0.9
     assert history["val_score"][-1] == model.score(x[300:], y[300:])
     assert history["loss"][-1] < history["loss"][0] / 2
@@ -126,7 +126,7 @@ def test_cpp_and_numpy_backends_train_alike(model_cls, cell):
     histories, predictions = [], []
     for backend in ("cpp", "numpy"):
         model = model_cls(3, 8, 4, cell=cell, num_layers=2, dtype="float64", backend=backend, seed=3)
-        histories.append(model.fit(x, y, epochs=4, batch_size=8, lr=1e-2, verbose=0)["loss"])
+        histories.append(model.fit(x, y, epochs=4, batch_size=8, lr=1e-2, verbose=0).history_["loss"])
         predictions.append(model.predict(x))
     np.testing.assert_allclose(histories[0], histories[1], rtol=1e-8)
     np.testing.assert_array_equal(predictions[0], predictions[1])
@@ -135,7 +135,7 @@ def test_cpp_and_numpy_backends_train_alike(model_cls, cell):
 
 def test_training_is_reproducible_from_the_seed():
     x, y = tiny_task(ManyToMany)
-    runs = [ManyToMany(3, 8, 4, seed=s).fit(x, y, epochs=2, verbose=0)["loss"] for s in (5, 5, 6)]
+    runs = [ManyToMany(3, 8, 4, seed=s).fit(x, y, epochs=2, verbose=0).history_["loss"] for s in (5, 5, 6)]
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
 
@@ -143,8 +143,8 @@ def test_training_is_reproducible_from_the_seed():
 def test_fit_continues_from_the_current_weights():
     x, y = tiny_task(ManyToOne)
     model = ManyToOne(3, 8, 4, seed=0)
-    first = model.fit(x, y, epochs=3, lr=1e-2, verbose=0)["loss"]
-    second = model.fit(x, y, epochs=1, lr=1e-2, verbose=0)["loss"]
+    first = model.fit(x, y, epochs=3, lr=1e-2, verbose=0).history_["loss"]
+    second = model.fit(x, y, epochs=1, lr=1e-2, verbose=0).history_["loss"]
     assert second[0] < first[0]
 
 
@@ -184,7 +184,7 @@ def test_load_refuses_other_files_and_other_classes(tmp_path):
 
 def test_history_has_validation_entries_per_epoch():
     x, y = tiny_task(Seq2Seq)
-    history = Seq2Seq(3, 8, 4, seed=0).fit(x, y, epochs=3, verbose=0, validation_data=(x[:10], y[:10]))
+    history = Seq2Seq(3, 8, 4, seed=0).fit(x, y, epochs=3, verbose=0, validation_data=(x[:10], y[:10])).history_
     assert set(history) == {"loss", "time", "val_loss", "val_score"}
     assert all(len(v) == 3 for v in history.values())
     assert all(0 <= s <= 1 for s in history["val_score"])
@@ -193,7 +193,7 @@ def test_history_has_validation_entries_per_epoch():
 @pytest.mark.parametrize(("verbose", "pattern"), [(0, None), (1, r"epoch 2/2.*batch"), (2, r"epoch 2/2 .*loss=")])
 def test_verbose_progress(capsys, verbose, pattern):
     x, y = tiny_task(OneToOne)
-    OneToOne(3, 4, 4, seed=0).fit(x, y, epochs=2, verbose=verbose)
+    OneToOne(3, 4, 4, seed=0).fit(x, y, epochs=2, verbose=verbose).history_
     captured = capsys.readouterr()
     assert captured.out == ""
     if pattern is None:
@@ -317,7 +317,7 @@ def test_predict_checks_its_input_like_fit():
 def test_bad_fit_arguments(kwargs, error, pattern):
     x, y = tiny_task(OneToOne)
     with pytest.raises(error, match=pattern):
-        OneToOne(3, 4, 4, seed=0).fit(x, y, **{"verbose": 0, **kwargs})
+        OneToOne(3, 4, 4, seed=0).fit(x, y, **{"verbose": 0, **kwargs}).history_
 
 
 @pytest.mark.parametrize(("kwargs", "error", "pattern"), [

@@ -340,7 +340,7 @@ def test_many_to_one_learns_which_feature_has_the_larger_sum(bidirectional):
     rng = np.random.default_rng(0)
     (X, y), (Xt, yt) = larger_sum(rng, 400), larger_sum(rng, 200)
     model = ManyToOne(2, 16, 2, cell="gru", bidirectional=bidirectional, seed=0)
-    history = model.fit(X, y, epochs=10, lr=1e-2, verbose=0, validation_data=(Xt, yt))
+    history = model.fit(X, y, epochs=10, lr=1e-2, verbose=0, validation_data=(Xt, yt)).history_
     assert model.score(Xt, yt) >= 0.85  # chance: about 0.5
     assert history["val_score"][-1] == model.score(Xt, yt)
     assert model.predict(Xt).shape == (200,)
@@ -583,7 +583,7 @@ def test_fit_buckets_by_the_right_lengths(monkeypatch):
     padding = {}
     for bucket in (True, False):
         calls = recording(monkeypatch)
-        ManyToOne(2, 4, 2, seed=0).fit(X, y, epochs=2, batch_size=8, bucket=bucket, verbose=0)
+        ManyToOne(2, 4, 2, seed=0).fit(X, y, epochs=2, batch_size=8, bucket=bucket, verbose=0).history_
         assert len(calls) == 2
         for got_lengths, got_bucket, batches in calls:
             np.testing.assert_array_equal(got_lengths, lengths)
@@ -612,7 +612,7 @@ def test_fit_is_bitwise_reproducible_from_the_seed():
     runs = []
     for seed in (7, 7, 8):
         model = ManyToMany(3, 6, 3, cell="lstm", bidirectional=True, seed=seed)
-        history = model.fit(X, Y, epochs=3, batch_size=8, lr=1e-2, verbose=0)
+        history = model.fit(X, Y, epochs=3, batch_size=8, lr=1e-2, verbose=0).history_
         runs.append((history["loss"], {k: v.copy() for k, v in model.params.items()}))
     assert runs[0][0] == runs[1][0]
     for name, p in runs[0][1].items():
@@ -620,7 +620,7 @@ def test_fit_is_bitwise_reproducible_from_the_seed():
     assert runs[0][0] != runs[2][0]
     # bucketing changes the batches of ragged data, so the losses
     plain = ManyToMany(3, 6, 3, cell="lstm", bidirectional=True, seed=7)
-    assert plain.fit(X, Y, epochs=3, batch_size=8, lr=1e-2, bucket=False, verbose=0)["loss"] != runs[0][0]
+    assert plain.fit(X, Y, epochs=3, batch_size=8, lr=1e-2, bucket=False, verbose=0).history_["loss"] != runs[0][0]
 
 
 @pytest.mark.parametrize("model_cls", [OneToOne, OneToMany, ManyToOne, ManyToMany, Seq2Seq],
@@ -637,7 +637,7 @@ def test_rectangular_data_is_unaffected_by_bucket(model_cls, monkeypatch):
     for bucket in (True, False):
         calls = recording(monkeypatch)
         model = model_cls(3, 6, 4, dtype=F64, seed=3)
-        history = model.fit(X, Y, epochs=2, batch_size=8, bucket=bucket, verbose=0)
+        history = model.fit(X, Y, epochs=2, batch_size=8, bucket=bucket, verbose=0).history_
         assert all(c[0] is None for c in calls)
         results.append((history["loss"], model.params))
     assert results[0][0] == results[1][0]
@@ -648,7 +648,7 @@ def test_rectangular_data_is_unaffected_by_bucket(model_cls, monkeypatch):
 def test_bucket_must_be_a_bool():
     with pytest.raises(TypeError, match="bucket must be a bool, got int"):
         ManyToOne(3, 4, 2, seed=0).fit(ragged_floats(np.random.default_rng(0), [2, 3]), [0, 1], bucket=1,
-                                       verbose=0)
+                                       verbose=0).history_
 
 
 # -- 5. token ids (vocab_size) --------------------------------------------------------------------------

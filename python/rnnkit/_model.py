@@ -565,12 +565,13 @@ class Model:
     # -- the public API -----------------------------------------------------------------------------
 
     def fit(self, X, Y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", clip=5.0,
-            validation_data=None, bucket=True, verbose=1, comm=None) -> dict:
+            validation_data=None, bucket=True, verbose=1, comm=None) -> "Model":
         """Train on X, Y with mini-batches (reshuffled each epoch from the model's seed).
 
-        Returns the history, lists with one entry per epoch: "loss" (the mean training loss) and
-        "time" (seconds of training, validation excluded), plus "val_loss" and "val_score" (accuracy
-        or R², as ``score``) when ``validation_data=(X_val, Y_val)``.
+        Returns the model itself (as scikit-learn's fit does); ``model.history_`` is the history,
+        lists with one entry per epoch: "loss" (the mean training loss) and "time" (seconds of
+        training, validation excluded), plus "val_loss" and "val_score" (accuracy or R², as
+        ``score``) when ``validation_data=(X_val, Y_val)``.
         ``clip`` is the maximum global gradient norm (None: no clipping).  ``optimizer`` is "adam" or
         "sgd" (momentum 0.9) with learning rate ``lr`` (default 1e-3), or an optimizer object
         (``rnnkit.optim.Adam(lr=..., betas=..., weight_decay=...)``, ``SGD(lr=..., momentum=...,
@@ -591,7 +592,7 @@ class Model:
         return self._fit(X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, bucket, verbose,
                          self._train)
 
-    def _fit(self, X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, bucket, verbose, train) -> dict:
+    def _fit(self, X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, bucket, verbose, train) -> "Model":
         """fit's checks and set-up, then ``train(x, y, opt, history, epochs, batch_size, clip, validation,
         bucket, verbose)``: ``self._train``, or rnnkit.distributed's loop."""
         epochs = check_int("epochs", epochs)
@@ -621,9 +622,10 @@ class Model:
         history: dict[str, list] = {"loss": [], "time": []}
         if validation is not None:
             history.update(val_loss=[], val_score=[])
+        self.history_ = history  # (filled epoch by epoch: an interrupted fit leaves what it did)
         with _one_blas_thread(self.backend), self._fitting():
             train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose)
-        return history
+        return self
 
     def _bucket_lengths(self, x: Sequences, y: Sequences):
         """The lengths fit buckets by: the inputs', or the targets' when the inputs have no time axis."""

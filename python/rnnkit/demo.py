@@ -146,7 +146,7 @@ def run_task(task: Task, seed: int, verbose: int) -> dict:
     epoch = {}
     for backend in ("cpp", "numpy"):
         epoch[backend] = task.model(backend, seed).fit(X_train[:NUMPY_SAMPLES], Y_train[:NUMPY_SAMPLES],
-                                                       verbose=0, **few)["time"][0]
+                                                       verbose=0, **few).history_["time"][0]
     return {"fit_time": fit_time, "numpy_ratio": epoch["numpy"] / epoch["cpp"],
             "train": task.evaluate(model, X_train, Y_train), "test": task.evaluate(model, X_test, Y_test)}
 

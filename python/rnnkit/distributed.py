@@ -4,7 +4,7 @@ Launch the same script on every rank (``mpiexec -n 4 python train.py``, ``srun p
 every rank passes the same X and Y (it loads the same file), and::
 
     from mpi4py import MPI
-    history = model.fit(X, Y, epochs=10, batch_size=256, comm=MPI.COMM_WORLD)
+    history = model.fit(X, Y, epochs=10, batch_size=256, comm=MPI.COMM_WORLD).history_
     if MPI.COMM_WORLD.rank == 0:
         model.save("model.npz")            # any single process can Model.load it
 
@@ -156,7 +156,8 @@ def fit(model, X, Y, *, comm, num_threads=None, **options) -> dict:
     ``options`` are Model.fit's (epochs, batch_size, lr, optimizer, clip, validation_data, verbose),
     the same on every rank.  ``num_threads`` sets this rank's kernel threads during fit (default: see
     ``threads_per_rank``, unless ``rnnkit.set_num_threads`` was called or OMP_NUM_THREADS is set).
-    Returns the history of Model.fit, identical on every rank except the timings, plus "comm_time".
+    Returns the model, as Model.fit does; ``model.history_`` is identical on every rank except the
+    timings, and adds "comm_time".
     """
     _check_comm(comm)
     trainer = _Trainer(model, comm)

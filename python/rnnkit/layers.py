@@ -11,6 +11,7 @@ backward).  ``state_dict()`` returns copies under PyTorch's names; ``load_state_
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -64,6 +65,17 @@ def make_rng(seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def child_rng(rng: np.random.Generator) -> np.random.Generator:
+    """A Generator independent of ``rng``, spawned from its seed sequence (as ``Generator.spawn``, which
+    NumPy < 1.25 lacks), so ``rng``'s own stream is left as it was; one with no seed sequence to spawn
+    from gives one draw instead."""
+    bit_generator = rng.bit_generator
+    seed_seq = getattr(bit_generator, "seed_seq", getattr(bit_generator, "_seed_seq", None))
+    if isinstance(seed_seq, np.random.SeedSequence):
+        return np.random.Generator(type(bit_generator)(seed_seq.spawn(1)[0]))
+    return np.random.default_rng(int(rng.integers(2**63)))
+
+
 def to_numpy(value):
     """Torch tensors (even ones that require grad, or live on a GPU) become NumPy arrays; the rest passes."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
@@ -87,13 +99,45 @@ def uniform_init(rng: np.random.Generator, bound: float, shape: tuple, dtype: np
     return rng.uniform(-bound, bound, shape).astype(dtype)
 
 
+INITS = ("torch", "orthogonal", "identity")
+
+
+def check_dropout(value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"dropout must be a number in [0, 1), got {value!r} ({type(value).__name__})")
+    if not 0 <= value < 1:  # (NaN fails it too)
+        raise ValueError(f"dropout must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_init(value) -> str:
+    if not (isinstance(value, str) and value in INITS):
+        raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}, got {value!r}")
+    return value
+
+
+def orthogonal(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A (size, size) orthogonal matrix, uniformly distributed (Haar): Q of a Gaussian matrix's QR with
+    its columns' signs fixed by R's diagonal, as torch.nn.init.orthogonal_ and Keras' Orthogonal do
+    (without the fix Q's diagonal would lean to one sign).  float64."""
+    q, r = np.linalg.qr(rng.standard_normal((size, size)))
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+
+
+def dropout_mask(rng: np.random.Generator, p: float, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """Inverted dropout's multiplier: 0 with probability p, else 1/(1-p) (so the mean is kept), drawn in
+    float64 so float32 and float64 layers with one seed drop alike."""
+    return np.where(rng.random(shape) < p, 0.0, 1.0 / (1.0 - p)).astype(dtype)
+
+
 # ---------------------------------------------------------------------------------------------------
 
 class RNN:
     """A multi-layer, optionally bidirectional recurrent layer with torch.nn.RNN's interface.
 
     ``RNN(input_size, hidden_size, *, cell="tanh", num_layers=1, bidirectional=False,
-    batch_first=False, dtype="float32", backend="cpp", seed=None)``
+    batch_first=False, dropout=0.0, init="torch", unit_forget_bias=False, dtype="float32",
+    backend="cpp", seed=None)``
 
     - ``forward(x, h0=None, *, lengths=None) -> (y, h_n)`` (also ``layer(x, h0)``): x is (T, B, I), or (B, T, I) when
       ``batch_first``, or (T, I) unbatched; y is (T, B, D·H) (batch-first too when x is), a
@@ -109,10 +153,24 @@ class RNN:
 
     Parameters start as torch's do: U(-1/sqrt(H), 1/sqrt(H)), drawn from ``seed``.
     ``backend="numpy"`` runs the same layer on the NumPy reference.
+
+    - ``dropout`` (torch.nn.RNN's): in training forwards, each layer's output but the last's (both
+      directions' [forward | reverse] together) is multiplied, before the next layer reads it, by a
+      fresh mask of 0 (probability ``dropout``) and 1/(1-dropout); inference (``training=False``)
+      never drops, and the backward applies the forward's masks (``dropout_masks``).  The masks come
+      from the layer's own Generator, spawned from ``seed``: layers built alike draw the same masks
+      call after call.  With ``num_layers=1`` there is nothing to drop: a UserWarning, as torch.
+    - ``init``: how each (H, H) gate block of every ``weight_hh`` starts — "torch" (the uniform above),
+      "orthogonal" (a random orthogonal matrix: Keras' recurrent default) or "identity" (IRNN, Le et
+      al. 2015, meant for ``cell="relu"``).  The other parameters start as with "torch", bit for bit
+      (the orthogonal matrices come from a stream of their own, spawned from ``seed``).
+    - ``unit_forget_bias`` (LSTM; Keras'): the forget gate's biases start at bias_ih = 1, bias_hh = 0,
+      so that the gate starts mostly open.
     """
 
     def __init__(self, input_size, hidden_size, *, cell="tanh", num_layers=1, bidirectional=False,
-                 batch_first=False, dtype="float32", backend="cpp", seed=None):
+                 batch_first=False, dropout=0.0, init="torch", unit_forget_bias=False, dtype="float32",
+                 backend="cpp", seed=None):
         self.input_size = check_int("input_size", input_size)
         self.hidden_size = check_int("hidden_size", hidden_size)
         self.num_layers = check_int("num_layers", num_layers)
@@ -122,6 +180,16 @@ class RNN:
         self.backend = check_backend(backend)
         self._cell = _cells.make_cell(cell)
         self.cell = cell
+        self.dropout = check_dropout(dropout)
+        self.init = check_init(init)
+        self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
+        if self.unit_forget_bias and self._cell.kind != "lstm":
+            raise ValueError(f"unit_forget_bias=True is for the LSTM (it sets its forget gate's bias); this "
+                             f"layer's cell is {cell!r}")
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn("dropout adds dropout after all but the last recurrent layer, so a non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout!r} and num_layers=1",
+                          UserWarning, stacklevel=2)
         rng = make_rng(seed)
         gates_hidden = self._cell.gates * self.hidden_size
         bound = 1.0 / np.sqrt(self.hidden_size)
@@ -133,15 +201,41 @@ class RNN:
                           "bias_ih": (gates_hidden,), "bias_hh": (gates_hidden,)}
                 for kind, shape in shapes.items():
                     self.params[self._name(kind, layer, direction)] = uniform_init(rng, bound, shape, self.dtype)
+        # Spawned after the draws above (spawning draws nothing): whatever the options, the torch-style
+        # parameters, and the layers a model builds after this one from the same Generator, stay the same.
+        self._dropout_rng = child_rng(rng)
+        self._start_options(child_rng(rng) if self.init == "orthogonal" else None)
         self._shapes = {name: array.shape for name, array in self.params.items()}
         self.grads: dict[str, np.ndarray] = {}
         self._saved = None  # what the last forward kept for the backward
         self.training = True  # the default of forward's training=
         self._plans = {}  # (layer, direction) -> (plan, weights version, SIMD path, array ids), for inference
 
+    def _start_options(self, rng) -> None:
+        """Apply ``init`` to every weight_hh and ``unit_forget_bias`` to the biases (torch's gate order:
+        the LSTM's i, f, g, o)."""
+        hidden = self.hidden_size
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                if self.init != "torch":
+                    weight_hh = self.params[self._name("weight_hh", layer, direction)]
+                    for gate in range(self._cell.gates):
+                        block = orthogonal(rng, hidden) if self.init == "orthogonal" else np.eye(hidden)
+                        weight_hh[gate * hidden:(gate + 1) * hidden] = block
+                if self.unit_forget_bias:
+                    self.params[self._name("bias_ih", layer, direction)][hidden:2 * hidden] = 1
+                    self.params[self._name("bias_hh", layer, direction)][hidden:2 * hidden] = 0
+
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    def __getstate__(self):
+        """Pickling (joblib, scikit-learn's n_jobs): the parameters and options; neither what the last
+        forward kept for a backward nor the packed plans (made again when needed)."""
+        state = dict(self.__dict__)
+        state["_saved"], state["_plans"] = None, {}
+        return state
 
     @staticmethod
     def _name(kind: str, layer: int, direction: int) -> str:
@@ -163,7 +257,8 @@ class RNN:
 
     def __repr__(self):
         extra = "".join(f", {k}={getattr(self, k)!r}" for k, default in
-                        [("num_layers", 1), ("bidirectional", False), ("batch_first", False)]
+                        [("num_layers", 1), ("bidirectional", False), ("batch_first", False), ("dropout", 0.0),
+                         ("init", "torch"), ("unit_forget_bias", False)]
                         if getattr(self, k) != default)
         return (f"RNN({self.input_size}, {self.hidden_size}, cell={self.cell!r}{extra}, "
                 f"dtype='{self.dtype}', backend={self.backend!r})")
@@ -258,7 +353,8 @@ class RNN:
         stack and both directions use the lengths; the backward ignores dy at the padding.
 
         ``training`` defaults to the layer's ``training`` attribute (True unless set, as torch's
-        ``module.training``).  ``training=False`` (inference: what the models' predict and score use)
+        ``module.training``); only training forwards drop (``dropout``), each with new masks.
+        ``training=False`` (inference: what the models' predict and score use)
         saves nothing for the backward, and runs on weights packed once and kept between calls; they are packed again
         after an optimizer step or ``load_state_dict`` (after changing ``params`` in place some other
         way, call ``invalidate()``).
@@ -290,7 +386,7 @@ class RNN:
 
         hidden, directions, num_states = self.hidden_size, self.num_directions, self._cell.num_states
         h_n = tuple(np.empty((self.num_layers * directions, batch, hidden), self.dtype) for _ in range(num_states))
-        saved = []
+        saved, masks = [], []
         layer_input = x
         for layer in range(self.num_layers):
             # One (T, B, D·H) output per layer; the directions write their halves in place, at once.
@@ -310,7 +406,12 @@ class RNN:
                     h_n[s][index] = states_n[d][s]
             saved.append(layer_saved)
             layer_input = out
-        self._saved = (saved, x.shape, unbatched) if training else None  # (inference: nothing left to a backward)
+            if training and self.dropout > 0 and layer < self.num_layers - 1:
+                # A new array: the saved pass refers to out (its h_t), which must stay undropped.
+                masks.append(dropout_mask(self._dropout_rng, self.dropout, out.shape, self.dtype))
+                layer_input = out * masks[-1]
+        # (inference: nothing left to a backward)
+        self._saved = (saved, x.shape, unbatched, masks) if training else None
         y = layer_input
         if training:
             y.flags.writeable = False
@@ -324,6 +425,22 @@ class RNN:
         return y, self._states_out(h_n, unbatched)
 
     __call__ = forward
+
+    @property
+    def dropout_masks(self) -> tuple:
+        """The masks the last training forward multiplied each layer's output by (all layers but the
+        last; what ``backward`` applies), laid out as y — (T, B, D·H), batch-first or unbatched as x
+        was — holding 0 and 1/(1-dropout); () when it dropped nothing or the last forward was inference.
+        Read-only."""
+        if self._saved is None:
+            return ()
+        _, _, unbatched, masks = self._saved
+        views = []
+        for mask in masks:
+            view = mask[:, 0] if unbatched else mask.transpose(1, 0, 2) if self.batch_first else mask[...]
+            view.flags.writeable = False
+            views.append(view)
+        return tuple(views)
 
     def _cells_of(self, saved, steps, batch):
         """Every c_t (T, B, D·H) of a layer's training pass, 0 at the padding."""
@@ -379,7 +496,7 @@ class RNN:
         """
         if self._saved is None:
             raise RuntimeError("backward() needs a forward() first (with training=True)")
-        saved, (steps, batch, inputs), unbatched = self._saved
+        saved, (steps, batch, inputs), unbatched, masks = self._saved
         hidden, directions = self.hidden_size, self.num_directions
         if dy is not None:
             dy = layer_array("dy", to_numpy(dy), self.dtype, "this layer")
@@ -407,7 +524,8 @@ class RNN:
                     dstates0[s][indices[d]] = dstate
                 for kind, dweight in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), dweights):
                     grads[self._name(kind, layer, d)] = dweight
-            d_output = d_input
+            # (through the dropout between this layer and the one below: the same mask)
+            d_output = d_input * masks[layer - 1] if masks and layer > 0 else d_input
         self.grads = {name: grads[name] for name in self.params}
         dx = d_output
         if unbatched:

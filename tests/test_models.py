@@ -243,7 +243,7 @@ def fitted(model_cls, **kwargs):
     (ManyToOne, np.zeros((10, 5, 3)), np.zeros(9), ValueError,
      r"X and Y have different numbers of samples: 10 and 9"),
     (ManyToOne, np.zeros((10, 5, 4)), np.zeros(10), ValueError,
-     r"X has 4 features \(shape \(10, 5, 4\)\); this model's input_size is 3"),
+     r"X has 4 features, but ManyToOne is expecting 3 features as input \(its input_size; X has shape \(10, 5, 4\)\)"),
     (ManyToOne, np.zeros((10, 0, 3)), np.zeros(10), ValueError, r"at least one timestep"),
     (OneToOne, np.zeros((0, 3)), np.zeros(0), ValueError, r"fit needs at least one sample"),
     (OneToOne, np.zeros((3, 3)), np.array([0, 1, 4]), ValueError,

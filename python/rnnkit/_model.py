@@ -28,8 +28,12 @@ from .layers import (
     RNN,
     check_backend,
     check_bool,
+    check_dropout,
     check_dtype,
+    check_init,
     check_int,
+    child_rng,
+    dropout_mask,
     load_params,
     make_rng,
     to_numpy,
@@ -245,17 +249,24 @@ class Model:
         Model._registry[cls.__name__] = cls
 
     def __init__(self, input_size, hidden_size, output_size, *, cell="tanh", num_layers=1,
-                 task="classification", bidirectional=False, vocab_size=None, dtype="float32", backend="cpp",
-                 seed=None):
+                 task="classification", bidirectional=False, vocab_size=None, dropout=0.0, init="torch",
+                 unit_forget_bias=False, dtype="float32", backend="cpp", seed=None):
         if type(self) is Model:
             raise TypeError("Model is a base class: use OneToOne, OneToMany, ManyToOne, ManyToMany or Seq2Seq")
+        # the constructor's arguments as given, for get_params (scikit-learn's clone checks identity)
+        self._given = {"input_size": input_size, "hidden_size": hidden_size, "output_size": output_size,
+                       "cell": cell, "num_layers": num_layers, "task": task, "bidirectional": bidirectional,
+                       "vocab_size": vocab_size, "dropout": dropout, "init": init,
+                       "unit_forget_bias": unit_forget_bias, "dtype": dtype, "backend": backend, "seed": seed}
         if task not in TASKS:
             raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
-        self.input_size = check_int("input_size", input_size)
+        # input_size / output_size None: taken from the data by the first fit (as scikit-learn's
+        # estimators do); the layers are built then
+        self.input_size = None if input_size is None else check_int("input_size", input_size)
         self.hidden_size = check_int("hidden_size", hidden_size)
-        self.output_size = check_int("output_size", output_size)
+        self.output_size = None if output_size is None else check_int("output_size", output_size)
         self.num_layers = check_int("num_layers", num_layers)
         self.bidirectional = check_bool("bidirectional", bidirectional)
         if self.bidirectional and not self.can_be_bidirectional:
@@ -263,20 +274,72 @@ class Model:
                              + self._no_bidirectional_reason + "; bidirectional=True is for ManyToOne, ManyToMany and "
                              "the encoder of Seq2Seq")
         self.vocab_size = None if vocab_size is None else check_int("vocab_size", vocab_size)
+        if self.vocab_size is not None and self.input_size is None:
+            raise ValueError("vocab_size needs input_size (the embedding's size): it cannot be read from token ids")
+        self.dropout = check_dropout(dropout)
+        self.init = check_init(init)
+        self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
         self.dtype = check_dtype(dtype)
         self.backend = check_backend(backend)
         self.task = task
         self.cell = cell
         self.seed = None if seed is None else int(seed)
         self._rng = make_rng(self.seed)
+        self._predicting, self._fitting_thread = 0, None  # (see _inference and _fitting)
+        self.layers: dict = {}
+        self._head_mask = None
+        if self.input_size is not None and self.output_size is not None:
+            self._build_layers()
+        self.fitted = False
+        self.steps = None  # the decoders: the longest target seen by fit (predict's default max_steps)
+        self._classes = None  # OneToOne, ManyToOne: the labels fit saw, when not 0 … output_size-1
+
+    _no_bidirectional_reason = "it has no sequence to read both ways"
+
+    def _build_layers(self) -> None:
         self.layers = self._build(self._rng)
         if self.vocab_size is not None:  # the token ids' embedding comes first
             embed = Embedding(self.vocab_size, self.input_size, dtype=self.dtype, seed=self._rng)
             self.layers = {"embed": embed, **self.layers}
-        self.fitted = False
-        self.steps = None  # the decoders: the longest target seen by fit (predict's default max_steps)
+        self._dropout_rng = child_rng(self._rng)  # the head input's dropout (spawned: draws nothing)
 
-    _no_bidirectional_reason = "it has no sequence to read both ways"
+    def _check_built(self, what: str) -> None:
+        if not self.layers:
+            raise NotFittedError(f"this {type(self).__name__} has no layers yet (input_size or output_size is None: "
+                                 f"the first fit takes them from the data); call fit(X, Y) before {what}")
+
+    def _infer_sizes(self, X, Y) -> None:
+        """The first fit of a model built with input_size or output_size None: the sizes from the data."""
+        X, Y = to_numpy(X), to_numpy(Y)
+        if self.input_size is None:
+            first = np.asarray(X[0]) if isinstance(X, (list, tuple)) and len(X) and self.x_ndim == 3 else None
+            shape = first.shape if first is not None else np.shape(X)
+            want = self.x_ndim - (1 if first is not None else 0)
+            if len(shape) != want or shape[-1] < 1:
+                raise ValueError(f"X has shape {v.fmt_shape(shape)}; {type(self).__name__} expects "
+                                 f"{'(N, F)' if self.x_ndim == 2 else '(N, T, F), or a list of (T_i, F) arrays'} "
+                                 f"to take input_size = F from")
+            self.input_size = int(shape[-1])
+        if self.output_size is None:
+            rows = [np.asarray(r) for r in Y] if isinstance(Y, (list, tuple)) and self.sequence_targets else None
+            if self.task == "classification":
+                labels = np.concatenate([r.reshape(-1) for r in rows]) if rows else np.asarray(Y).reshape(-1)
+                if labels.size == 0:
+                    raise ValueError("Y has no labels to take output_size from")
+                if self.sequence_targets:  # labels are the outputs' indices: 0 … the largest
+                    if labels.dtype.kind not in "iu" and not (labels.dtype.kind == "f" and
+                                                              np.array_equal(labels, np.round(labels))):
+                        raise ValueError(f"Y must hold integer class labels for task='classification', got dtype "
+                                         f"{labels.dtype}")
+                    end = getattr(self, "end_token", None)
+                    self.output_size = int(max(labels.max(), -1 if end is None else end)) + 1
+                else:  # every distinct label is a class (classes_)
+                    self.output_size = len(np.unique(labels))
+            else:
+                shape = rows[0].shape if rows else np.shape(Y)
+                base = 1 if rows else (2 if self.sequence_targets else 1)
+                self.output_size = 1 if len(shape) <= base else int(shape[-1])
+        self._build_layers()
 
     @property
     def num_directions(self) -> int:
@@ -285,15 +348,148 @@ class Model:
     def _init_args(self) -> dict:
         return {"input_size": self.input_size, "hidden_size": self.hidden_size, "output_size": self.output_size,
                 "cell": self.cell, "num_layers": self.num_layers, "task": self.task,
-                "bidirectional": self.bidirectional, "vocab_size": self.vocab_size, "dtype": str(self.dtype),
+                "bidirectional": self.bidirectional, "vocab_size": self.vocab_size, "dropout": self.dropout,
+                "init": self.init, "unit_forget_bias": self.unit_forget_bias, "dtype": str(self.dtype),
                 "backend": self.backend, "seed": self.seed}
 
     def __repr__(self):
         args = self._init_args()
         head = ", ".join(str(args.pop(k)) for k in ("input_size", "hidden_size", "output_size"))
-        defaults = {"bidirectional": False, "vocab_size": None, "end_token": None}
+        defaults = {"bidirectional": False, "vocab_size": None, "end_token": None, "dropout": 0.0, "init": "torch",
+                    "unit_forget_bias": False}
         return f"{type(self).__name__}({head}, " + ", ".join(
             f"{k}={v!r}" for k, v in args.items() if k not in defaults or v != defaults[k]) + ")"
+
+    # -- scikit-learn's estimator API (scikit-learn itself is not needed) ---------------------------
+
+    def get_params(self, deep=True) -> dict:
+        """The constructor's arguments, as given (``sklearn.base.clone`` rebuilds the model from them)."""
+        return dict(self._given)
+
+    def set_params(self, **params) -> "Model":
+        """Change constructor arguments: the model is rebuilt from them (fresh weights from its seed,
+        not fitted), as an unfitted scikit-learn estimator would be.  Returns the model."""
+        unknown = sorted(set(params) - set(self._given))
+        if unknown:
+            raise ValueError(f"invalid parameter(s) {unknown} for {type(self).__name__}; its parameters are "
+                             f"{sorted(self._given)}")
+        self.__init__(**{**self._given, **params})
+        return self
+
+    @property
+    def _estimator_type(self) -> str:
+        return "classifier" if self.task == "classification" else "regressor"
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags (called by scikit-learn only, so it is imported only then)."""
+        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+        classify = self.task == "classification"
+        tags = Tags(estimator_type=self._estimator_type,
+                    target_tags=TargetTags(required=True, multi_output=self.sequence_targets))
+        if classify:
+            tags.classifier_tags = ClassifierTags(multi_class=True, multi_label=False)
+        else:
+            tags.regressor_tags = RegressorTags()
+        tags.input_tags.two_d_array = self.x_ndim == 2 and self.vocab_size is None
+        tags.input_tags.three_d_array = self.x_ndim == 3
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
+    @property
+    def n_features_in_(self) -> int:
+        """The number of features of X that fit saw (input_size; 1 token id with vocab_size)."""
+        self._check_fitted("n_features_in_")
+        return 1 if self.vocab_size is not None else self.input_size
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class labels, in the order of the outputs (classification): 0 … output_size-1, or for
+        OneToOne and ManyToOne the labels fit saw, sorted (strings too) when they were not those."""
+        if self.task != "classification":
+            raise AttributeError(f"a {type(self).__name__} with task='regression' has no classes_")
+        classes = getattr(self, "_classes", None)
+        return np.arange(self.output_size) if classes is None else classes.copy()
+
+    def _learn_classes(self, Y) -> None:
+        """fit: OneToOne and ManyToOne learn their label set from Y when it is not 0 … output_size-1."""
+        if self.task != "classification" or self.sequence_targets or (self.fitted and self._classes is not None):
+            # (a fitted model keeps the classes it learnt; new labels are refused by _encode_labels)
+            return
+        labels = np.asarray(to_numpy(Y))
+        if labels.ndim != 1 or labels.dtype == object and not all(isinstance(v, str) for v in labels):
+            self._classes = None
+            return  # (the checks that follow say what is wrong)
+        if labels.dtype.kind in "fc" and (not np.isfinite(labels).all() or not np.array_equal(labels, np.round(labels))):
+            self._classes = None  # continuous targets: refused as labels next (as scikit-learn does)
+            return
+        classes = np.unique(labels)
+        if labels.dtype.kind in "iubf":
+            if labels.size == 0 or (labels.min() >= 0 and labels.max() < self.output_size) \
+                    or len(classes) != self.output_size:
+                self._classes = None  # the labels are the outputs' indices (or out of range: refused next)
+                return
+        if len(classes) != self.output_size:
+            raise ValueError(f"Y holds {len(classes)} classes ({', '.join(map(repr, classes[:5].tolist()))}"
+                             f"{', …' if len(classes) > 5 else ''}); labels other than 0 … output_size-1 are mapped "
+                             f"to the outputs in sorted order, so output_size must be {len(classes)}, not "
+                             f"{self.output_size}")
+        self._classes = classes
+
+    def _encode_labels(self, name, Y):
+        """Labels given in classes_ -> the outputs' indices (OneToOne and ManyToOne with classes_)."""
+        classes = getattr(self, "_classes", None)
+        if classes is None or self.task != "classification" or self.sequence_targets:
+            return Y
+        labels = np.asarray(to_numpy(Y))
+        if labels.ndim != 1:
+            raise ValueError(f"{name} has shape {v.fmt_shape(labels.shape)}; {type(self).__name__} expects {name} of "
+                             f"shape (N,)")
+        index = np.searchsorted(classes, labels)
+        index = np.minimum(index, len(classes) - 1)
+        unknown = np.flatnonzero(classes[index] != labels)
+        if unknown.size:
+            i = int(unknown[0])
+            raise ValueError(f"{name}[{i}] = {labels[i].item()!r} is not one of the classes fit saw "
+                             f"({', '.join(map(repr, classes.tolist()))})")
+        return index.astype(np.int64)
+
+    def _decode_labels(self, labels):
+        classes = getattr(self, "_classes", None)
+        return labels if classes is None else classes[labels]
+
+    def predict_proba(self, X):
+        """Class probabilities (the head's softmax; classification, not the decoders): (N, output_size)
+        for OneToOne and ManyToOne, (N, T, output_size) or a list of (T_i, output_size) for ManyToMany,
+        the columns in the order of ``classes_``."""
+        if self.task != "classification":
+            raise AttributeError(f"a {type(self).__name__} with task='regression' has no predict_proba")
+        if self.generates:
+            raise TypeError(f"{type(self).__name__} generates its sequences greedily and has no predict_proba")
+        self._check_fitted("predict_proba")
+        x = self._check_x(X)
+        as_list = self.sequence_targets and x.ragged
+        rows, out = [None] * len(x), None
+        with _one_blas_thread(self.backend), self._inference():
+            for idx in self._chunks(x):
+                batch = x.take(idx)
+                logits = self._forward(batch, None).astype(np.float64)
+                logits -= logits.max(axis=-1, keepdims=True)
+                p = np.exp(logits)
+                p /= p.sum(axis=-1, keepdims=True)
+                p = p.astype(self.dtype)
+                if self.sequence_targets:
+                    p = np.swapaxes(p, 0, 1)
+                if as_list:
+                    for i, row in zip(idx, p):
+                        rows[i] = np.ascontiguousarray(row[:x.step_lengths()[i]])
+                    continue
+                if out is None:
+                    out = np.empty((len(x), *p.shape[1:]), p.dtype)
+                out[idx] = p
+        if as_list:
+            return rows
+        return out if out is not None else np.zeros((0, self.output_size), self.dtype)
 
     @property
     def params(self) -> dict:
@@ -316,6 +512,19 @@ class Model:
 
     def _backward(self, doutputs) -> None:
         raise NotImplementedError
+
+    def _head(self, features):
+        """The head on its input features — after dropout in training forwards (``dropout``)."""
+        if self._training():  # (inference keeps nothing on the model: many threads may predict)
+            self._head_mask = None if not self.dropout else dropout_mask(
+                self._dropout_rng, self.dropout, features.shape, self.dtype)
+            if self._head_mask is not None:
+                features = features * self._head_mask
+        return self.layers["head"](features)
+
+    def _head_backward(self, doutputs):
+        dfeatures = self.layers["head"].backward(doutputs)
+        return dfeatures if self._head_mask is None else dfeatures * self._head_mask
 
     def _inputs(self, x):
         """The batch's float inputs: the data itself, or the embedding of its token ids."""
@@ -392,8 +601,9 @@ class Model:
             values = self._check_ids(name, x)
         else:
             if x.shape[-1] != self.input_size:
-                raise ValueError(f"{name} has {x.shape[-1]} features (shape {v.fmt_shape(x.shape)}); this model's "
-                                 f"input_size is {self.input_size}")
+                raise ValueError(f"{name} has {x.shape[-1]} features, but {type(self).__name__} is expecting "
+                                 f"{self.input_size} features as input (its input_size; {name} has shape "
+                                 f"{v.fmt_shape(x.shape)})")
             values = np.ascontiguousarray(x, dtype=self.dtype)
         if timed and x.shape[1] == 0:
             raise ValueError(f"{name} has shape {v.fmt_shape(x.shape)}: sequences need at least one timestep")
@@ -432,7 +642,7 @@ class Model:
 
     def _check_y(self, Y, x: Sequences, name="Y") -> Sequences:
         """Targets as a data set: labels (int64) or values, batch-first, padded, with lengths."""
-        Y = to_numpy(Y)
+        Y = self._encode_labels(name, to_numpy(Y))
         _check_not_iterator(name, Y)
         n = len(x)
         if not self.sequence_targets:
@@ -497,12 +707,16 @@ class Model:
                 raise ValueError(f"{name} has shape {v.fmt_shape(y.shape)}; its last axis must be output_size = "
                                  f"{self.output_size}")
             return np.ascontiguousarray(y, dtype=self.dtype)
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError(f"{name} holds NaN or Inf; class labels must be finite")
         if y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
             raise ValueError(f"{name} must hold integer class labels for task='classification', got non-integer "
-                             f"values (dtype {y.dtype})")
+                             f"values (dtype {y.dtype}): a continuous target (use task='regression')")
         if y.size and (y.min() < 0 or y.max() >= self.output_size):
+            other = "" if self.sequence_targets else (f", or be any {self.output_size} distinct labels (mapped to the "
+                                                      f"outputs in sorted order: classes_)")
             raise ValueError(f"{name} holds labels from {y.min():g} to {y.max():g}; labels must lie in "
-                             f"[0, output_size) = [0, {self.output_size})")
+                             f"[0, output_size) = [0, {self.output_size}){other}")
         return y.astype(np.int64)
 
     def _check_fitted(self, what: str) -> None:
@@ -604,9 +818,12 @@ class Model:
             verbose = int(verbose)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        if not self.layers:
+            self._infer_sizes(X, Y)
         x = self._check_x(X)
         if len(x) == 0:
             raise ValueError(f"X has shape {v.fmt_shape(np.shape(X))}: fit needs at least one sample")
+        self._learn_classes(Y)
         y = self._check_y(Y, x)
         validation = None
         if validation_data is not None:
@@ -758,7 +975,8 @@ class Model:
     def predict(self, X):
         """Labels (classification) or values (regression) for X; see the class docstring for shapes."""
         self._check_fitted("predict")
-        return self._predictions(self._check_x(X), self.steps)
+        out = self._predictions(self._check_x(X), self.steps)
+        return self._decode_labels(out) if self.task == "classification" and not self.sequence_targets else out
 
     def _real_targets(self, y: Sequences) -> np.ndarray:
         """The real targets: as given for rectangular data ((N, T·k) float64 rows for regression, to
@@ -810,6 +1028,7 @@ class Model:
     def to_onnx(self, path, **options) -> None:
         """Write the model (embedding, recurrent nodes, head; the decoders' greedy generation as a
         Loop) as an ONNX graph that ONNX Runtime runs to predict's results; see ``rnnkit._onnx``."""
+        self._check_built("to_onnx")
         from ._onnx import export_model
         return export_model(self, path, **options)
 
@@ -818,7 +1037,8 @@ class Model:
         Atomic: written to a temporary file beside it, flushed to disk, then renamed over ``path``, so
         that a crash at any moment leaves either the previous file or the new one, never half of one."""
         config = {"format": FILE_FORMAT, "class": type(self).__name__, "init": self._init_args(),
-                  "fitted": self.fitted, "steps": self.steps, "rnnkit_version": __version__}
+                  "fitted": self.fitted, "steps": self.steps, "rnnkit_version": __version__,
+                  "classes": None if self._classes is None else self._classes.tolist()}
         arrays = {f"param:{name}": array for name, array in self.params.items()}
         atomic_write(path, lambda file: np.savez(file, config=np.array(json.dumps(config)), **arrays))
 
@@ -844,7 +1064,7 @@ class Model:
                     raise TypeError(f"{name} holds a {config.get('class')}, not a {cls.__name__}")
                 model = model_cls(**config["init"])
                 weights = {k[len("param:"):]: data[k] for k in data.files if k.startswith("param:")}
-                fitted, steps = bool(config["fitted"]), config["steps"]
+                fitted, steps, classes = bool(config["fitted"]), config["steps"], config.get("classes")
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             raise
         except (ValueError, TypeError) as exc:
@@ -856,4 +1076,5 @@ class Model:
         load_params(model.params, weights, f"a {model_cls.__name__} with these sizes")
         model.fitted = fitted
         model.steps = steps
+        model._classes = None if classes is None else np.array(classes)
         return model

@@ -46,8 +46,10 @@ class _LayerFactory:
 
     def rnn(self, input_size, bidirectional=False):
         m = self.model
+        # (the model's dropout also drops the head's input, so a single layer is no mistake here)
         return RNN(input_size, m.hidden_size, cell=m.cell, num_layers=m.num_layers, bidirectional=bidirectional,
-                   dtype=m.dtype, backend=m.backend, seed=self.rng)
+                   dropout=m.dropout if m.num_layers > 1 else 0.0, init=m.init,
+                   unit_forget_bias=m.unit_forget_bias, dtype=m.dtype, backend=m.backend, seed=self.rng)
 
     def dense(self, input_size, output_size):
         return Dense(input_size, output_size, dtype=self.model.dtype, seed=self.rng)
@@ -66,10 +68,10 @@ class OneToOne(Model):
 
     def _forward(self, x, y):
         hidden, _ = self.layers["rnn"](self._inputs(x)[None], training=self._training())  # (1, N, H): one step
-        return self.layers["head"](hidden[0])
+        return self._head(hidden[0])
 
     def _backward(self, doutputs):
-        dhidden = self.layers["head"].backward(doutputs)
+        dhidden = self._head_backward(doutputs)
         dx, _ = self.layers["rnn"].backward(dhidden[None])
         self._inputs_backward(dx[0])
 
@@ -94,15 +96,16 @@ class ManyToOne(Model):
         if training:
             self._h_n = h_n  # (for the backward; predictions keep nothing on the model)
         top = h_n[0][-self.num_directions:]  # (D, N, H): the top layer's directions
-        return self.layers["head"](top[0] if len(top) == 1 else np.concatenate(list(top), axis=-1))
+        return self._head(top[0] if len(top) == 1 else np.concatenate(list(top), axis=-1))
 
     def stream(self, batch_size=1):
         """Step-by-step inference: ``step(x_t)`` gives the prediction given everything so far (see
         rnnkit.streams.ModelStream)."""
+        self._check_built("stream")
         return ModelStream(self, batch_size)
 
     def _backward(self, doutputs):
-        dtop = self.layers["head"].backward(doutputs)
+        dtop = self._head_backward(doutputs)
         dstates = tuple(np.zeros_like(state) for state in self._h_n)
         hidden, directions = self.hidden_size, self.num_directions
         for d in range(directions):  # only the top layer's final h reaches the head
@@ -127,15 +130,16 @@ class ManyToMany(Model):
 
     def _forward(self, x, y):
         hidden, _ = self.layers["rnn"](self._inputs(x), lengths=x.lengths, training=self._training())  # (T, N, D·H)
-        return self.layers["head"](hidden)
+        return self._head(hidden)
 
     def stream(self, batch_size=1):
         """Step-by-step inference: ``step(x_t)`` gives the head's prediction for that step (see
         rnnkit.streams.ModelStream)."""
+        self._check_built("stream")
         return ModelStream(self, batch_size)
 
     def _backward(self, doutputs):
-        dx, _ = self.layers["rnn"].backward(self.layers["head"].backward(doutputs))
+        dx, _ = self.layers["rnn"].backward(self._head_backward(doutputs))
         self._inputs_backward(dx)
 
 
@@ -157,12 +161,13 @@ class _Decoder(Model):
 
     def __init__(self, input_size, hidden_size, output_size, *, end_token=None, **options):
         super().__init__(input_size, hidden_size, output_size, **options)
+        self._given["end_token"] = end_token
         if end_token is not None:
             if self.task != "classification":
                 raise ValueError(f"end_token is for task='classification' (a label that ends a sequence); this "
                                  f"model has task={self.task!r}")
             end_token = check_int("end_token", end_token, minimum=0)
-            if end_token >= self.output_size:
+            if self.output_size is not None and end_token >= self.output_size:
                 raise ValueError(f"end_token = {end_token} is out of range; it must be a label in [0, output_size) "
                                  f"= [0, {self.output_size})")
         self.end_token = end_token
@@ -204,10 +209,10 @@ class _Decoder(Model):
         inputs[1:] = self._feedback(y.data[:-1], from_targets=True)
         hidden, _ = self.layers["decoder"](inputs, from_state_tuple(self._initial_state(x)), lengths=y.lengths,
                                            training=self._training())
-        return self.layers["head"](hidden)
+        return self._head(hidden)
 
     def _backward(self, doutputs):
-        dhidden = self.layers["head"].backward(doutputs)
+        dhidden = self._head_backward(doutputs)
         _, dstate0 = self.layers["decoder"].backward(dhidden)
         self._initial_state_backward(as_state_tuple(dstate0))
 
@@ -273,6 +278,7 @@ class _Decoder(Model):
     def stream(self, batch_size=1):
         """Generation step by step (see rnnkit.streams.GenerationStream): a Seq2Seq's step/feed read
         the source, start() begins generating, next() gives one output per row, generate() the rest."""
+        self._check_built("stream")
         return GenerationStream(self, batch_size)
 
     def _predictions(self, x, steps):

@@ -7,11 +7,12 @@ for many calls.  ``rnnkit.reference`` holds the NumPy oracle with the same API.
 On top of them: ``RNN`` (a torch.nn.RNN-compatible layer, with ``lengths=``), ``Embedding`` and
 ``Dense``; ``pad_sequences`` (a list of sequences to a padded array and its lengths); the topology models
 ``OneToOne``, ``OneToMany``, ``ManyToOne``, ``ManyToMany`` and ``Seq2Seq`` (batch-first, with
-``fit``/``predict``/``score``/``save``/``load``); ``rnnkit.losses``, ``rnnkit.optim`` and
-``rnnkit.datasets`` (the demo's tasks).
+``fit``/``predict``/``score``/``save``/``load``); ``rnnkit.losses``, ``rnnkit.optim`` (optimizers and
+learning-rate schedules), ``rnnkit.callbacks`` (EarlyStopping, ModelCheckpoint) and ``rnnkit.datasets``
+(the demo's tasks).
 """
 
-from . import losses, optim, reference
+from . import callbacks, losses, optim, reference
 from ._core import __version__
 from .embedding import Embedding
 from .functional import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
@@ -34,6 +35,7 @@ __all__ = [
     "Plan",
     "Seq2Seq",
     "__version__",
+    "callbacks",
     "get_num_threads",
     "gru_backward",
     "gru_forward",

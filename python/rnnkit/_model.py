@@ -38,8 +38,8 @@ from .layers import (
     make_rng,
     to_numpy,
 )
-from .losses import mse, softmax_cross_entropy
-from .optim import clip_grad_norm, fit_optimizer, grad_norm
+from .losses import log_softmax, mse, softmax_cross_entropy
+from .optim import Schedule, clip_grad_norm, fit_optimizer, grad_norm
 from .sequences import as_sequence_list
 
 TASKS = ("classification", "regression")
@@ -136,16 +136,18 @@ class _LocalSteps:
     """Model._train's work per batch, in this process: forward, backward, the divergence check, the
     optimizer step (rnnkit.distributed has the same three methods over MPI ranks)."""
 
-    def __init__(self, model, x, y, opt, clip):
-        self.model, self.x, self.y, self.opt, self.clip = model, x, y, opt, clip
+    def __init__(self, model, x, y, opt, clip, weights=None):
+        self.model, self.x, self.y, self.opt, self.clip, self.weights = model, x, y, opt, clip, weights
 
     def batch(self, idx, epoch: int, b: int, batches: int) -> float:
-        """Train on the samples ``idx``; returns the batch's mean loss."""
+        """Train on the samples ``idx``; returns the batch's mean (or weighted mean) loss."""
         model = self.model
         # Overflow is checked below, with an error that says where: NumPy's warnings on the way there
         # would only repeat it.
         with np.errstate(over="ignore", invalid="ignore"):
-            loss = model._batch_loss(self.x.take(idx), self.y.take(idx), train=True)
+            yb = self.y.take(idx)
+            weights = None if self.weights is None else self.weights.of(yb, idx)
+            loss = model._batch_loss(self.x.take(idx), yb, train=True, weights=weights)
             grads = model._grads()
             norm = clip_grad_norm(grads, self.clip) if self.clip is not None else grad_norm(grads)
         if not (np.isfinite(loss) and np.isfinite(norm)):
@@ -161,6 +163,107 @@ class _LocalSteps:
     def end_epoch(self, epoch: int, history: dict) -> str:
         """Anything to do after an epoch; returns text for the epoch's summary line."""
         return ""
+
+    def stopping(self, flag: bool) -> bool:
+        """Whether to stop, given this process's ``model.stop_training`` (the ranks agree on it)."""
+        return flag
+
+
+class _InOrder:
+    """A stand-in for the model's generator that does not shuffle: batch_order with it cuts the
+    samples in order (bucketed by length, pool by pool, when it buckets) and keeps the batches in
+    order — fit(shuffle=False) — without drawing from the model's generator."""
+
+    @staticmethod
+    def permutation(n):
+        return np.arange(n)
+
+
+_IN_ORDER = _InOrder()
+
+
+class _Weights:
+    """The per-target weights of a weighted fit: ``sample`` (N,) times ``table[label]`` (class_weight
+    as a (output_size,) table), either may be None.  ``totals`` (N,): each sample's weights summed over
+    its real targets (a batch's weight, which the epoch's loss averages by)."""
+
+    def __init__(self, y: Sequences, sample, table):
+        self.sample, self.table = sample, table
+        if table is None:
+            totals = y.step_lengths().astype(np.float64) if y.timed else np.ones(len(y))
+        elif y.values is not None:
+            per_target = table[y.values]
+            totals = per_target.reshape(len(y), -1).sum(axis=1)
+        else:
+            owner = np.repeat(np.arange(len(y)), y.lengths)
+            totals = np.bincount(owner, weights=table[y.flat], minlength=len(y))
+        self.totals = totals if sample is None else totals * sample
+
+    def of(self, yb, idx) -> np.ndarray:
+        """The batch's weights, one per target: (B,), or (T, B) for targets with a time axis."""
+        if self.table is not None:  # classification: labels (B,) or (T, B)
+            weights = self.table[yb.data]
+            return weights if self.sample is None else weights * self.sample[idx]
+        # sample weights alone: each sample's, repeated over its steps
+        return np.broadcast_to(self.sample[idx], yb.data.shape[:2] if yb.timed else yb.data.shape[:1])
+
+    def subset(self, idx) -> "_Weights":
+        part = object.__new__(_Weights)
+        part.table, part.totals = self.table, self.totals[idx]
+        part.sample = None if self.sample is None else self.sample[idx]
+        return part
+
+
+class _Loop:
+    """What fit does around the batches besides training: the order of the batches (``shuffle``), the
+    weights, the learning-rate schedule and the callbacks.  The defaults do nothing."""
+
+    def __init__(self, shuffle=True, weights=None, schedule=None, callbacks=()):
+        self.shuffle, self.weights, self.schedule, self.callbacks = shuffle, weights, schedule, list(callbacks)
+        self.base_lr = None
+        self.batch_callbacks = [c for c in self.callbacks if hasattr(c, "on_batch_end")]
+
+    def _call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(*args)
+
+    def train_begin(self, model, opt) -> None:
+        self.base_lr = opt.lr
+        if isinstance(self.schedule, Schedule):
+            self.schedule.start(opt.lr)
+        for callback in self.callbacks:
+            if hasattr(callback, "set_model"):
+                callback.set_model(model)
+        self._call("on_train_begin", {})
+
+    def epoch_begin(self, epoch: int, opt) -> None:
+        if self.schedule is not None:
+            schedule = self.schedule
+            value = schedule.lr(epoch, self.base_lr) if isinstance(schedule, Schedule) else schedule(epoch)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"the schedule {schedule!r} returned {value!r} for epoch {epoch}; a learning "
+                                f"rate must be a number")
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"the schedule {schedule!r} returned lr={float(value)!r} for epoch {epoch} "
+                                 f"(0-based); a learning rate must be finite and >= 0")
+            opt.lr = float(value)
+        if self.callbacks:
+            self._call("on_epoch_begin", epoch, {"lr": opt.lr})
+
+    def batch_end(self, b: int, loss: float, opt) -> None:
+        logs = {"loss": loss, "lr": opt.lr}
+        for callback in self.batch_callbacks:
+            callback.on_batch_end(b, logs)
+
+    def epoch_end(self, epoch: int, logs: dict) -> None:
+        if isinstance(self.schedule, Schedule):
+            self.schedule.epoch_end(epoch, logs)
+        self._call("on_epoch_end", epoch, logs)
+
+    def train_end(self, logs: dict) -> None:
+        self._call("on_train_end", logs)
 
 
 def _check_not_iterator(name, value) -> None:
@@ -182,6 +285,29 @@ def _is_rectangular(items) -> bool:
             return True  # scalars: the array path says what is wrong
         sizes.add(len(item))
     return len(sizes) <= 1
+
+
+def _check_callbacks(callbacks) -> list:
+    """fit's callbacks as a list (None: none)."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of callback objects, got {type(callbacks).__name__}")
+    hooks = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+    for i, callback in enumerate(callbacks):
+        if not any(hasattr(callback, hook) for hook in hooks):
+            raise TypeError(f"callbacks[{i}] ({type(callback).__name__}) has none of the hooks {', '.join(hooks)}")
+    return list(callbacks)
+
+
+def _check_split(validation_split, validation_data) -> float:
+    """validation_split as a float in [0, 1), refused beside validation_data."""
+    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+            or not 0 <= validation_split < 1:
+        raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+    if validation_split and validation_data is not None:
+        raise ValueError("give validation_data or validation_split, not both")
+    return float(validation_split)
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -725,20 +851,49 @@ class Model:
 
     # -- losses -------------------------------------------------------------------------------------
 
-    def _loss(self, outputs, y):
-        """The batch's mean loss over its real targets, and its gradient (zero at the padding)."""
-        loss_fn = softmax_cross_entropy if self.task == "classification" else mse
+    def _loss(self, outputs, y, weights=None):
+        """The batch's mean loss over its real targets, and its gradient (zero at the padding); with
+        ``weights`` (one per target, shaped as y's target axes) the weighted mean (see _weighted_loss)."""
         mask = y.mask()
-        if mask is None:
-            return loss_fn(outputs, y.data)
-        loss, dreal = loss_fn(outputs[mask], y.data[mask])
+        if weights is not None:
+            if mask is None:
+                classes = outputs.shape[-1]
+                targets = y.data.reshape(-1) if self.task == "classification" else y.data.reshape(-1, classes)
+                loss, dflat = self._weighted_loss(outputs.reshape(-1, classes), targets, weights.reshape(-1))
+                return loss, dflat.reshape(outputs.shape)
+            loss, dreal = self._weighted_loss(outputs[mask], y.data[mask], weights[mask])
+        else:
+            loss_fn = softmax_cross_entropy if self.task == "classification" else mse
+            if mask is None:
+                return loss_fn(outputs, y.data)
+            loss, dreal = loss_fn(outputs[mask], y.data[mask])
         doutputs = np.zeros_like(outputs)
         doutputs[mask] = dreal
         return loss, doutputs
 
-    def _batch_loss(self, x, y, train: bool) -> float:
+    def _weighted_loss(self, outputs, targets, weights):
+        """Σ w_i · loss_i / Σ w_i over the targets i, and its gradient: outputs (M, C) logits with
+        labels (M,), or (M, k) values with targets (M, k) (loss_i the mean of its k squared errors, so
+        that weights of one give the unweighted loss); weights (M,).  All weights zero: loss 0."""
+        total = float(np.sum(weights, dtype=np.float64))
+        scale = np.asarray(weights, np.float64) / total if total > 0 else np.zeros(len(targets))
+        if self.task == "classification":
+            log_probs = log_softmax(outputs)
+            rows = np.arange(len(targets))
+            loss = -float(np.dot(log_probs[rows, targets].astype(np.float64), scale))
+            doutputs = np.exp(log_probs)
+            doutputs[rows, targets] -= 1
+        else:
+            k = outputs.shape[-1]
+            error = outputs - targets
+            loss = float(np.dot(np.square(error, dtype=np.float64).sum(axis=-1), scale)) / k
+            doutputs = (2.0 / k) * error
+        doutputs *= scale[:, None].astype(outputs.dtype)
+        return loss, doutputs
+
+    def _batch_loss(self, x, y, train: bool, weights=None) -> float:
         outputs = self._forward(x, y)
-        loss, doutputs = self._loss(outputs, y)
+        loss, doutputs = self._loss(outputs, y) if weights is None else self._loss(outputs, y, weights)
         if train:
             self._backward(doutputs)
         return loss
@@ -779,13 +934,15 @@ class Model:
     # -- the public API -----------------------------------------------------------------------------
 
     def fit(self, X, Y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", clip=5.0,
-            validation_data=None, bucket=True, verbose=1, comm=None) -> "Model":
+            validation_data=None, bucket=True, verbose=1, comm=None, schedule=None, callbacks=None,
+            validation_split=0.0, shuffle=True, class_weight=None, sample_weight=None) -> "Model":
         """Train on X, Y with mini-batches (reshuffled each epoch from the model's seed).
 
         Returns the model itself (as scikit-learn's fit does); ``model.history_`` is the history,
         lists with one entry per epoch: "loss" (the mean training loss) and "time" (seconds of
         training, validation excluded), plus "val_loss" and "val_score" (accuracy or R², as
-        ``score``) when ``validation_data=(X_val, Y_val)``.
+        ``score``) when ``validation_data=(X_val, Y_val)``, and "lr" (the learning rate each epoch
+        used) with a ``schedule``.
         ``clip`` is the maximum global gradient norm (None: no clipping).  ``optimizer`` is "adam" or
         "sgd" (momentum 0.9) with learning rate ``lr`` (default 1e-3), or an optimizer object
         (``rnnkit.optim.Adam(lr=..., betas=..., weight_decay=...)``, ``SGD(lr=..., momentum=...,
@@ -797,27 +954,51 @@ class Model:
         per epoch.  Calling fit again continues from the current weights.
         ``comm`` (an mpi4py communicator, every rank passing the same X and Y) trains data-parallel
         over its ranks, to the same losses: see ``rnnkit.distributed``.
+
+        ``schedule``: the learning rate per epoch — ``rnnkit.optim.StepLR``, ``CosineLR``,
+        ``ReduceLROnPlateau`` (relative to the optimizer's lr when fit begins), or any callable
+        ``f(epoch) -> lr`` (0-based epochs of this fit), set before each epoch; the optimizer keeps
+        the last epoch's lr afterwards (as Keras' and torch's do).  ``callbacks``: objects with any of
+        Keras' hooks (see ``rnnkit.callbacks``); one may end fit with ``model.stop_training = True``.
+        ``validation_split`` (Keras): the last fraction of the samples, taken before shuffling, is the
+        validation data (not with ``validation_data``).  ``shuffle=False``: the batches in the data's
+        order, every epoch (by length within pools of 50 batches when ``bucket`` sorts sequences).
+        ``class_weight`` ({label: weight}, classification; labels left out weigh 1) and
+        ``sample_weight`` ((N,) non-negative) weight each real target: a batch's loss is
+        Σ w_i · loss_i / Σ w_i over its real targets (a weighted mean, not Keras' Σ w_i · loss_i / N),
+        w_i = sample_weight[sample] · class_weight[label], and the epoch's "loss" averages the batches
+        by their weights Σ w_i; the validation loss is not weighted.
         """
+        options = {"schedule": schedule, "callbacks": callbacks, "validation_split": validation_split,
+                   "shuffle": shuffle, "class_weight": class_weight, "sample_weight": sample_weight}
         if comm is not None:  # mpi4py is imported only here, only when a communicator is given
             from . import distributed
             return distributed.fit(self, X, Y, comm=comm, epochs=epochs, batch_size=batch_size, lr=lr,
                                    optimizer=optimizer, clip=clip, validation_data=validation_data, bucket=bucket,
-                                   verbose=verbose)
+                                   verbose=verbose, **options)
         return self._fit(X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, bucket, verbose,
-                         self._train)
+                         self._train, **options)
 
-    def _fit(self, X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, bucket, verbose, train) -> "Model":
+    def _fit(self, X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, bucket, verbose, train,
+             schedule=None, callbacks=None, validation_split=0.0, shuffle=True, class_weight=None,
+             sample_weight=None) -> "Model":
         """fit's checks and set-up, then ``train(x, y, opt, history, epochs, batch_size, clip, validation,
-        bucket, verbose)``: ``self._train``, or rnnkit.distributed's loop."""
+        bucket, verbose, loop=...)``: ``self._train``, or rnnkit.distributed's loop."""
         epochs = check_int("epochs", epochs)
         batch_size = check_int("batch_size", batch_size)
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not clip > 0):
             raise ValueError(f"clip must be None or a number > 0, got {clip!r}")
         bucket = check_bool("bucket", bucket)
+        shuffle = check_bool("shuffle", shuffle)
         if isinstance(verbose, bool):
             verbose = int(verbose)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        if schedule is not None and not isinstance(schedule, Schedule) and not callable(schedule):
+            raise TypeError(f"schedule must be an rnnkit.optim schedule (StepLR, CosineLR, ReduceLROnPlateau) or a "
+                            f"callable f(epoch) -> lr, got {type(schedule).__name__}")
+        callbacks = _check_callbacks(callbacks)
+        split = _check_split(validation_split, validation_data)
         if not self.layers:
             self._infer_sizes(X, Y)
         x = self._check_x(X)
@@ -825,64 +1006,154 @@ class Model:
             raise ValueError(f"X has shape {v.fmt_shape(np.shape(X))}: fit needs at least one sample")
         self._learn_classes(Y)
         y = self._check_y(Y, x)
+        sample_weight = self._check_sample_weight(sample_weight, len(x))
+        table = self._class_weight_table(class_weight)
+        weights = None if sample_weight is None and table is None else _Weights(y, sample_weight, table)
         validation = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, Y_val)")
             xv = self._check_x(validation_data[0], "X_val")
             validation = (xv, self._check_y(validation_data[1], xv, "Y_val"))
+        elif split:
+            keep = int(np.floor(len(x) * (1 - split)))  # Keras' cut
+            if keep == 0 or keep == len(x):
+                raise ValueError(f"validation_split={validation_split!r} of {len(x)} samples leaves "
+                                 f"{'no training' if keep == 0 else 'no validation'} samples")
+            validation = (x.subset(slice(keep, None)), y.subset(slice(keep, None)))
+            x, y = x.subset(slice(0, keep)), y.subset(slice(0, keep))
+            weights = None if weights is None else weights.subset(slice(0, keep))
         opt = fit_optimizer(getattr(self, "optimizer_", None), optimizer, self.params, lr)
         self.optimizer_ = opt
+        loop = _Loop(shuffle, weights, schedule, callbacks)
+        for item in [schedule, *callbacks]:  # a monitored quantity fit will not report: said now, not after an epoch
+            monitor = item.watches if hasattr(item, "watches") else getattr(item, "monitor", None)
+            reported = ("loss", "lr") + (("val_loss", "val_score") if validation is not None else ())
+            if isinstance(monitor, str) and monitor not in reported:
+                raise ValueError(f"{type(item).__name__} monitors {monitor!r}, which this fit does not report; it "
+                                 f"reports {list(reported)} (val_loss and val_score need validation_data or "
+                                 f"validation_split)")
 
         if self.generates:
             self.steps = int(y.steps)
         history: dict[str, list] = {"loss": [], "time": []}
         if validation is not None:
             history.update(val_loss=[], val_score=[])
+        if schedule is not None:
+            history["lr"] = []
         self.history_ = history  # (filled epoch by epoch: an interrupted fit leaves what it did)
         with _one_blas_thread(self.backend), self._fitting():
-            train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose)
+            train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=loop)
         return self
+
+    def _check_sample_weight(self, sample_weight, n: int):
+        """sample_weight as (n,) float64 of finite numbers >= 0, or None."""
+        if sample_weight is None:
+            return None
+        weights = to_numpy(sample_weight)
+        try:
+            weights = np.asarray(weights, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"sample_weight must be an array of numbers, one per sample: {exc}") from None
+        if weights.shape != (n,):
+            raise ValueError(f"sample_weight has shape {v.fmt_shape(weights.shape)}; it needs one weight per sample "
+                             f"of X: shape ({n},)")
+        bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"sample_weight[{i}] = {weights[i]:g}; sample weights must be finite and >= 0")
+        if not weights.any():
+            raise ValueError("sample_weight: the sample weights are all zero; there is nothing to train on")
+        return weights
+
+    def _class_weight_table(self, class_weight):
+        """class_weight {label: weight} as a (output_size,) float64 table (1 for labels left out), or None."""
+        if class_weight is None:
+            return None
+        if self.task != "classification":
+            raise ValueError(f"class_weight is for task='classification'; this {type(self).__name__} has task="
+                             f"{self.task!r} (use sample_weight)")
+        if not hasattr(class_weight, "items"):
+            raise TypeError(f"class_weight must be a dict {{label: weight}}, got {type(class_weight).__name__}")
+        index = {label: i for i, label in enumerate(self.classes_.tolist())}
+        unknown = [label for label in class_weight if (label.item() if hasattr(label, "item") else label) not in index]
+        if unknown:
+            raise ValueError(f"class_weight has labels that are not classes of this model: {unknown!r}; its classes "
+                             f"are {list(index)[:20]}{' …' if len(index) > 20 else ''}")
+        table = np.ones(self.output_size)
+        for label, weight in class_weight.items():
+            if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not (np.isfinite(weight)
+                                                                                       and weight >= 0):
+                raise ValueError(f"class_weight[{label!r}] = {weight!r}; class weights must be finite numbers >= 0")
+            table[index[label.item() if hasattr(label, "item") else label]] = float(weight)
+        return table
 
     def _bucket_lengths(self, x: Sequences, y: Sequences):
         """The lengths fit buckets by: the inputs', or the targets' when the inputs have no time axis."""
         return x.lengths if x.timed else y.lengths
 
-    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, steps=None):
+    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, steps=None,
+               loop=None):
         """The training loop: epochs of batches in a fresh order from the model's generator, the
-        progress bar, the history.  ``steps`` does each batch's work, the validation and the end of an
-        epoch: ``_LocalSteps`` (this process) unless rnnkit.distributed passes its own."""
-        steps = steps or _LocalSteps(self, x, y, opt, clip)
+        progress bar, the history, and ``loop``'s schedule and callbacks.  ``steps`` does each batch's
+        work, the validation and the end of an epoch: ``_LocalSteps`` (this process) unless
+        rnnkit.distributed passes its own."""
+        loop = loop or _Loop()
+        steps = steps or _LocalSteps(self, x, y, opt, clip, loop.weights)
         n = len(x)
         lengths = self._bucket_lengths(x, y)
+        order = self._rng if loop.shuffle else _IN_ORDER
+        weighted = loop.weights is not None
+        self.stop_training = False
+        loop.train_begin(self, opt)
+        logs = {}
         for epoch in range(epochs):
+            loop.epoch_begin(epoch, opt)
             started = time.perf_counter()
-            batches = batch_order(self._rng, n, batch_size, lengths, bucket)
+            batches = batch_order(order, n, batch_size, lengths, bucket)
             bar = _progress(len(batches), f"epoch {epoch + 1}/{epochs}", verbose)
             total, seen = 0.0, 0
             for b, idx in enumerate(batches):
-                count = y.count(idx)
-                total += steps.batch(idx, epoch, b, len(batches)) * count
+                count = float(loop.weights.totals[idx].sum()) if weighted else y.count(idx)
+                loss = steps.batch(idx, epoch, b, len(batches))
+                total += loss * count
                 seen += count
                 if bar is not None:
                     bar.update()
                     if b % 8 == 0 or b == len(batches) - 1:
                         bar.set_postfix(loss=f"{total / max(seen, 1):.4f}", refresh=False)
-            history["loss"].append(total / max(seen, 1))
+                if loop.batch_callbacks:
+                    loop.batch_end(b, loss, opt)
+                    if steps.stopping(self.stop_training):
+                        self.stop_training = True
+                        break
+            history["loss"].append(total / max(seen, 1) if not weighted else total / seen if seen > 0 else 0.0)
             history["time"].append(time.perf_counter() - started)
+            if loop.schedule is not None:
+                history["lr"].append(opt.lr)
             self.fitted = True
             summary = f"loss={history['loss'][-1]:.4f}"
+            logs = {"loss": history["loss"][-1]}
             if validation is not None:
                 val_loss, val_score = steps.validate(*validation)
                 history["val_loss"].append(val_loss)
                 history["val_score"].append(val_score)
+                logs.update(val_loss=val_loss, val_score=val_score)
                 summary += f" val_loss={val_loss:.4f} val_score={val_score:.4f}"
             summary += steps.end_epoch(epoch, history)
+            if loop.schedule is not None:
+                summary += f" lr={opt.lr:.3g}"
             if bar is not None:
                 bar.set_postfix_str(summary)
                 bar.close()
             elif verbose:
                 print(f"epoch {epoch + 1}/{epochs} {history['time'][-1]:.2f}s {summary}", file=sys.stderr)
+            logs["lr"] = opt.lr
+            loop.epoch_end(epoch, logs)
+            if loop.callbacks and steps.stopping(self.stop_training):
+                self.stop_training = True
+                break
+        loop.train_end(logs)
 
     @contextlib.contextmanager
     def _inference(self):

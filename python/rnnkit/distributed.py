@@ -56,7 +56,7 @@ import numpy as np
 from . import _core, runtime
 from ._model import Model, diverged, r2_from_residual
 from ._validation import check_num_threads
-from .optim import clip_grad_norm, grad_norm
+from .optim import Schedule, clip_grad_norm, grad_norm
 
 __all__ = ["fit", "shard", "threads_per_rank"]
 
@@ -150,11 +150,22 @@ def _params_crc(params: dict) -> int:
     return crc
 
 
+def _weights_crc(weights) -> int:
+    """A CRC-32 of a weighted fit's weights (the sample weights' totals and the class weights)."""
+    arrays = {"totals": weights.totals} if weights.table is None else {"totals": weights.totals, "table": weights.table}
+    return _params_crc(arrays)
+
+
 def fit(model, X, Y, *, comm, num_threads=None, **options) -> dict:
     """``model.fit(X, Y, comm=comm, **options)``, data-parallel over the ranks of ``comm``.
 
-    ``options`` are Model.fit's (epochs, batch_size, lr, optimizer, clip, validation_data, verbose),
-    the same on every rank.  ``num_threads`` sets this rank's kernel threads during fit (default: see
+    ``options`` are Model.fit's (epochs, batch_size, lr, optimizer, clip, validation_data, verbose,
+    schedule, callbacks, validation_split, shuffle, class_weight, sample_weight), the same on every
+    rank.  Every rank runs the schedule and the callbacks, which must be of the same types on every
+    rank (compared before training, as the data are); a ModelCheckpoint then writes on each rank (each
+    write is atomic: one path for all is safe, or put the rank in it).  A ``model.stop_training`` set
+    on any rank stops every rank (one small all-reduce after each batch when a callback has
+    on_batch_end, and after each epoch).  ``num_threads`` sets this rank's kernel threads during fit (default: see
     ``threads_per_rank``, unless ``rnnkit.set_num_threads`` was called or OMP_NUM_THREADS is set).
     Returns the model, as Model.fit does; ``model.history_`` is identical on every rank except the
     timings, and adds "comm_time".
@@ -189,16 +200,17 @@ class _RankSteps:
     share of the batch, one Allreduce of every gradient and the loss, the same decisions and the same
     optimizer step on every rank."""
 
-    def __init__(self, trainer, x, y, opt, clip, buffer, views):
+    def __init__(self, trainer, x, y, opt, clip, buffer, views, weights=None):
         self.trainer, self.x, self.y, self.opt, self.clip = trainer, x, y, opt, clip
-        self.buffer, self.views = buffer, views
+        self.buffer, self.views, self.weights = buffer, views, weights
         self.communicating = 0.0  # seconds in the all-reduce this epoch
 
     def batch(self, idx, epoch: int, b: int, batches: int) -> float:
         t, MPI = self.trainer, _mpi()
         with np.errstate(over="ignore", invalid="ignore"):
-            t._local_gradient(self.x, self.y, idx[shard(len(idx), t.rank, t.size)], self.y.count(idx), self.buffer,
-                              self.views)
+            count = self.y.count(idx) if self.weights is None else float(self.weights.totals[idx].sum())
+            t._local_gradient(self.x, self.y, idx[shard(len(idx), t.rank, t.size)], count, self.buffer,
+                              self.views, self.weights)
             before = time.perf_counter()
             t.comm.Allreduce(MPI.IN_PLACE, self.buffer, op=MPI.SUM)
             self.communicating += time.perf_counter() - before
@@ -219,6 +231,10 @@ class _RankSteps:
         history["comm_time"].append(self.communicating)
         self.communicating = 0.0
         return f" ({t.size} ranks, all-reduce {history['comm_time'][-1]:.2f}s)"
+
+    def stopping(self, flag: bool) -> bool:
+        """Stop when a callback set model.stop_training on any rank (every rank then stops alike)."""
+        return bool(self.trainer.comm.allreduce(bool(flag), op=_mpi().LOR))
 
 
 class _Trainer:
@@ -257,7 +273,7 @@ class _Trainer:
                     raise ValueError(f"every rank must call fit with the same {key}: rank {rank} has "
                                      f"{theirs[key]}, rank 0 has {value}")
 
-    def _fingerprint(self, x, y, opt, epochs, batch_size, clip, validation) -> dict:
+    def _fingerprint(self, x, y, opt, epochs, batch_size, clip, validation, loop) -> dict:
         model = self.model
         init = {k: v for k, v in model._init_args().items() if k != "seed"}  # rank 0's weights are broadcast
         fingerprint = {
@@ -272,15 +288,25 @@ class _Trainer:
             "validation_data": "no validation data" if validation is None else
             f"{validation[0].describe('X_val')} and {validation[1].describe('Y_val')}",
         }
+        if loop is not None:  # (None: called as before, without fit's newer options)
+            schedule = loop.schedule
+            fingerprint.update({
+                "shuffle": f"shuffle={loop.shuffle}",
+                "sample weights": "no weights" if loop.weights is None else
+                f"weights with CRC-32 {_weights_crc(loop.weights):#010x}",
+                "schedule": repr(schedule) if schedule is None or isinstance(schedule, Schedule) else
+                f"a {type(schedule).__qualname__} {getattr(schedule, '__qualname__', '')}",
+                "callbacks": f"callbacks {[type(c).__qualname__ for c in loop.callbacks]}",
+            })
         return fingerprint
 
     # -- training -----------------------------------------------------------------------------------
 
-    def train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose):
+    def train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=None):
         """Model._train's contract, data-parallel (called by Model._fit once its checks passed)."""
         error = fingerprint = None
         try:
-            fingerprint = self._fingerprint(x, y, opt, epochs, batch_size, clip, validation)
+            fingerprint = self._fingerprint(x, y, opt, epochs, batch_size, clip, validation, loop)
         except Exception as exc:
             error = exc
         self.check(error, fingerprint)
@@ -288,7 +314,7 @@ class _Trainer:
             raise error
         with self._abort_on_error():
             self._train(x, y, opt, history, epochs, batch_size, clip, validation, bucket,
-                        verbose if self.rank == 0 else 0)
+                        verbose if self.rank == 0 else 0, loop)
 
     @contextlib.contextmanager
     def _abort_on_error(self):
@@ -317,7 +343,7 @@ class _Trainer:
         rng = self.model._rng.bit_generator
         rng.state = self.comm.bcast(rng.state if self.rank == 0 else None, root=0)
 
-    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose):
+    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=None):
         model = self.model
         params = model.params
         # One contiguous buffer: every gradient, then the loss; the views are the global gradients.
@@ -329,18 +355,25 @@ class _Trainer:
         self._broadcast_start(params, buffer)
 
         history["comm_time"] = []
+        weights = None if loop is None else loop.weights
         model._train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose,
-                     steps=_RankSteps(self, x, y, opt, clip, buffer, views))
+                     steps=_RankSteps(self, x, y, opt, clip, buffer, views, weights), loop=loop)
 
-    def _local_gradient(self, x, y, idx, count, buffer, views) -> None:
-        """This rank's share ``idx`` of a global batch of ``count`` real targets: its gradients and loss,
-        weighted by its share of the batch's targets, into ``buffer`` (zeros for an empty share)."""
+    def _local_gradient(self, x, y, idx, count, buffer, views, weights=None) -> None:
+        """This rank's share ``idx`` of a global batch of ``count`` real targets (or with ``weights``,
+        of total weight ``count``): its gradients and loss, weighted by its share of the batch's
+        targets (or weight), into ``buffer`` (zeros for an empty share)."""
         model = self.model
         if len(idx) == 0:
             buffer.fill(0)
             return
-        loss = model._batch_loss(x.take(idx), y.take(idx), train=True)
-        weight = y.count(idx) / count
+        if weights is None:
+            loss = model._batch_loss(x.take(idx), y.take(idx), train=True)
+            weight = y.count(idx) / count
+        else:  # Σ over ranks of (W_rank / W) · (Σ_rank w·loss / W_rank) = Σ w·loss / W
+            yb = y.take(idx)
+            loss = model._batch_loss(x.take(idx), yb, train=True, weights=weights.of(yb, idx))
+            weight = float(weights.totals[idx].sum()) / count if count > 0 else 0.0
         grads = model._grads()
         for name, view in views.items():
             np.multiply(grads[name], weight, out=view)

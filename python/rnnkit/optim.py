@@ -1,4 +1,4 @@
-"""Optimizers and gradient clipping, with torch.optim's update rules.
+"""Optimizers, gradient clipping and learning-rate schedules, with torch.optim's update rules.
 
 An optimizer holds a dict of parameters (name -> array, the live arrays a layer or model exposes as
 ``params``) and updates them in place from a dict of gradients with the same names:
@@ -16,7 +16,8 @@ import numpy as np
 
 from ._cells import weights_changed
 
-__all__ = ["SGD", "Adam", "clip_grad_norm", "fit_optimizer", "make_optimizer"]
+__all__ = ["SGD", "Adam", "CosineLR", "ReduceLROnPlateau", "Schedule", "StepLR", "clip_grad_norm", "fit_optimizer",
+           "make_optimizer"]
 
 
 def _positive(name, value, *, allow_zero=False):
@@ -190,3 +191,118 @@ def fit_optimizer(previous, optimizer, params: dict, lr):
     opt = make_optimizer(optimizer, params, lr)
     opt._from_name = True
     return opt
+
+
+# -- learning-rate schedules (fit(..., schedule=...)) ------------------------------------------------
+
+class Schedule:
+    """A learning-rate schedule for ``fit(..., schedule=...)``: ``lr(epoch, base_lr)`` is the lr of
+    0-based ``epoch`` of a fit whose optimizer had ``base_lr`` when it began.  ``start(base_lr)`` is
+    called when a fit begins and ``epoch_end(epoch, logs)`` after each epoch (``logs``: "loss", and
+    "val_loss", "val_score" with validation data) — only ReduceLROnPlateau needs them."""
+
+    def start(self, base_lr: float) -> None:
+        pass
+
+    def lr(self, epoch: int, base_lr: float) -> float:
+        raise NotImplementedError
+
+    def epoch_end(self, epoch: int, logs: dict) -> None:
+        pass
+
+    def __repr__(self):
+        return f"{type(self).__name__}(" + ", ".join(
+            f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_")) + ")"
+
+
+def _count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class StepLR(Schedule):
+    """torch.optim.lr_scheduler.StepLR: lr = base_lr · gamma ** (epoch // step_size)."""
+
+    def __init__(self, step_size: int, gamma: float = 0.1):
+        self.step_size = _count("step_size", step_size, 1)
+        self.gamma = _positive("gamma", gamma, allow_zero=True)
+
+    def lr(self, epoch, base_lr):
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineLR(Schedule):
+    """Linear warmup, then cosine annealing to ``min_lr``:
+
+        epoch < W:  lr = base_lr · (epoch + 1) / W                      (W = warmup_epochs)
+        else:       lr = min_lr + (base_lr - min_lr) · (1 + cos(π · p)) / 2,  p = min(1, (epoch - W) / (E - W))
+
+    with E = total_epochs: base_lr at epoch W, min_lr from epoch E on (torch's CosineAnnealingLR
+    with T_max = E - W after the warmup)."""
+
+    def __init__(self, total_epochs: int, warmup_epochs: int = 0, min_lr: float = 0.0):
+        self.total_epochs = _count("total_epochs", total_epochs, 1)
+        self.warmup_epochs = _count("warmup_epochs", warmup_epochs, 0)
+        if self.warmup_epochs >= self.total_epochs:
+            raise ValueError(f"warmup_epochs ({warmup_epochs}) must be less than total_epochs ({total_epochs})")
+        self.min_lr = _positive("min_lr", min_lr, allow_zero=True)
+
+    def lr(self, epoch, base_lr):
+        warmup = self.warmup_epochs
+        if epoch < warmup:
+            return base_lr * (epoch + 1) / warmup
+        progress = min(1.0, (epoch - warmup) / (self.total_epochs - warmup))
+        return self.min_lr + (base_lr - self.min_lr) * (1 + np.cos(np.pi * progress)) / 2
+
+
+def monitor_mode(monitor: str, mode: str) -> str:
+    """"min" or "max" for a monitored quantity; "auto": "max" for scores and accuracies, else "min"."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        return "max" if monitor.endswith(("score", "acc", "accuracy")) else "min"
+    return mode
+
+
+class ReduceLROnPlateau(Schedule):
+    """Keras' ReduceLROnPlateau: when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs, lr = max(lr · factor, min_lr) from the next epoch on (then ``cooldown``
+    epochs before counting again).  The lr starts at the optimizer's at the start of each fit."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, min_lr: float = 0.0, *,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0):
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a str such as 'val_loss', got {type(monitor).__name__}")
+        self.monitor = monitor
+        self.factor = _positive("factor", factor)
+        if self.factor >= 1:
+            raise ValueError(f"factor must be < 1 (it reduces the lr), got {factor}")
+        self.patience = _count("patience", patience, 0)
+        self.min_lr = _positive("min_lr", min_lr, allow_zero=True)
+        self.mode = monitor_mode(monitor, mode)
+        self.min_delta = _positive("min_delta", min_delta, allow_zero=True)
+        self.cooldown = _count("cooldown", cooldown, 0)
+        self.start(None)
+
+    def start(self, base_lr):
+        self._lr = base_lr
+        self._best = np.inf if self.mode == "min" else -np.inf
+        self._wait = self._cooling = 0
+
+    def lr(self, epoch, base_lr):
+        return self._lr
+
+    def epoch_end(self, epoch, logs):
+        current = logs[self.monitor]
+        better = current < self._best - self.min_delta if self.mode == "min" else current > self._best + self.min_delta
+        if self._cooling > 0:
+            self._cooling -= 1
+            self._wait = 0
+        if better:
+            self._best, self._wait = current, 0
+        elif self._cooling == 0:
+            self._wait += 1
+            if self._wait >= self.patience and self._lr > self.min_lr:
+                self._lr = max(self._lr * self.factor, self.min_lr)
+                self._cooling, self._wait = self.cooldown, 0

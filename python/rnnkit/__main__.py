@@ -1,4 +1,4 @@
-"""python -m rnnkit demo | bench | info | export"""
+"""python -m rnnkit demo | bench | gradients | info | export"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ USAGE = """usage: python -m rnnkit COMMAND [options]
 commands:
   demo    train the four RNN topologies (and Seq2Seq) on embedded tasks and print a table
   bench   time rnnkit against NumPy, PyTorch, Keras and ONNX Runtime on this machine
+  gradients  vanishing and exploding gradients: each cell's gradient flow, and how far back it learns
   info    version, SIMD paths and threads of this installation
   export  write a saved model (Model.save's .npz) as an ONNX graph (needs the onnx package)
 
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as run
     elif command == "bench":
         from .bench import main as run
+    elif command == "gradients":
+        from .gradients import main as run
     elif command == "export":
         run = export
     elif command == "info":

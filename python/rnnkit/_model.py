@@ -169,6 +169,138 @@ class _LocalSteps:
         return flag
 
 
+CHECKPOINT_FORMAT = "rnnkit.checkpoint/1"
+
+
+def _generators(model) -> dict:
+    """Every random Generator training draws from, by a stable name: the model's ``_rng`` (the batch
+    order) and ``_dropout_rng`` (the head's dropout), and each layer's (its ``_dropout_rng``)."""
+    found = {}
+    for key, value in vars(model).items():
+        if isinstance(value, np.random.Generator):
+            found[f"model.{key}"] = value
+    for layer, module in model.layers.items():
+        for key, value in vars(module).items():
+            if isinstance(value, np.random.Generator):
+                found[f"{layer}.{key}"] = value
+    return found
+
+
+class _Checkpoint:
+    """fit(..., checkpoint=path): one .npz written atomically (``atomic_write``) after every epoch, and
+    every ``every`` batches, holding all that a later fit needs to continue bitwise, and read back
+    by the fit that finds it.
+
+    The file: a JSON string ``checkpoint`` (format, fingerprint, position, history, random states,
+    optimizer scalars, schedule state) and arrays ``param:<name>`` (the weights), ``opt:<key>`` (the
+    optimizer's per-parameter state) and ``order`` (the current epoch's batches, concatenated, cut at
+    ``order_ends``).
+    """
+
+    def __init__(self, path, every, model, fingerprint: dict):
+        self.path, self.every, self.model, self.fingerprint = os.fspath(path), every, model, fingerprint
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def read(self):
+        """The checkpoint's (config, arrays), or None when there is no file; ValueError for a file that
+        is not one or was written by another model or configuration (naming what differs)."""
+        name = repr(self.path)
+        if not os.path.exists(self.path):
+            return None
+        try:
+            with open(self.path, "rb") as file, np.load(file, allow_pickle=False) as data:
+                if not hasattr(data, "files") or "checkpoint" not in data.files:
+                    raise ValueError(f"{name} is not an rnnkit checkpoint (it has no checkpoint record)")
+                config = json.loads(str(data["checkpoint"]))
+                arrays = {key: data[key] for key in data.files if key != "checkpoint"}
+        except ValueError as exc:
+            if name in str(exc):
+                raise
+            raise ValueError(f"{name} is not a readable rnnkit checkpoint: {exc}") from None
+        except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ValueError(f"{name} is not a readable rnnkit checkpoint: {type(exc).__name__}: {exc}") from None
+        if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
+            found = config.get("format") if isinstance(config, dict) else None
+            raise ValueError(f"{name} has format {found!r}; this rnnkit reads checkpoints of format "
+                             f"{CHECKPOINT_FORMAT!r}")
+        theirs = config.get("fingerprint", {})
+        for key in [*self.fingerprint, *(k for k in theirs if k not in self.fingerprint)]:  # the model first
+            if theirs.get(key) != self.fingerprint.get(key):
+                raise ValueError(f"the checkpoint {name} was written by another model or fit: its {key} is "
+                                 f"{theirs.get(key)!r}, this fit's is {self.fingerprint.get(key)!r}; delete the "
+                                 f"file or pass another checkpoint path to start afresh")
+        return config, arrays
+
+    def restore(self, config: dict, arrays: dict, opt, loop, history: dict) -> dict:
+        """Put the checkpoint's state into the model, the optimizer, the schedule and ``history``;
+        returns its position."""
+        model = self.model
+        weights = {k[len("param:"):]: a for k, a in arrays.items() if k.startswith("param:")}
+        load_params(model.params, weights, f"this {type(model).__name__}")
+        state = dict(config["optimizer"])
+        state["arrays"] = {k[len("opt:"):]: a for k, a in arrays.items() if k.startswith("opt:")}
+        opt.load_state_dict(state)
+        generators = _generators(model)
+        states = config["random"]
+        if sorted(states) != sorted(generators):
+            raise ValueError(f"the checkpoint {self.path!r} has random states for {sorted(states)}; this model "
+                             f"draws from {sorted(generators)}")
+        for key, generator in generators.items():
+            generator.bit_generator.state = states[key]
+        if isinstance(loop.schedule, Schedule) and config.get("schedule") is not None:
+            loop.schedule.load_state_dict(config["schedule"])
+        loop.base_lr = config["base_lr"]
+        for key, values in config["history"].items():
+            history[key] = list(values)
+        model.fitted = bool(config["fitted"])
+        position = dict(config["position"])
+        if "order" in arrays:
+            ends = arrays["order_ends"]
+            order = arrays["order"]
+            position["batches"] = [order[start:end] for start, end in zip(np.concatenate([[0], ends[:-1]]), ends)]
+        return position
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def write(self, opt, loop, history: dict, position: dict, batches=None) -> None:
+        """Write the state now: ``position`` holds "epoch" (the epoch under way, or the next one),
+        "batch" (the batches of it done), "total", "seen", "elapsed" (its running sums) and
+        "finished"; ``batches``: the epoch's batches when some are done."""
+        model = self.model
+        state = opt.state_dict()
+        opt_arrays = state.pop("arrays")
+        config = {
+            "format": CHECKPOINT_FORMAT, "rnnkit_version": __version__, "fingerprint": self.fingerprint,
+            "position": position, "history": history, "fitted": bool(model.fitted),
+            "optimizer": state, "base_lr": loop.base_lr,
+            "schedule": loop.schedule.state_dict() if isinstance(loop.schedule, Schedule) else None,
+            "random": {key: g.bit_generator.state for key, g in _generators(model).items()},
+        }
+        arrays = {f"param:{name}": array for name, array in model.params.items()}
+        arrays.update({f"opt:{name}": array for name, array in opt_arrays.items()})
+        if batches is not None:
+            arrays["order"] = np.concatenate(batches) if batches else np.zeros(0, np.int64)
+            arrays["order_ends"] = np.cumsum([len(b) for b in batches], dtype=np.int64)
+        text = json.dumps(config, default=_json_number)
+        atomic_write(self.path, lambda file: _write_checkpoint(file, text, arrays))
+
+
+def _json_number(value):
+    """NumPy scalars in the checkpoint's JSON (Python's json writes floats with repr: exact)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _write_checkpoint(file, text: str, arrays: dict) -> None:
+    np.savez(file, checkpoint=np.array(text), **arrays)
+
+
 class _InOrder:
     """A stand-in for the model's generator that does not shuffle: batch_order with it cuts the
     samples in order (bucketed by length, pool by pool, when it buckets) and keeps the batches in
@@ -935,7 +1067,8 @@ class Model:
 
     def fit(self, X, Y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", clip=5.0,
             validation_data=None, bucket=True, verbose=1, comm=None, schedule=None, callbacks=None,
-            validation_split=0.0, shuffle=True, class_weight=None, sample_weight=None) -> "Model":
+            validation_split=0.0, shuffle=True, class_weight=None, sample_weight=None, checkpoint=None,
+            checkpoint_every=None) -> "Model":
         """Train on X, Y with mini-batches (reshuffled each epoch from the model's seed).
 
         Returns the model itself (as scikit-learn's fit does); ``model.history_`` is the history,
@@ -968,9 +1101,19 @@ class Model:
         Σ w_i · loss_i / Σ w_i over its real targets (a weighted mean, not Keras' Σ w_i · loss_i / N),
         w_i = sample_weight[sample] · class_weight[label], and the epoch's "loss" averages the batches
         by their weights Σ w_i; the validation loss is not weighted.
+
+        ``checkpoint`` (a path): after every epoch, and every ``checkpoint_every`` batches when given,
+        write (atomically: a crash leaves the previous file) all that is needed to continue exactly —
+        weights, optimizer state and lr, every random state, the epoch and batch reached with the
+        epoch's batch order, the history, the schedule's state.  A fit given a path that holds such a
+        file resumes from it and ends with the weights an uninterrupted fit reaches, bitwise; when that
+        file is of a finished fit, fit only loads its state.  A file from another model or other data
+        or options is refused (ValueError naming what differs).  The file stays when fit ends.  The
+        callbacks' own state (EarlyStopping's patience count...) is not in it.  Not with ``comm``.
         """
         options = {"schedule": schedule, "callbacks": callbacks, "validation_split": validation_split,
-                   "shuffle": shuffle, "class_weight": class_weight, "sample_weight": sample_weight}
+                   "shuffle": shuffle, "class_weight": class_weight, "sample_weight": sample_weight,
+                   "checkpoint": checkpoint, "checkpoint_every": checkpoint_every}
         if comm is not None:  # mpi4py is imported only here, only when a communicator is given
             from . import distributed
             return distributed.fit(self, X, Y, comm=comm, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -981,7 +1124,7 @@ class Model:
 
     def _fit(self, X, Y, epochs, batch_size, lr, optimizer, clip, validation_data, bucket, verbose, train,
              schedule=None, callbacks=None, validation_split=0.0, shuffle=True, class_weight=None,
-             sample_weight=None) -> "Model":
+             sample_weight=None, checkpoint=None, checkpoint_every=None) -> "Model":
         """fit's checks and set-up, then ``train(x, y, opt, history, epochs, batch_size, clip, validation,
         bucket, verbose, loop=...)``: ``self._train``, or rnnkit.distributed's loop."""
         epochs = check_int("epochs", epochs)
@@ -999,6 +1142,16 @@ class Model:
                             f"callable f(epoch) -> lr, got {type(schedule).__name__}")
         callbacks = _check_callbacks(callbacks)
         split = _check_split(validation_split, validation_data)
+        if checkpoint is not None:
+            if not isinstance(checkpoint, (str, os.PathLike)):
+                raise TypeError(f"checkpoint must be a path (str or os.PathLike), got {type(checkpoint).__name__}")
+            if train != self._train:
+                raise ValueError("checkpoint= is not supported with comm= (data-parallel fit over MPI): train "
+                                 "without comm, or save the model on rank 0 from a callback")
+        if checkpoint_every is not None:
+            if checkpoint is None:
+                raise ValueError("checkpoint_every needs checkpoint=PATH")
+            checkpoint_every = check_int("checkpoint_every", checkpoint_every)
         if not self.layers:
             self._infer_sizes(X, Y)
         x = self._check_x(X)
@@ -1043,8 +1196,36 @@ class Model:
             history["lr"] = []
         self.history_ = history  # (filled epoch by epoch: an interrupted fit leaves what it did)
         with _one_blas_thread(self.backend), self._fitting():
-            train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=loop)
+            if checkpoint is None:
+                train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=loop)
+            else:
+                fingerprint = self._fingerprint(x, y, opt, epochs, batch_size, clip, validation, bucket, loop)
+                train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=loop,
+                      checkpoint=_Checkpoint(checkpoint, checkpoint_every, self, fingerprint))
         return self
+
+    def _fingerprint(self, x, y, opt, epochs, batch_size, clip, validation, bucket, loop) -> dict:
+        """What a checkpoint must have been written with to be resumed by this fit."""
+        crc = 0
+        if loop.weights is not None:
+            for array in (loop.weights.totals, loop.weights.table):
+                if array is not None:
+                    crc = zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"), crc)
+        state = opt.state_dict()
+        state.pop("arrays")
+        state.pop("steps", None)
+        schedule = loop.schedule
+        return {
+            "model": f"{type(self).__name__}({self._init_args()})",
+            "X": x.describe("X"), "Y": y.describe("Y"),
+            "validation data": "none" if validation is None else
+            f"{validation[0].describe('X_val')} and {validation[1].describe('Y_val')}",
+            "epochs": epochs, "batch_size": batch_size, "clip": clip, "bucket": bucket, "shuffle": loop.shuffle,
+            "optimizer": repr(sorted(state.items())),
+            "weights": "none" if loop.weights is None else f"CRC-32 {crc:#010x}",
+            "schedule": repr(schedule) if schedule is None or isinstance(schedule, Schedule) else
+            f"{type(schedule).__qualname__} {getattr(schedule, '__qualname__', '')}",
+        }
 
     def _check_sample_weight(self, sample_weight, n: int):
         """sample_weight as (n,) float64 of finite numbers >= 0, or None."""
@@ -1093,11 +1274,12 @@ class Model:
         return x.lengths if x.timed else y.lengths
 
     def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, steps=None,
-               loop=None):
+               loop=None, checkpoint=None):
         """The training loop: epochs of batches in a fresh order from the model's generator, the
         progress bar, the history, and ``loop``'s schedule and callbacks.  ``steps`` does each batch's
         work, the validation and the end of an epoch: ``_LocalSteps`` (this process) unless
-        rnnkit.distributed passes its own."""
+        rnnkit.distributed passes its own.  ``checkpoint`` (a _Checkpoint): resume from its file when
+        there is one, and write it after every epoch (and every ``checkpoint.every`` batches)."""
         loop = loop or _Loop()
         steps = steps or _LocalSteps(self, x, y, opt, clip, loop.weights)
         n = len(x)
@@ -1105,15 +1287,30 @@ class Model:
         order = self._rng if loop.shuffle else _IN_ORDER
         weighted = loop.weights is not None
         self.stop_training = False
+        found = checkpoint.read() if checkpoint is not None else None
+        if found is not None and found[0]["position"]["finished"]:
+            checkpoint.restore(*found, opt, loop, history)  # a finished run: its state, nothing more
+            return
         loop.train_begin(self, opt)
+        start = {"epoch": 0, "batch": 0, "total": 0.0, "seen": 0, "elapsed": 0.0}
+        if found is not None:
+            start = checkpoint.restore(*found, opt, loop, history)
         logs = {}
-        for epoch in range(epochs):
+        for epoch in range(start["epoch"], epochs):
             loop.epoch_begin(epoch, opt)
             started = time.perf_counter()
-            batches = batch_order(order, n, batch_size, lengths, bucket)
+            resumed = epoch == start["epoch"] and start["batch"] > 0
+            if resumed:  # the epoch's batches as they were drawn; the generator's state is after the draw
+                batches, first = start["batches"], start["batch"]
+                total, seen, started = start["total"], start["seen"], started - start["elapsed"]
+            else:
+                batches, first = batch_order(order, n, batch_size, lengths, bucket), 0
+                total, seen = 0.0, 0
             bar = _progress(len(batches), f"epoch {epoch + 1}/{epochs}", verbose)
-            total, seen = 0.0, 0
-            for b, idx in enumerate(batches):
+            if bar is not None and first:
+                bar.update(first)
+            for b in range(first, len(batches)):
+                idx = batches[b]
                 count = float(loop.weights.totals[idx].sum()) if weighted else y.count(idx)
                 loss = steps.batch(idx, epoch, b, len(batches))
                 total += loss * count
@@ -1127,6 +1324,11 @@ class Model:
                     if steps.stopping(self.stop_training):
                         self.stop_training = True
                         break
+                if checkpoint is not None and checkpoint.every and (b + 1) % checkpoint.every == 0 \
+                        and b + 1 < len(batches):
+                    checkpoint.write(opt, loop, history, {
+                        "epoch": epoch, "batch": b + 1, "total": total, "seen": seen,
+                        "elapsed": time.perf_counter() - started, "finished": False}, batches)
             history["loss"].append(total / max(seen, 1) if not weighted else total / seen if seen > 0 else 0.0)
             history["time"].append(time.perf_counter() - started)
             if loop.schedule is not None:
@@ -1150,7 +1352,12 @@ class Model:
                 print(f"epoch {epoch + 1}/{epochs} {history['time'][-1]:.2f}s {summary}", file=sys.stderr)
             logs["lr"] = opt.lr
             loop.epoch_end(epoch, logs)
-            if loop.callbacks and steps.stopping(self.stop_training):
+            stop = bool(loop.callbacks) and steps.stopping(self.stop_training)
+            if checkpoint is not None:
+                checkpoint.write(opt, loop, history, {
+                    "epoch": epoch + 1, "batch": 0, "total": 0.0, "seen": 0, "elapsed": 0.0,
+                    "finished": stop or epoch + 1 == epochs})
+            if stop:
                 self.stop_training = True
                 break
         loop.train_end(logs)

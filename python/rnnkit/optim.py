@@ -71,6 +71,41 @@ class _Optimizer:
     def _update(self, name, param, grad):
         raise NotImplementedError
 
+    # -- state for fit(..., checkpoint=...) --------------------------------------------------------
+
+    def _hyperparameters(self) -> dict:
+        return {"weight_decay": self.weight_decay}
+
+    def state_dict(self) -> dict:
+        """Everything a resumed fit needs to continue this optimizer bitwise: ``"type"``, ``"lr"``,
+        the hyperparameters and counters (JSON-able numbers), and ``"arrays"``: name -> array of the
+        per-parameter state (copies)."""
+        return {"type": type(self).__name__, "lr": self.lr, **self._hyperparameters(), **self._counters(),
+                "arrays": {name: array.copy() for name, array in self._arrays().items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned (the type and hyperparameters must match: ValueError
+        naming the first that differs)."""
+        if state.get("type") != type(self).__name__:
+            raise ValueError(f"the optimizer state is a {state.get('type')}'s, not a {type(self).__name__}'s")
+        for key, value in self._hyperparameters().items():
+            theirs = state.get(key)
+            if (list(theirs) if isinstance(theirs, (tuple, list)) else theirs) != \
+                    (list(value) if isinstance(value, (tuple, list)) else value):
+                raise ValueError(f"the optimizer state has {key}={theirs!r}; this {type(self).__name__} has "
+                                 f"{key}={value!r}")
+        self.lr = float(state["lr"])
+        self._load(state, {name: np.array(array, copy=True) for name, array in state.get("arrays", {}).items()})
+
+    def _counters(self) -> dict:
+        return {}
+
+    def _arrays(self) -> dict:
+        return {}
+
+    def _load(self, state: dict, arrays: dict) -> None:
+        pass
+
     def __repr__(self):
         skip = {"params"}
         return f"{type(self).__name__}(" + ", ".join(
@@ -104,6 +139,15 @@ class SGD(_Optimizer):
                 buf += grad
             grad = grad + self.momentum * buf if self.nesterov else buf
         param -= self.lr * grad
+
+    def _hyperparameters(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+
+    def _arrays(self):
+        return {f"buf:{name}": buf for name, buf in self._buffers.items()}
+
+    def _load(self, state, arrays):
+        self._buffers = {name[len("buf:"):]: array for name, array in arrays.items() if name.startswith("buf:")}
 
 
 class Adam(_Optimizer):
@@ -139,6 +183,23 @@ class Adam(_Optimizer):
         correction2 = 1 - beta2 ** self.steps
         denominator = np.sqrt(square) / np.sqrt(correction2) + self.eps
         param -= (self.lr / correction1) * mean / denominator
+
+    def _hyperparameters(self):
+        return {"betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
+
+    def _counters(self):
+        return {"steps": self.steps}
+
+    def _arrays(self):
+        arrays = {}
+        for name, (mean, square) in self._moments.items():
+            arrays[f"mean:{name}"], arrays[f"square:{name}"] = mean, square
+        return arrays
+
+    def _load(self, state, arrays):
+        self.steps = int(state["steps"])
+        self._moments = {name[len("mean:"):]: (array, arrays[f"square:{name[len('mean:'):]}"])
+                         for name, array in arrays.items() if name.startswith("mean:")}
 
 
 def grad_norm(grads: dict) -> float:
@@ -209,6 +270,16 @@ class Schedule:
 
     def epoch_end(self, epoch: int, logs: dict) -> None:
         pass
+
+    def state_dict(self) -> dict:
+        """The schedule's running state (its attributes whose names begin with "_", JSON-able numbers),
+        for fit(..., checkpoint=...); the stateless schedules have none."""
+        return {k: (float(v) if isinstance(v, (float, np.floating)) else v)
+                for k, v in vars(self).items() if k.startswith("_")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
 
     def __repr__(self):
         return f"{type(self).__name__}(" + ", ".join(

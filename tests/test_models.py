@@ -349,3 +349,12 @@ def test_r2_is_scikit_learns_variance_weighted_r2():
 def test_the_base_class_is_not_a_model():
     with pytest.raises(TypeError, match="Model is a base class"):
         Model(3, 4, 2)
+
+
+def test_sequence_targets_with_another_number_of_samples_are_refused_naming_both_shapes():
+    model = ManyToMany(3, 4, 2)
+    with pytest.raises(ValueError, match=r"X and Y have different numbers of samples: 5 and 4 \(shapes \(5, 4, 3\) "
+                                         r"and \(4, 4\)\)"):
+        model.fit(np.zeros((5, 4, 3)), np.zeros((4, 4), int), verbose=0)
+    with pytest.raises(ValueError, match="X and Y have different numbers of samples: 2 and 3"):
+        model.fit([np.zeros((4, 3)), np.zeros((2, 3))], np.zeros((3, 4), int), verbose=0)

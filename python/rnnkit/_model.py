@@ -919,7 +919,7 @@ class Model:
             array = self._check_y_array(name, self._as_array(name, Y), base_ndim=2)
             if array.shape[0] != n:
                 raise ValueError(f"X and {name} have different numbers of samples: {n} and {array.shape[0]} (shapes "
-                                 f"{v.fmt_shape(np.shape(X)) if not isinstance(X, list) else f'({n} sequences)'} "
+                                 f"{v.fmt_shape(x.values.shape) if x.values is not None else f'({n} sequences)'} "
                                  f"and {v.fmt_shape(array.shape)})")
             y = Sequences(array)
         return self._check_y_steps(y, x, name)

@@ -370,7 +370,7 @@ namespace {
 // pays a job and a barrier per layer against a step of microseconds.  Measured on 2 cores (Zen 3, B=1,
 // float32): a GRU of H=128 (98k multiply-adds a step, its weights in L2) gained nothing on 2 threads
 // and halved what 8 serving threads got through; one of H=256 (393k, its weights from L3) ran 1.9x
-// faster.  16 x 8192 puts the line between them.
+// faster.  A second thread then comes from 2 x 16 x 8192 = 262k multiply-adds: between the two.
 constexpr int64_t kStreamWorkFactor = 16;
 
 // One step of a stack as a program of phases, one per layer; an item is a block of nr units of that

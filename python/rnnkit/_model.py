@@ -11,6 +11,7 @@ import contextlib
 import json
 import numbers
 import os
+import secrets
 import sys
 import threading
 import time
@@ -98,12 +99,18 @@ def _one_blas_thread(backend: str):
 
 def atomic_write(path, write) -> None:
     """``write(file)`` into a temporary file in ``path``'s folder, fsync it, then rename it over
-    ``path`` (atomic on POSIX and Windows) and fsync the folder; on any failure the temporary file is
-    removed and ``path`` is as it was."""
-    import tempfile
+    ``path`` (atomic on POSIX and Windows) and fsync the folder: readers see the old file or the whole
+    new one, never a part; on any failure the temporary file is removed and ``path`` is as it was.
+    The file is created as open() would create it (0o666 less the umask)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    while True:
+        temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+        try:  # only if it is new
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as file:
             write(file)
@@ -116,7 +123,7 @@ def atomic_write(path, write) -> None:
         raise
     if hasattr(os, "O_DIRECTORY"):  # the rename itself reaches the disk
         with contextlib.suppress(OSError):
-            dir_fd = os.open(folder, os.O_DIRECTORY)
+            dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(dir_fd)
             finally:
@@ -820,11 +827,7 @@ class Model:
             raise TypeError(f"{name} must hold integer token ids for a model with vocab_size={self.vocab_size}, "
                             f"got dtype {ids.dtype}" + (" (float input needs a model without vocab_size)"
                                                         if ids.dtype.kind == "f" else ""))
-        bad = (ids < 0) | (ids >= self.vocab_size)
-        if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"{name}{list(where)} = {int(ids[where])} is out of range; token ids must lie in "
-                             f"[0, vocab_size) = [0, {self.vocab_size})")
+        v.check_token_ids(name, ids, self.vocab_size)
         return ids.astype(np.int64)
 
     def _check_x(self, X, name="X") -> Sequences:

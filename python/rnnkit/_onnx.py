@@ -92,16 +92,15 @@ defaults (RNN: Tanh, or Relu -> cell="relu"; LSTM: Sigmoid, Tanh, Tanh; GRU: Sig
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 import os
-import secrets
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _validation as v
 from ._core import __version__
+from ._model import atomic_write
 from .layers import check_backend, check_bool, check_dtype, check_int
 from .models import ManyToMany, ManyToOne, OneToMany, OneToOne, Seq2Seq
 
@@ -334,41 +333,11 @@ def _model_proto(onnx, graph, opset: int, doc: str, metadata: dict):
     return model
 
 
-def write_atomic(data: bytes, path) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, fsync'ed and then
-    renamed over ``path``: readers see the old file or the whole new one, never a part."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    while True:
-        temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-        try:  # created as open() would create it (0o666 less the umask), and only if it is new
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # the rename itself reaches the disk with the directory's entry
-        with contextlib.suppress(OSError):
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
 def _save(onnx, g: _Graph, name: str, inputs: list, outputs: list, doc: str, opset: int, metadata: dict,
           path) -> None:
     model = _model_proto(onnx, g.graph(name, inputs, outputs, doc, g.initializers), opset, doc, metadata)
-    write_atomic(model.SerializeToString(), path)
+    data = model.SerializeToString()
+    atomic_write(path, lambda file: file.write(data))
 
 
 def _optional_input(g: _Graph, name: str, default: np.ndarray, shape: list, doc: str):

@@ -282,3 +282,14 @@ def check_num_threads(n) -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"num_threads must be an int, got {type(n).__name__}")
     return int(n)
+
+
+def check_token_ids(name: str, ids: np.ndarray, vocab: int) -> None:
+    """Integer token ids all in [0, vocab); else ValueError naming the first one out of range (C
+    order) and its position."""
+    bad = (ids < 0) | (ids >= vocab)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        index = f"[{', '.join(map(str, where))}]" if where else ""
+        raise ValueError(f"{name}{index} = {int(ids[where])} is out of range; token ids must lie in "
+                         f"[0, vocab_size) = [0, {vocab})")

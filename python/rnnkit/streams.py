@@ -343,7 +343,7 @@ class GenerationStream:
             if ids.shape != (rows,):
                 raise ValueError(f"x has shape {v.fmt_shape(ids.shape)}; expected ({rows},): one token id per row "
                                  "started")
-            _check_ids("x", ids, self._vocab)
+            v.check_token_ids("x", ids, self._vocab)
             return self._table[ids]
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy array, got {type(x).__name__}")
@@ -359,16 +359,22 @@ class GenerationStream:
         """One generated output per row (see the class)."""
         out = self._decoder.generate(1, self._classify, -1 if self.end_token is None else self.end_token,
                                      self._input, self._going)[0]
+        self._feed_back(out)
         if self._classify:
-            self._input[:] = 0
-            live = np.flatnonzero(out >= 0)
-            self._input[live, out[live]] = 1
             if self.end_token is not None:
                 self._going &= out != self.end_token
             return out
-        self._input[:] = out
         out = np.where(self._going[:, None], out, np.nan).astype(self.dtype, copy=False)
         return out[:, 0] if self.output_size == 1 else out
+
+    def _feed_back(self, last):
+        """The next step's input from the last outputs: its labels one-hot (none for -1), or its values."""
+        if not self._classify:
+            self._input[:] = last
+            return
+        self._input[:] = 0
+        live = np.flatnonzero(last >= 0)
+        self._input[live, last[live]] = 1
 
     @_locked
     def generate(self, max_steps=None):
@@ -380,13 +386,7 @@ class GenerationStream:
         end = -1 if self.end_token is None else self.end_token
         out = self._decoder.generate(steps, self._classify, end, self._input, self._going)  # (steps, B[, O])
         if steps:
-            last = out[-1]
-            if self._classify:
-                self._input[:] = 0
-                live = np.flatnonzero(last >= 0)
-                self._input[live, last[live]] = 1
-            else:
-                self._input[:] = last
+            self._feed_back(out[-1])
         if not self._classify:
             out = np.where(self._going[None, :, None], out, np.nan).astype(self.dtype, copy=False)
             out = out.transpose(1, 0, 2)
@@ -455,14 +455,5 @@ def _embed(name, x, sequence, table, batch):
     if ids.ndim != base + (0 if squeezed else 1) or (not squeezed and ids.shape[base] != batch):
         raise ValueError(f"{name} has shape {v.fmt_shape(ids.shape)}; expected {'(T, B)' if sequence else '(B,)'} "
                          f"token ids with B = {batch}")
-    _check_ids(name, ids, vocab)
+    v.check_token_ids(name, ids, vocab)
     return np.ascontiguousarray(table[ids])
-
-
-def _check_ids(name, ids, vocab):
-    bad = (ids < 0) | (ids >= vocab)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        index = f"[{', '.join(map(str, where))}]" if where else ""
-        raise ValueError(f"{name}{index} = {int(ids[where])} is out of range; token ids must lie in "
-                         f"[0, vocab_size) = [0, {vocab})")

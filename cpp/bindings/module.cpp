@@ -22,6 +22,7 @@
 #include "profile.hpp"
 #include "team.hpp"
 #include "pool.hpp"
+#include "optim.hpp"
 
 namespace py = pybind11;
 
@@ -694,10 +695,153 @@ void stream_reset(PyStream& st, const py::object& rows) {
     }
 }
 
+// ---- the optimizers' updates (optim.hpp) ----------------------------------------------------------
+
+// list[index] as a contiguous array of n Real elements (n < 0: any size), writable if asked.
+template <typename Real>
+Real* flat_array(const py::list& list, const char* name, size_t index, int64_t n, bool writable) {
+  const std::string where = std::string(name) + "[" + std::to_string(index) + "]";
+  py::object obj = list[index];
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(where + " must be a numpy array");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!py::isinstance<py::array_t<Real>>(a))
+    throw py::type_error(where + " must have dtype " + std::string(py::str(py::dtype::of<Real>())) + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(where + " must be C-contiguous");
+  if (n >= 0 && a.size() != n)
+    throw py::value_error(where + " must have " + std::to_string(n) + " elements, got " + std::to_string(a.size()));
+  if (writable && !a.writeable()) throw py::value_error(where + " must be writable");
+  return static_cast<Real*>(writable ? a.mutable_data() : const_cast<void*>(a.data()));
+}
+
+// The update's arrays of one parameter must not overlap (the loops read and write them as
+// independent streams).
+template <typename Real>
+void check_disjoint(std::initializer_list<const Real*> ptrs, int64_t n, size_t index) {
+  std::vector<const Real*> v;
+  for (const Real* p : ptrs)
+    if (p) v.push_back(p);
+  for (size_t i = 0; i < v.size(); ++i)
+    for (size_t j = i + 1; j < v.size(); ++j)
+      if (n > 0 && v[i] < v[j] + n && v[j] < v[i] + n)
+        throw py::value_error("the arrays of parameter " + std::to_string(index) +
+                              " (parameter, gradient, optimizer state) must not overlap");
+}
+
+bool is_f32_list(const py::list& params) {
+  if (params.size() == 0) return true;
+  py::object first = params[0];
+  if (!py::isinstance<py::array>(first)) throw py::type_error("params[0] must be a numpy array");
+  py::array a = py::reinterpret_borrow<py::array>(first);
+  if (py::isinstance<py::array_t<float>>(a)) return true;
+  if (py::isinstance<py::array_t<double>>(a)) return false;
+  throw py::type_error("params[0] must have dtype float32 or float64, got " + std::string(py::str(a.dtype())));
+}
+
+void check_lengths(const py::list& params, std::initializer_list<std::pair<const char*, const py::list*>> others) {
+  for (auto [name, list] : others)
+    if (list->size() != params.size())
+      throw py::value_error(std::string(name) + " must hold " + std::to_string(params.size()) +
+                            " arrays (one per parameter), got " + std::to_string(list->size()));
+}
+
+void adam_step(const py::list& params, const py::list& grads, const py::list& means, const py::list& squares,
+               const rnnkit::AdamConstants& c) {
+  check_lengths(params, {{"grads", &grads}, {"means", &means}, {"squares", &squares}});
+  auto run = [&](auto tag) {
+    using Real = decltype(tag);
+    struct Job { int64_t n; Real *p, *m, *v; const Real* g; };
+    std::vector<Job> jobs;
+    for (size_t i = 0; i < params.size(); ++i) {
+      Real* p = flat_array<Real>(params, "params", i, -1, true);
+      const int64_t n = py::reinterpret_borrow<py::array>(params[i]).size();
+      Job j{n, p, flat_array<Real>(means, "means", i, n, true), flat_array<Real>(squares, "squares", i, n, true),
+            flat_array<Real>(grads, "grads", i, n, false)};
+      check_disjoint<Real>({j.p, j.m, j.v, j.g}, n, i);
+      jobs.push_back(j);
+    }
+    py::gil_scoped_release release;
+    const auto& table = rnnkit::active_optim<Real>();
+    for (const Job& j : jobs) table.adam(j.n, j.p, j.g, j.m, j.v, c);
+  };
+  if (is_f32_list(params)) run(float{});
+  else run(double{});
+}
+
+void sgd_step(const py::list& params, const py::list& grads, const py::list& buffers, const std::vector<bool>& first,
+              const rnnkit::SgdConstants& c) {
+  check_lengths(params, {{"grads", &grads}});
+  const bool moving = c.momentum != 0;
+  if (moving) check_lengths(params, {{"buffers", &buffers}});
+  if (moving && first.size() != params.size())
+    throw py::value_error("first must hold one flag per parameter");
+  auto run = [&](auto tag) {
+    using Real = decltype(tag);
+    struct Job { int64_t n; Real *p, *buf; const Real* g; bool first; };
+    std::vector<Job> jobs;
+    for (size_t i = 0; i < params.size(); ++i) {
+      Real* p = flat_array<Real>(params, "params", i, -1, true);
+      const int64_t n = py::reinterpret_borrow<py::array>(params[i]).size();
+      Job j{n, p, moving ? flat_array<Real>(buffers, "buffers", i, n, true) : nullptr,
+            flat_array<Real>(grads, "grads", i, n, false), moving && first[i]};
+      check_disjoint<Real>({j.p, j.buf, j.g}, n, i);
+      jobs.push_back(j);
+    }
+    py::gil_scoped_release release;
+    const auto& table = rnnkit::active_optim<Real>();
+    for (const Job& j : jobs) table.sgd(j.n, j.p, j.g, j.buf, j.first, c);
+  };
+  if (is_f32_list(params)) run(float{});
+  else run(double{});
+}
+
+double sum_squares(const py::list& arrays) {
+  double total = 0;
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    py::object obj = arrays[i];
+    if (!py::isinstance<py::array>(obj)) throw py::type_error("arrays[" + std::to_string(i) + "] must be a numpy array");
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    const int64_t n = a.size();
+    if (py::isinstance<py::array_t<float>>(a)) {
+      const float* x = flat_array<float>(arrays, "arrays", i, n, false);
+      total += rnnkit::active_optim<float>().sum_squares(n, x);
+    } else {
+      const double* x = flat_array<double>(arrays, "arrays", i, n, false);
+      total += rnnkit::active_optim<double>().sum_squares(n, x);
+    }
+  }
+  return total;
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rnnkit's compiled kernels (private: use the rnnkit package)";
   m.attr("__version__") = RNNKIT_VERSION;
 
+  // ---- the optimizers' updates ----
+  m.def(
+      "adam_step",
+      [](const py::list& params, const py::list& grads, const py::list& means, const py::list& squares,
+         double decay_factor, double beta1, double beta2, double step_size, double sqrt_correction2, double eps) {
+        rnnkit::AdamConstants c{decay_factor != 1.0, decay_factor, beta1, 1 - beta1, beta2, 1 - beta2,
+                                step_size, sqrt_correction2, eps};
+        adam_step(params, grads, means, squares, c);
+      },
+      py::arg("params"), py::arg("grads"), py::arg("means"), py::arg("squares"), py::arg("decay_factor"),
+      py::arg("beta1"), py::arg("beta2"), py::arg("step_size"), py::arg("sqrt_correction2"), py::arg("eps"),
+      "One Adam(W) step of every parameter in place, in NumPy's order of operations (optim.Adam).");
+  m.def(
+      "sgd_step",
+      [](const py::list& params, const py::list& grads, const py::list& buffers, const std::vector<bool>& first,
+         double lr, double momentum, bool nesterov, double weight_decay) {
+        rnnkit::SgdConstants c{lr, momentum, weight_decay, nesterov};
+        sgd_step(params, grads, buffers, first, c);
+      },
+      py::arg("params"), py::arg("grads"), py::arg("buffers"), py::arg("first"), py::arg("lr"),
+      py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"),
+      "One SGD step of every parameter in place, in NumPy's order of operations (optim.SGD).");
+  m.def("sum_squares", &sum_squares, py::arg("arrays"),
+        "The sum of the squares of every element of the arrays (float32/float64, C-contiguous), in double, "
+        "in a fixed order.");
   m.def("simd_isa", &rnnkit::active_isa, "The SIMD path in use: 'avx512', 'avx2' or 'scalar'.");
   m.def("set_simd_isa", &rnnkit::set_active_isa, py::arg("name"),
         "Force a SIMD path for this process (as RNNKIT_ISA does at start-up).");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernel_table.hpp"
+#include "optim.hpp"
 
 namespace rnnkit {
 namespace {
@@ -150,6 +151,32 @@ const KernelTable<double>& active_kernels<double>() {
     case kAvx2: return *avx2_kernels_f64();
 #endif
     default: return *scalar_kernels_f64();
+  }
+}
+
+template <>
+const OptimTable<float>& active_optim<float>() {
+  switch (active_id()) {
+#if RNNKIT_HAVE_AVX512
+    case kAvx512: return *avx512_optim_f32();
+#endif
+#if RNNKIT_HAVE_AVX2
+    case kAvx2: return *avx2_optim_f32();
+#endif
+    default: return *scalar_optim_f32();
+  }
+}
+
+template <>
+const OptimTable<double>& active_optim<double>() {
+  switch (active_id()) {
+#if RNNKIT_HAVE_AVX512
+    case kAvx512: return *avx512_optim_f64();
+#endif
+#if RNNKIT_HAVE_AVX2
+    case kAvx2: return *avx2_optim_f64();
+#endif
+    default: return *scalar_optim_f64();
   }
 }
 

@@ -6,6 +6,11 @@ An optimizer holds a dict of parameters (name -> array, the live arrays a layer 
     opt = Adam(model_params, lr=1e-3)
     clip_grad_norm(grads, 5.0)
     opt.step(grads)
+
+``step`` updates every parameter in one call to the compiled core (cpp/src/optim.hpp), which performs
+the NumPy formula of each ``_update`` below operation by operation, so its results are bitwise the
+NumPy formula's (tests/test_optim_core.py checks that).  Parameters the core cannot take (a
+non-contiguous view, a gradient of another dtype) are updated by the NumPy formula itself.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import numbers
 
 import numpy as np
 
+from . import _core
 from ._cells import weights_changed
 
 __all__ = ["SGD", "Adam", "CosineLR", "ReduceLROnPlateau", "Schedule", "StepLR", "clip_grad_norm", "fit_optimizer",
@@ -58,8 +64,16 @@ class _Optimizer:
             grad = grads[name]
             if grad.shape != param.shape:
                 raise ValueError(f"grads[{name!r}] has shape {grad.shape}; expected {param.shape}")
-            self._update(name, param, grad)
+        names = list(self.params)
+        if not (CORE_UPDATES and self._core_step(names, [self.params[n] for n in names], [grads[n] for n in names])):
+            for name in names:
+                self._update(name, self.params[name], grads[name])
         weights_changed()  # the layers' packed inference weights are stale now
+
+    def _core_step(self, names: list, params: list, grads: list) -> bool:
+        """Update every parameter in one call to the core; False (nothing changed) when some array
+        is not one the core takes."""
+        return False
 
     def _state(self, store: dict, name: str, param, make):
         """Per-parameter state, made afresh for a new name or a parameter of another shape."""
@@ -140,6 +154,22 @@ class SGD(_Optimizer):
             grad = grad + self.momentum * buf if self.nesterov else buf
         param -= self.lr * grad
 
+    def _core_step(self, names, params, grads):
+        if not _core_ready(params, grads):
+            return False
+        first, buffers = [], []
+        if self.momentum:
+            for name, param in zip(names, params):
+                buf = self._buffers.get(name)
+                fresh = buf is None or buf.shape != param.shape or not _core_ready([param], [buf])
+                first.append(fresh)
+                buffers.append(np.empty_like(param, order="C") if fresh else buf)
+        _core.sgd_step(params, grads, buffers, first, self.lr, self.momentum, self.nesterov, self.weight_decay)
+        for name, buf, fresh in zip(names, buffers, first):
+            if fresh:
+                self._buffers[name] = buf
+        return True
+
     def _hyperparameters(self):
         return {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
@@ -184,6 +214,21 @@ class Adam(_Optimizer):
         denominator = np.sqrt(square) / np.sqrt(correction2) + self.eps
         param -= (self.lr / correction1) * mean / denominator
 
+    def _core_step(self, names, params, grads):
+        if not _core_ready(params, grads):
+            return False
+        zeros = lambda param: (np.zeros_like(param, order="C"), np.zeros_like(param, order="C"))
+        moments = [self._state(self._moments, name, param, lambda p=param: zeros(p))
+                   for name, param in zip(names, params)]
+        if not _core_ready(params, [m for m, _ in moments]) or not _core_ready(params, [v for _, v in moments]):
+            return False
+        beta1, beta2 = self.betas
+        # The scalars exactly as _update computes them (in Python floats, i.e. double).
+        _core.adam_step(params, grads, [m for m, _ in moments], [v for _, v in moments],
+                        1 - self.lr * self.weight_decay if self.weight_decay else 1.0, beta1, beta2,
+                        self.lr / (1 - beta1 ** self.steps), float(np.sqrt(1 - beta2 ** self.steps)), self.eps)
+        return True
+
     def _hyperparameters(self):
         return {"betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
 
@@ -202,9 +247,30 @@ class Adam(_Optimizer):
                          for name, array in arrays.items() if name.startswith("mean:")}
 
 
+# Tests switch this off to run the NumPy formulas the core reproduces.
+CORE_UPDATES = True
+
+
+def _core_ready(params: list, others: list) -> bool:
+    """Whether the core takes these arrays: one float dtype throughout, C-contiguous, the params
+    writable (overlapping arrays the core refuses itself, before it changes anything)."""
+    if not params:
+        return False
+    dtype = params[0].dtype
+    if dtype not in (np.float32, np.float64):
+        return False
+    return all(isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
+               for a in (*params, *others)) and all(p.flags.writeable for p in params)
+
+
 def grad_norm(grads: dict) -> float:
-    """The global L2 norm of all gradients (accumulated in float64)."""
-    return float(np.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in grads.values())))
+    """The global L2 norm of all gradients (accumulated in float64; in the core, in a fixed order
+    that does not depend on the SIMD path or the thread count)."""
+    arrays = list(grads.values())
+    if CORE_UPDATES and all(isinstance(g, np.ndarray) and g.dtype in (np.float32, np.float64)
+                            and g.flags.c_contiguous for g in arrays):
+        return float(np.sqrt(_core.sum_squares(arrays)))
+    return float(np.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in arrays)))
 
 
 def clip_grad_norm(grads: dict, max_norm: float) -> float:

@@ -108,6 +108,72 @@ def train(comm, out):
     return {"cases": results, "threads_per_rank": owned, "threads_after": threads_after}
 
 
+class Recording:
+    """An out-of-core array-like (h5py's interface: shape, dtype, indexing) that records every row read."""
+
+    def __init__(self, array):
+        self.array, self.rows = array, []
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def __getitem__(self, idx):
+        self.rows.extend(np.arange(self.shape[0])[idx].tolist())
+        return self.array[idx]
+
+
+def out_of_core(comm, out):
+    """fit on a np.memmap the test wrote, behind Recording: which rows each rank read."""
+    x = np.load(os.path.join(out, "x.npy"), mmap_mode="r")
+    y = np.load(os.path.join(out, "y.npy"))
+    data = Recording(x)
+    model = ManyToOne(x.shape[2], 6, 3, cell="gru", dtype="float64", seed=5)
+    model.fit(data, y, comm=comm, epochs=2, batch_size=16, lr=0.02, verbose=0, validation_split=0.25)
+    rows = comm.gather(data.rows, root=0)
+    every = comm.gather(params_bytes(model), root=0)
+    if comm.rank == 0:
+        model.save(os.path.join(out, "model.npz"))
+        return {"rows": rows, "identical": all(b == every[0] for b in every), "history": model.history_}
+    return {}
+
+
+class _KillAfter:
+    """SIGKILLs this process after ``n`` batches when ``armed`` (mpiexec then ends every rank)."""
+
+    def __init__(self, n, armed):
+        self.n, self.armed = n, armed
+
+    def on_batch_end(self, batch, logs):
+        self.n -= 1
+        if self.n == 0 and self.armed:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def checkpoint(comm, out):
+    """fit(comm=..., checkpoint=out/run.ckpt).  RNNKIT_TEST_KILL_AT=n: rank 0 (the writer) kills itself
+    after n batches; RNNKIT_TEST_HIDDEN: another model, whose fit the checkpoint must refuse."""
+    from rnnkit.callbacks import EarlyStopping
+
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((40, 5, 3)), rng.integers(0, 3, 40)
+    hidden = int(os.environ.get("RNNKIT_TEST_HIDDEN", "6"))
+    model = ManyToOne(3, hidden, 3, cell="lstm", dropout=0.2, num_layers=2, dtype="float64", seed=4)
+    kill = int(os.environ.get("RNNKIT_TEST_KILL_AT", "0"))
+    stopper = EarlyStopping(monitor="loss", patience=50)
+    callbacks = [stopper] + ([_KillAfter(kill, comm.rank == 0)] if kill else [])
+    result = outcome(lambda: model.fit(x, y, comm=comm, epochs=4, batch_size=8, verbose=0, callbacks=callbacks,
+                                       checkpoint=os.path.join(out, "run.ckpt"), checkpoint_every=2))
+    outcomes = comm.gather(result, root=0)
+    if result[0] != "ok":
+        return {"outcomes": outcomes}
+    every = comm.gather(params_bytes(model), root=0)
+    if comm.rank == 0:
+        model.save(os.path.join(out, "model.npz"))
+        return {"outcomes": outcomes, "identical": all(b == every[0] for b in every), "loss": model.history_["loss"],
+                "wait": stopper.wait}
+    return {}
+
+
 def errors(comm, out):
     """Bad input on one rank, data that differs between ranks, a NaN on one rank, tampering."""
     rank = comm.rank
@@ -185,7 +251,8 @@ def main():
 
     scenario, out = sys.argv[1], sys.argv[2]
     comm = MPI.COMM_WORLD
-    result = {"train": train, "errors": errors, "raises": raises}[scenario](comm, out)
+    result = {"train": train, "errors": errors, "raises": raises, "out_of_core": out_of_core,
+              "checkpoint": checkpoint}[scenario](comm, out)
     if comm.rank == 0:
         result["size"] = comm.size
         with open(os.path.join(out, "result.json"), "w") as file:

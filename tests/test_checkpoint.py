@@ -16,6 +16,8 @@ import rnnkit
 from rnnkit import ManyToMany, ManyToOne, _model
 from rnnkit.optim import SGD, Adam, ReduceLROnPlateau, StepLR
 
+from test_distributed import needs_mpi, run_mpi
+
 SCRIPT = textwrap.dedent("""
     import sys, time
     import numpy as np
@@ -302,25 +304,32 @@ def test_optimizer_state_dict_round_trip():
         SGD({}, lr=0.1, momentum=0.5).load_state_dict(SGD({}, lr=0.1, momentum=0.9).state_dict())
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("mpi4py") is None, reason="needs mpi4py")
-def test_checkpoint_with_comm_is_refused(tmp_path):
-    code = textwrap.dedent(f"""
-        import numpy as np
-        from mpi4py import MPI
-        from rnnkit import ManyToOne
-        X = np.zeros((8, 3, 2)); Y = np.zeros(8, int)
-        try:
-            ManyToOne(2, 3, 2, seed=0).fit(X, Y, epochs=1, verbose=0, comm=MPI.COMM_WORLD,
-                                            checkpoint={str(tmp_path / 'c')!r})
-        except ValueError as exc:
-            print("refused:", exc)
-    """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
-    if "refused:" not in result.stdout and ("MPI" in result.stderr or result.returncode != 0):
-        pytest.skip(f"MPI could not start here: {result.stderr[-300:]}")
-    assert "refused:" in result.stdout
-    assert "not supported with comm" in result.stdout
-    assert not (tmp_path / "c").exists()
+@needs_mpi
+def test_under_mpi_rank_0_writes_and_every_rank_resumes_exactly_after_a_kill(tmp_path):
+    """Two ranks; the writer (rank 0) SIGKILLed mid-epoch, so mpiexec ends both; the same fit again
+    resumes from rank 0's file on both ranks and ends bitwise where an uninterrupted run ends."""
+    killed, resumed, whole = tmp_path / "killed", tmp_path / "resumed", tmp_path / "whole"
+    for folder in (killed, whole):
+        folder.mkdir()
+    status, stderr, _, _ = run_mpi(2, "checkpoint", killed, {**os.environ, "RNNKIT_TEST_KILL_AT": "7"})
+    assert status != 0, "the kill did not end the job"
+    assert (killed / "run.ckpt").exists(), stderr[-2000:]
+    assert not list(killed.glob("*.tmp*")), "a temporary file was left"
+    resumed.mkdir()
+    os.replace(killed / "run.ckpt", resumed / "run.ckpt")
+    status, stderr, _, got = run_mpi(2, "checkpoint", resumed, dict(os.environ))
+    assert status == 0, stderr[-3000:]
+    status, stderr, _, want = run_mpi(2, "checkpoint", whole, dict(os.environ))
+    assert status == 0, stderr[-3000:]
+    assert got["outcomes"] == [["ok", ""]] * 2 and got["identical"]
+    assert got["loss"] == want["loss"] and got["wait"] == want["wait"]
+    a, b = rnnkit.Model.load(resumed / "model.npz"), rnnkit.Model.load(whole / "model.npz")
+    _same(a, b)
+    # another model: rank 0 refuses the file, and every rank raises it (no MPI_Abort)
+    status, stderr, _, other = run_mpi(2, "checkpoint", whole, {**os.environ, "RNNKIT_TEST_HIDDEN": "7"})
+    assert status == 0, stderr[-3000:]
+    assert [kind for kind, _ in other["outcomes"]] == ["ValueError"] * 2
+    assert all("written by another model" in message for _, message in other["outcomes"]), other
 
 
 def test_rnnkit_version_is_recorded(tmp_path):
@@ -331,3 +340,33 @@ def test_rnnkit_version_is_recorded(tmp_path):
     assert config["format"] == "rnnkit.checkpoint/1"
     assert config["rnnkit_version"] == rnnkit.__version__
     assert set(config["random"]) == {"model._rng", "model._dropout_rng", "rnn._dropout_rng"}
+
+
+def test_early_stopping_keeps_its_count_and_best_weights_across_a_resume(tmp_path):
+    """EarlyStopping's best, wait and best weights are in the checkpoint: the resumed fit stops at the
+    epoch the uninterrupted one stops at, and restores the same best weights.  (Without its state
+    the resumed callback would start afresh and train on to the last epoch.)"""
+    from rnnkit.callbacks import EarlyStopping, ModelCheckpoint
+
+    X, Y = _data()
+    Xv, Yv = _data(10, seed=1)
+    # min_delta so large that only the first epoch improves: fit stops at epoch 3 (0-based), wait=3
+    stopper = lambda: EarlyStopping(monitor="val_loss", patience=3, min_delta=10.0, restore_best_weights=True)  # noqa: E731
+    options = {"epochs": 8, "batch_size": 4, "verbose": 0, "validation_data": (Xv, Yv)}
+    reference = _model_().fit(X, Y, callbacks=[stopper()], **options)
+    assert len(reference.history_["loss"]) == 4
+    path = tmp_path / "c.ckpt"
+    with pytest.raises(_Interrupt):  # in epoch 2 of 8 batches: after two epochs' ends
+        _model_().fit(X, Y, callbacks=[stopper(), _StopAfter(2 * 8 + 3)], checkpoint=path, checkpoint_every=2,
+                      **options)
+    resumed_stopper = stopper()
+    model = _model_().fit(X, Y, callbacks=[resumed_stopper], checkpoint=path, **options)
+    assert model.history_["loss"] == reference.history_["loss"]
+    assert resumed_stopper.stopped_epoch == 3 and resumed_stopper.best_epoch == 0
+    _same(model, reference)
+    # ModelCheckpoint's best, too
+    saver = ModelCheckpoint(tmp_path / "best.npz", monitor="val_loss", save_best_only=True)
+    saver.best = 0.25
+    restored = ModelCheckpoint(tmp_path / "best.npz", monitor="val_loss", save_best_only=True)
+    restored.load_state_dict(json.loads(json.dumps(saver.state_dict())))
+    assert restored.best == 0.25

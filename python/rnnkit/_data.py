@@ -9,6 +9,10 @@
 
 ``take(idx)`` gives the ``Batch`` of those samples, time-major as the kernels want it, padded (with
 zeros) only to the longest sequence of the batch — which is why fit buckets sequences by length.
+
+Rectangular data may stay out of core: ``values`` is then a ``Rows`` over a ``np.memmap``, an h5py
+dataset or any array-like with ``shape``, ``dtype`` and NumPy indexing, and each batch reads only its
+own rows (checked as they arrive).
 """
 
 from __future__ import annotations
@@ -16,6 +20,77 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+
+
+def out_of_core(value) -> bool:
+    """Whether X is data to read batch by batch rather than load: a np.memmap, or an array-like that
+    is not an array, a list or a tensor but has a shape, a dtype and indexing (h5py, zarr...)."""
+    if isinstance(value, np.memmap):
+        return True
+    if isinstance(value, (np.ndarray, list, tuple, str, bytes)) or hasattr(value, "detach"):
+        return False
+    return all(hasattr(value, a) for a in ("shape", "dtype", "__getitem__")) and len(getattr(value, "shape", ())) > 0
+
+
+class Rows:
+    """Rows ``start`` .. ``stop`` of an out-of-core array-like ``source`` (N, ...), read on demand.
+
+    Indexing with an index array reads those rows only — in increasing order and once each, as h5py
+    requires, then put in the asked order — converted to ``dtype`` and passed through ``check(rows,
+    index)`` (which refuses NaN, out-of-range ids... naming the row of ``source``).  ``view(slice)`` is
+    a part of it, read nothing (validation_split)."""
+
+    def __init__(self, source, dtype, check, name="X", start=0, stop=None):
+        self.source, self.dtype, self.check, self.name = source, np.dtype(dtype), check, name
+        self.start = start
+        self.stop = int(source.shape[0]) if stop is None else stop
+        self.reads = 0  # rows read so far (tests and the docs' claim: only the batches' rows)
+
+    @property
+    def shape(self) -> tuple:
+        return (self.stop - self.start, *(int(d) for d in self.source.shape[1:]))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.source.shape)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def view(self, part: slice) -> Rows:
+        start, stop, step = part.indices(len(self))
+        if step != 1:
+            raise ValueError("a part of out-of-core data must be a contiguous range")
+        rows = Rows(self.source, self.dtype, self.check, self.name, self.start + start, self.start + max(stop, start))
+        return rows
+
+    def __getitem__(self, idx) -> np.ndarray:
+        if isinstance(idx, slice):
+            idx = np.arange(*idx.indices(len(self)))
+        idx = np.asarray(idx, np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"rows {idx.min()}..{idx.max()} of {len(self)}")
+        wanted = idx + self.start
+        unique, inverse = np.unique(wanted, return_inverse=True)
+        if unique.size == 0:
+            data = np.empty((0, *self.shape[1:]), self.dtype)
+        elif unique.size == unique[-1] - unique[0] + 1:  # a contiguous run: one slice read
+            data = np.asarray(self.source[int(unique[0]):int(unique[-1]) + 1])
+        else:
+            data = np.asarray(self.source[unique] if isinstance(self.source, np.ndarray) else self.source[list(unique)])
+        self.reads += int(unique.size)
+        data = data.astype(self.dtype, copy=False)
+        self.check(data, unique)
+        return data[inverse.reshape(-1)]
+
+    def crc(self) -> int:
+        """A CRC-32 of the first and the last 64 rows (what rnnkit.distributed and checkpoints compare
+        of out-of-core data: reading it all would defeat the purpose)."""
+        n = len(self)
+        head = self[np.arange(min(n, 64))]
+        tail = self[np.arange(max(n - 64, 0), n)]
+        crc = zlib.crc32(memoryview(np.ascontiguousarray(head)).cast("B"))
+        return zlib.crc32(memoryview(np.ascontiguousarray(tail)).cast("B"), crc)
 
 
 class Batch:
@@ -117,7 +192,7 @@ class Sequences:
         """Sample i's real steps (a view)."""
         if self.values is None:
             return self.flat[self.offsets[i]:self.offsets[i + 1]]
-        return self.values[i]
+        return self.values[[i]][0] if isinstance(self.values, Rows) else self.values[i]
 
     def rows(self) -> list:
         return [self.row(i) for i in range(len(self))]
@@ -127,12 +202,17 @@ class Sequences:
         data (N·T, ...); data without a time axis as it is."""
         if self.values is None:
             return self.flat
+        if isinstance(self.values, Rows):
+            return Sequences(self.values[np.arange(len(self))], timed=self.timed).real()
         if not self.timed:
             return self.values
         return self.values.reshape(-1, *self.feature_shape)
 
     def describe(self, name: str) -> str:
         """Shape, dtype and a CRC-32 of the contents (rnnkit.distributed compares them across ranks)."""
+        if isinstance(self.values, Rows):
+            return (f"{name} of shape {self.values.shape} ({self.dtype}) read from disk, CRC-32 of its first and "
+                    f"last rows {self.values.crc():#010x}")
         arrays = [self.values] if self.values is not None else [self.flat, self.lengths]
         crc = 0
         for array in arrays:
@@ -146,6 +226,8 @@ class Sequences:
 
     def subset(self, idx) -> Sequences:
         """The samples ``idx`` (a slice or indices) as a data set of their own, order kept."""
+        if isinstance(self.values, Rows):
+            return Sequences(self.values.view(idx), timed=self.timed, ragged=self.ragged)
         if self.values is not None:
             return Sequences(self.values[idx], timed=self.timed, ragged=self.ragged)
         picked = np.arange(len(self))[idx]
@@ -175,7 +257,7 @@ class Sequences:
         """The whole data set as one batch-first array padded with zeros to the longest sequence
         (for small data and tests: the models themselves pad one batch at a time)."""
         if self.values is not None:
-            return self.values
+            return self.values[np.arange(len(self))] if isinstance(self.values, Rows) else self.values
         return np.ascontiguousarray(np.swapaxes(self.take(np.arange(len(self))).data, 0, 1))
 
     def count(self, idx=None) -> int:

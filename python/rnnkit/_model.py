@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _validation as v
 from ._core import __version__
-from ._data import Sequences, batch_order
+from ._data import Rows, Sequences, batch_order, out_of_core
 from .embedding import Embedding
 from .layers import (
     RNN,
@@ -199,19 +199,38 @@ class _Checkpoint:
     by the fit that finds it.
 
     The file: a JSON string ``checkpoint`` (format, fingerprint, position, history, random states,
-    optimizer scalars, schedule state) and arrays ``param:<name>`` (the weights), ``opt:<key>`` (the
-    optimizer's per-parameter state) and ``order`` (the current epoch's batches, concatenated, cut at
-    ``order_ends``).
+    optimizer scalars, schedule state, the callbacks' states) and arrays ``param:<name>`` (the
+    weights), ``opt:<key>`` (the optimizer's per-parameter state), ``callback<i>:<name>`` (a
+    callback's arrays: EarlyStopping's best weights) and ``order`` (the current epoch's batches,
+    concatenated, cut at ``order_ends``).
     """
 
-    def __init__(self, path, every, model, fingerprint: dict):
+    def __init__(self, path, every, model, fingerprint: dict, comm=None):
         self.path, self.every, self.model, self.fingerprint = os.fspath(path), every, model, fingerprint
+        self.comm = comm  # a data-parallel fit's communicator: rank 0 reads and writes for every rank
 
     # -- reading ------------------------------------------------------------------------------------
 
     def read(self):
         """The checkpoint's (config, arrays), or None when there is no file; ValueError for a file that
-        is not one or was written by another model or configuration (naming what differs)."""
+        is not one or was written by another model or configuration (naming what differs).  Under MPI
+        (a collective call): rank 0's file, sent to every rank, and its refusal raised on every rank."""
+        if self.comm is None:
+            return self._read()
+        found = error = None
+        if self.comm.Get_rank() == 0:
+            try:
+                found = self._read()
+            except ValueError as exc:
+                error = exc
+        message = self.comm.bcast(None if error is None else str(error), root=0)
+        if message is not None:
+            error = error if error is not None else ValueError(f"rank 0 refused the checkpoint: {message}")
+            error.rnnkit_all_ranks = True  # every rank raises it: no MPI_Abort (see rnnkit.distributed)
+            raise error
+        return self.comm.bcast(found, root=0)
+
+    def _read(self):
         name = repr(self.path)
         if not os.path.exists(self.path):
             return None
@@ -257,6 +276,17 @@ class _Checkpoint:
             generator.bit_generator.state = states[key]
         if isinstance(loop.schedule, Schedule) and config.get("schedule") is not None:
             loop.schedule.load_state_dict(config["schedule"])
+        for i, (kind, state) in enumerate(config.get("callbacks", [])):
+            callback = loop.callbacks[i] if i < len(loop.callbacks) else None
+            if state is None or callback is None or type(callback).__qualname__ != kind \
+                    or not hasattr(callback, "load_state_dict"):
+                continue  # (a callback added or changed since: it starts afresh)
+            prefix = f"callback{i}:"
+            state = dict(state)
+            found = {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+            if found:
+                state["arrays"] = found
+            callback.load_state_dict(state)
         loop.base_lr = config["base_lr"]
         for key, values in config["history"].items():
             history[key] = list(values)
@@ -286,11 +316,19 @@ class _Checkpoint:
         }
         arrays = {f"param:{name}": array for name, array in model.params.items()}
         arrays.update({f"opt:{name}": array for name, array in opt_arrays.items()})
+        callbacks = []
+        for i, callback in enumerate(loop.callbacks):
+            state = dict(callback.state_dict()) if hasattr(callback, "state_dict") else None
+            if state is not None:
+                arrays.update({f"callback{i}:{name}": a for name, a in state.pop("arrays", {}).items()})
+            callbacks.append([type(callback).__qualname__, state])
+        config["callbacks"] = callbacks
         if batches is not None:
             arrays["order"] = np.concatenate(batches) if batches else np.zeros(0, np.int64)
             arrays["order_ends"] = np.cumsum([len(b) for b in batches], dtype=np.int64)
         text = json.dumps(config, default=_json_number)
-        atomic_write(self.path, lambda file: _write_checkpoint(file, text, arrays))
+        if self.comm is None or self.comm.Get_rank() == 0:  # (every rank holds the same state)
+            atomic_write(self.path, lambda file: _write_checkpoint(file, text, arrays))
 
 
 def _json_number(value):
@@ -839,6 +877,8 @@ class Model:
         X = to_numpy(X)
         _check_not_iterator(name, X)
         timed = self.x_ndim == 3
+        if out_of_core(X):
+            return self._check_rows_x(X, name)
         if timed and isinstance(X, (list, tuple)) and len(X) == 0:  # no sequences: predict gives none
             shape = (0, 1) if self.vocab_size is not None else (0, 1, self.input_size)
             return Sequences(np.zeros(shape, np.int64 if self.vocab_size is not None else self.dtype), ragged=True)
@@ -869,6 +909,46 @@ class Model:
         if timed and x.shape[1] == 0:
             raise ValueError(f"{name} has shape {v.fmt_shape(x.shape)}: sequences need at least one timestep")
         return Sequences(values, timed=timed)
+
+    def _check_rows_x(self, X, name) -> Sequences:
+        """Out-of-core X (a np.memmap, an h5py dataset...): its shape and dtype checked now, its rows
+        as each batch reads them (see _data.Rows)."""
+        timed = self.x_ndim == 3
+        shape = tuple(int(d) for d in X.shape)
+        dtype = np.dtype(X.dtype)
+        ids = self.vocab_size is not None
+        ndim = self.x_ndim - (1 if ids else 0)
+        layout = ("(N, T) of token ids" if timed else "(N,) of token ids") if ids else (
+            "(N, T, F)" if timed else "(N, F)")
+        if len(shape) != ndim:
+            raise ValueError(f"{name} has shape {v.fmt_shape(shape)}; {type(self).__name__} expects {ndim} dimensions "
+                             f"{layout} (out-of-core data is read as a rectangular array)")
+        if ids and dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integer token ids for a model with vocab_size={self.vocab_size}, got "
+                            f"dtype {dtype}")
+        if dtype.kind not in "biuf":
+            raise TypeError(f"{name} must contain real numbers, got an array of dtype {dtype}")
+        if not ids and shape[-1] != self.input_size:
+            raise ValueError(f"{name} has {shape[-1]} features, but {type(self).__name__} is expecting "
+                             f"{self.input_size} features as input (its input_size; {name} has shape "
+                             f"{v.fmt_shape(shape)})")
+        if timed and shape[1] == 0:
+            raise ValueError(f"{name} has shape {v.fmt_shape(shape)}: sequences need at least one timestep")
+
+        def check(rows: np.ndarray, index: np.ndarray) -> None:
+            if ids:
+                bad = (rows < 0) | (rows >= self.vocab_size)
+                if bad.any():
+                    where = np.argwhere(bad)[0]
+                    position = ", ".join(map(str, (int(index[where[0]]), *map(int, where[1:]))))
+                    raise ValueError(f"{name}[{position}] = {int(rows[tuple(where)])} is out of range; token ids must "
+                                     f"lie in [0, vocab_size) = [0, {self.vocab_size})")
+            elif rows.dtype.kind == "f" and not np.isfinite(rows).all():
+                where = np.argwhere(~np.isfinite(rows))[0]
+                position = ", ".join(map(str, (int(index[where[0]]), *map(int, where[1:]))))
+                raise ValueError(f"{name} contains NaN or Inf (first at index ({position}), read by this batch)")
+
+        return Sequences(Rows(X, np.int64 if ids else self.dtype, check, name), timed=timed)
 
     def _check_ragged_x(self, X, name) -> Sequences:
         seqs = as_sequence_list(name, X)
@@ -1112,7 +1192,9 @@ class Model:
         file resumes from it and ends with the weights an uninterrupted fit reaches, bitwise; when that
         file is of a finished fit, fit only loads its state.  A file from another model or other data
         or options is refused (ValueError naming what differs).  The file stays when fit ends.  The
-        callbacks' own state (EarlyStopping's patience count...) is not in it.  Not with ``comm``.
+        callbacks' own state (EarlyStopping's patience count...) is in it for the callbacks that have
+        ``state_dict``/``load_state_dict`` (rnnkit's own do).  With ``comm``, rank 0 writes the file and
+        every rank resumes from it (rank 0 reads it and sends it to the others: only rank 0 needs it).
         """
         options = {"schedule": schedule, "callbacks": callbacks, "validation_split": validation_split,
                    "shuffle": shuffle, "class_weight": class_weight, "sample_weight": sample_weight,
@@ -1148,9 +1230,6 @@ class Model:
         if checkpoint is not None:
             if not isinstance(checkpoint, (str, os.PathLike)):
                 raise TypeError(f"checkpoint must be a path (str or os.PathLike), got {type(checkpoint).__name__}")
-            if train != self._train:
-                raise ValueError("checkpoint= is not supported with comm= (data-parallel fit over MPI): train "
-                                 "without comm, or save the model on rank 0 from a callback")
         if checkpoint_every is not None:
             if checkpoint is None:
                 raise ValueError("checkpoint_every needs checkpoint=PATH")
@@ -1203,8 +1282,9 @@ class Model:
                 train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=loop)
             else:
                 fingerprint = self._fingerprint(x, y, opt, epochs, batch_size, clip, validation, bucket, loop)
+                comm = None if train == self._train else train.__self__.comm  # (rnnkit.distributed's _Trainer)
                 train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=loop,
-                      checkpoint=_Checkpoint(checkpoint, checkpoint_every, self, fingerprint))
+                      checkpoint=_Checkpoint(checkpoint, checkpoint_every, self, fingerprint, comm))
         return self
 
     def _fingerprint(self, x, y, opt, epochs, batch_size, clip, validation, bucket, loop) -> dict:

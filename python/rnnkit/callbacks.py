@@ -9,6 +9,11 @@ epoch's).  A callback with ``set_model`` is given the model first.  Setting ``mo
 True`` ends fit after the current batch (that epoch's history and on_epoch_end still come).  A
 callback that raises ends fit with its exception: the weights are those of the last optimizer step,
 and on_train_end is not called.
+
+A callback with ``state_dict()`` / ``load_state_dict(state)`` has its state kept in fit's checkpoints
+(``fit(checkpoint=PATH)``), so that a resumed fit continues its count: EarlyStopping's best value,
+wait and best weights, ModelCheckpoint's best.  ``state_dict`` returns JSON-able numbers, and
+NumPy arrays under the key ``"arrays"`` (a dict of name -> array).
 """
 
 from __future__ import annotations
@@ -74,6 +79,13 @@ class _Monitor(Callback):
     def _reset(self) -> None:
         self.best = np.inf if self._direction == "min" else -np.inf
 
+    def state_dict(self) -> dict:
+        """This callback's progress, for fit's checkpoints."""
+        return {"best": float(self.best)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = float(state["best"])
+
     def _improves(self, value: float) -> bool:
         if self._direction == "min":
             return value < self.best - self.min_delta
@@ -114,6 +126,19 @@ class EarlyStopping(_Monitor):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+
+    def state_dict(self) -> dict:
+        state = {"best": float(self.best), "wait": self.wait, "stopped_epoch": self.stopped_epoch,
+                 "best_epoch": self.best_epoch}
+        if self.best_weights is not None:
+            state["arrays"] = {name: array.copy() for name, array in self.best_weights.items()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.wait = float(state["best"]), int(state["wait"])
+        self.stopped_epoch, self.best_epoch = int(state["stopped_epoch"]), int(state["best_epoch"])
+        arrays = state.get("arrays")
+        self.best_weights = None if not arrays else {name: np.array(a, copy=True) for name, a in arrays.items()}
 
     def _keep(self, epoch) -> None:
         self.best_weights = {name: array.copy() for name, array in self.model.params.items()}

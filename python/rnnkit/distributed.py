@@ -302,8 +302,10 @@ class _Trainer:
 
     # -- training -----------------------------------------------------------------------------------
 
-    def train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=None):
-        """Model._train's contract, data-parallel (called by Model._fit once its checks passed)."""
+    def train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=None,
+              checkpoint=None):
+        """Model._train's contract, data-parallel (called by Model._fit once its checks passed);
+        ``checkpoint`` a _model._Checkpoint with this communicator (rank 0 reads and writes it)."""
         error = fingerprint = None
         try:
             fingerprint = self._fingerprint(x, y, opt, epochs, batch_size, clip, validation, loop)
@@ -314,7 +316,7 @@ class _Trainer:
             raise error
         with self._abort_on_error():
             self._train(x, y, opt, history, epochs, batch_size, clip, validation, bucket,
-                        verbose if self.rank == 0 else 0, loop)
+                        verbose if self.rank == 0 else 0, loop, checkpoint)
 
     @contextlib.contextmanager
     def _abort_on_error(self):
@@ -343,7 +345,8 @@ class _Trainer:
         rng = self.model._rng.bit_generator
         rng.state = self.comm.bcast(rng.state if self.rank == 0 else None, root=0)
 
-    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=None):
+    def _train(self, x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose, loop=None,
+               checkpoint=None):
         model = self.model
         params = model.params
         # One contiguous buffer: every gradient, then the loss; the views are the global gradients.
@@ -357,7 +360,7 @@ class _Trainer:
         history["comm_time"] = []
         weights = None if loop is None else loop.weights
         model._train(x, y, opt, history, epochs, batch_size, clip, validation, bucket, verbose,
-                     steps=_RankSteps(self, x, y, opt, clip, buffer, views, weights), loop=loop)
+                     steps=_RankSteps(self, x, y, opt, clip, buffer, views, weights), loop=loop, checkpoint=checkpoint)
 
     def _local_gradient(self, x, y, idx, count, buffer, views, weights=None) -> None:
         """This rank's share ``idx`` of a global batch of ``count`` real targets (or with ``weights``,

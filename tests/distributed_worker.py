@@ -90,13 +90,13 @@ def train(comm, out):
     for index in range(len(CASES)):
         model, x, y, fit = make_case(index)
         seen = set()
-        batch_loss = model._batch_loss
+        forward = model._forward  # (every forward of fit: its training shares and its validation share)
 
-        def recording(*args, _batch_loss=batch_loss, _seen=seen, **kwargs):
+        def recording(*args, _forward=forward, _seen=seen, **kwargs):
             _seen.add(rnnkit.get_num_threads())
-            return _batch_loss(*args, **kwargs)
+            return _forward(*args, **kwargs)
 
-        model._batch_loss = recording
+        model._forward = recording
         history = model.fit(x, y, comm=comm, **fit).history_
         every = comm.gather(params_bytes(model), root=0)
         if comm.rank == 0:

@@ -358,3 +358,26 @@ def test_sequence_targets_with_another_number_of_samples_are_refused_naming_both
         model.fit(np.zeros((5, 4, 3)), np.zeros((4, 4), int), verbose=0)
     with pytest.raises(ValueError, match="X and Y have different numbers of samples: 2 and 3"):
         model.fit([np.zeros((4, 3)), np.zeros((2, 3))], np.zeros((3, 4), int), verbose=0)
+
+
+@pytest.mark.parametrize("model_cls", [OneToOne, ManyToOne, ManyToMany, Seq2Seq])
+def test_validation_loss_and_score_are_the_models_own_from_one_forward(model_cls):
+    """fit's val_loss and val_score are those of the model after the epoch (score() and the mean
+    loss); a model whose predictions are its outputs' makes them with one forward per chunk."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3) if model_cls is OneToOne else (40, 5, 3))
+    flat = x.reshape(40, -1)
+    y = (flat[:, 0] > 0).astype(int) if not model_cls.sequence_targets else (flat[:, :5] > 0).astype(int)
+    xv, yv = x[:15], y[:15]
+    model = model_cls(3, 6, 2, seed=0, dtype="float64")
+    model.fit(x, y, epochs=1, verbose=0)
+    forwards = []
+    original = model._forward
+    model._forward = lambda *a: forwards.append(1) or original(*a)
+    model.fit(x, y, epochs=1, batch_size=40, verbose=0, validation_data=(xv, yv))
+    # one batch of 40, then one validation forward (a decoder's score is generated without _forward)
+    assert len(forwards) == 2
+    del model._forward
+    assert model.history_["val_score"][0] == model.score(xv, yv)
+    checked = model._check_x(xv)
+    assert model.history_["val_loss"][0] == model._mean_loss(checked, model._check_y(yv, checked))

@@ -165,7 +165,8 @@ class _LocalSteps:
         return loss
 
     def validate(self, xv, yv) -> tuple:
-        return self.model._mean_loss(xv, yv), self.model._score_checked(xv, yv)
+        total, count, right, truth = self.model._loss_and_score_parts(xv, yv)
+        return total / max(count, 1), self.model._score_of(right, truth)
 
     def end_epoch(self, epoch: int, history: dict) -> str:
         """Anything to do after an epoch; returns text for the epoch's summary line."""
@@ -1547,11 +1548,14 @@ class Model:
             return values.reshape(values.shape[0], -1).astype(np.float64)
         return values
 
-    def _score_parts(self, x: Sequences, y: Sequences) -> tuple:
+    def _score_parts(self, x: Sequences, y: Sequences, predictions=None) -> tuple:
         """Over the real targets of the data set: (right labels, labels) for classification, or
-        (Σ squared residuals, the targets as (rows, k) float64) for regression."""
+        (Σ squared residuals, the targets as (rows, k) float64) for regression.  ``predictions``:
+        the (indices, predictions) of every chunk when already made (default: predict's)."""
         right = 0
-        for idx, pred in self._predict_chunks(x, y.steps if self.generates else self.steps):
+        if predictions is None:
+            predictions = self._predict_chunks(x, y.steps if self.generates else self.steps)
+        for idx, pred in predictions:
             truth = y.take(idx)
             if self.sequence_targets:
                 steps = truth.data.shape[0]
@@ -1574,11 +1578,34 @@ class Model:
             return right, y.count()
         return right, self._real_targets(y)
 
-    def _score_checked(self, x: Sequences, y: Sequences) -> float:
-        right, total = self._score_parts(x, y)
+    def _loss_and_score_parts(self, x: Sequences, y: Sequences) -> tuple:
+        """(Σ loss · real targets, real targets, *_score_parts) of a data set (fit's validation).  A
+        model whose predictions are its outputs' argmax or values gets both from one forward per
+        chunk; a decoder's loss (teacher-forced) and score (from its own generation) need two."""
+        if self.generates or type(self)._predict_batch is not Model._predict_batch:
+            return (*self._loss_sum(x, y), *self._score_parts(x, y))
+        sums = [0.0, 0]
+
+        def predictions():
+            with self._inference():
+                for idx in self._chunks(x):
+                    yb = y.take(idx)
+                    outputs = self._forward(x.take(idx), yb)
+                    sums[0] += self._loss(outputs, yb)[0] * yb.count()  # as _loss_sum
+                    sums[1] += yb.count()
+                    yield idx, outputs.argmax(axis=-1) if self.task == "classification" else outputs
+
+        right, truth = self._score_parts(x, y, predictions())
+        return sums[0], sums[1], right, truth
+
+    def _score_of(self, right, total) -> float:
+        """The score from _score_parts' two numbers."""
         if self.task == "classification":
             return right / total if total else float("nan")
         return r2_from_residual(right, total)
+
+    def _score_checked(self, x: Sequences, y: Sequences) -> float:
+        return self._score_of(*self._score_parts(x, y))
 
     def score(self, X, Y) -> float:
         """Accuracy (classification: the fraction of labels predicted right, over every real step) or R²."""

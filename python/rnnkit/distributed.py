@@ -390,8 +390,7 @@ class _Trainer:
         xs, ys = xv.subset(part), yv.subset(part)
         sums = np.zeros(4)  # Σ loss·targets, targets, Σ right labels (or squared residuals), labels scored
         if len(xs):
-            sums[0], sums[1] = model._loss_sum(xs, ys)
-            right, truth = model._score_parts(xs, ys)
+            sums[0], sums[1], right, truth = model._loss_and_score_parts(xs, ys)
             sums[2] = right
             sums[3] = truth if model.task == "classification" else truth.shape[0]
         self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)

@@ -259,7 +259,7 @@ def fitted(model_cls, **kwargs):
     (OneToOne, np.array([[0, 0, np.inf]] * 3), np.zeros(3), ValueError, r"X contains NaN or Inf"),
     (OneToOne, np.zeros((3, 3)), np.array([0, np.nan, 1]), ValueError, r"Y contains NaN or Inf"),
     (OneToOne, np.full((3, 3), "a"), np.zeros(3), TypeError, r"X must contain real numbers, got an array of dtype <U1"),
-    (OneToOne, np.zeros((3, 3), complex), np.zeros(3), TypeError, r"X must contain real numbers"),
+    (OneToOne, np.zeros((3, 3), complex), np.zeros(3), ValueError, r"X has dtype complex128: Complex data not supported"),
     (OneToOne, "abc", np.zeros(3), TypeError, r"X must be an array of numbers, got str"),
     (OneToOne, [[1.0, 2.0], [3.0]], np.zeros(2), ValueError, r"X could not be converted to an array"),
 ])

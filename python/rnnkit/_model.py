@@ -452,6 +452,34 @@ def _check_not_iterator(name, value) -> None:
                         f"pass list({name}))")
 
 
+def _refuse_sparse(name, value) -> None:
+    """scipy.sparse matrices and arrays: refused by name (they would become 0-d object arrays)."""
+    if hasattr(value, "tocsr") and hasattr(value, "nnz"):
+        raise TypeError(f"{name} is a scipy sparse {type(value).__name__}: sparse input is not supported; rnnkit's "
+                        f"kernels take dense arrays (pass {name}.toarray())")
+
+
+def _targets(Y, y):
+    """fit's and score's targets, given as Y (positionally) or as ``y=`` (scikit-learn's keyword)."""
+    if y is not None:
+        if Y is not None:
+            raise TypeError("the targets were given twice (Y and y=): give them once")
+        return y
+    return Y
+
+
+def _shape_of(value) -> tuple:
+    """The shape of an array-like without calling NumPy functions on it (an object with only
+    __array__ refuses them)."""
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        return shape
+    try:
+        return np.asarray(value).shape
+    except (ValueError, TypeError):
+        return (len(value),) if hasattr(value, "__len__") else ()
+
+
 def _is_rectangular(items) -> bool:
     """Whether a list of samples is one rectangular array (nested lists of equal lengths), not a list of
     sequences: a list holding arrays or tensors is always taken as sequences of their own lengths."""
@@ -489,7 +517,24 @@ def _check_split(validation_split, validation_data) -> float:
 
 
 class NotFittedError(ValueError, AttributeError):
-    """predict/score called on a model that has not been fitted (as scikit-learn's NotFittedError)."""
+    """predict/score called on a model that has not been fitted (as scikit-learn's NotFittedError).
+    In a program that has imported scikit-learn, the error raised is also an instance of
+    ``sklearn.exceptions.NotFittedError`` (without scikit-learn, nothing imports it)."""
+
+
+def _not_fitted(message: str) -> NotFittedError:
+    """A NotFittedError — of a subclass that is scikit-learn's too when scikit-learn is loaded."""
+    sklearn = sys.modules.get("sklearn.exceptions")
+    if sklearn is None:
+        return NotFittedError(message)
+    global _SKLEARN_NOT_FITTED
+    if _SKLEARN_NOT_FITTED is None or not issubclass(_SKLEARN_NOT_FITTED, sklearn.NotFittedError):
+        _SKLEARN_NOT_FITTED = type("NotFittedError", (NotFittedError, sklearn.NotFittedError),
+                                   {"__module__": __name__, "__doc__": NotFittedError.__doc__})
+    return _SKLEARN_NOT_FITTED(message)
+
+
+_SKLEARN_NOT_FITTED = None
 
 
 def as_state_tuple(states) -> tuple:
@@ -600,6 +645,24 @@ class Model:
 
     _no_bidirectional_reason = "it has no sequence to read both ways"
 
+    # State that is not a constructor argument lives in private attributes behind these names, so
+    # that an instance's public attributes are its parameters (scikit-learn's convention, which
+    # check_no_attributes_set_in_init and check_dont_overwrite_parameters check).
+    layers = property(lambda self: self._layers, lambda self, value: setattr(self, "_layers", value),
+                      doc="The model's layers by name ({'rnn': RNN, 'head': Dense, ...}); empty until built.")
+    fitted = property(lambda self: self._fitted, lambda self, value: setattr(self, "_fitted", bool(value)),
+                      doc="Whether fit has trained the model (or load restored a fitted one).")
+    steps = property(lambda self: self._steps, lambda self, value: setattr(self, "_steps", value),
+                     doc="The decoders: the longest target fit saw (predict's default max_steps).")
+    # (None when built without them, until the first fit takes them from the data)
+    input_size = property(lambda self: self._input_size, lambda self, value: setattr(self, "_input_size", value),
+                          doc="Features per step (the embedding's size with vocab_size).")
+    output_size = property(lambda self: self._output_size, lambda self, value: setattr(self, "_output_size", value),
+                           doc="Classes (classification) or values per output (regression).")
+    stop_training = property(lambda self: getattr(self, "_stop_training", False),
+                             lambda self, value: setattr(self, "_stop_training", bool(value)),
+                             doc="Set True from a callback to end fit after the current batch (Keras').")
+
     def _build_layers(self) -> None:
         self.layers = self._build(self._rng)
         if self.vocab_size is not None:  # the token ids' embedding comes first
@@ -609,15 +672,19 @@ class Model:
 
     def _check_built(self, what: str) -> None:
         if not self.layers:
-            raise NotFittedError(f"this {type(self).__name__} has no layers yet (input_size or output_size is None: "
+            raise _not_fitted(f"this {type(self).__name__} has no layers yet (input_size or output_size is None: "
                                  f"the first fit takes them from the data); call fit(X, Y) before {what}")
 
     def _infer_sizes(self, X, Y) -> None:
         """The first fit of a model built with input_size or output_size None: the sizes from the data."""
         X, Y = to_numpy(X), to_numpy(Y)
+        _refuse_sparse("X", X)
+        _refuse_sparse("Y", Y)
+        if Y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None (fit(X, y))")
         if self.input_size is None:
             first = np.asarray(X[0]) if isinstance(X, (list, tuple)) and len(X) and self.x_ndim == 3 else None
-            shape = first.shape if first is not None else np.shape(X)
+            shape = first.shape if first is not None else _shape_of(X)
             want = self.x_ndim - (1 if first is not None else 0)
             if len(shape) != want or shape[-1] < 1:
                 raise ValueError(f"X has shape {v.fmt_shape(shape)}; {type(self).__name__} expects "
@@ -640,7 +707,7 @@ class Model:
                 else:  # every distinct label is a class (classes_)
                     self.output_size = len(np.unique(labels))
             else:
-                shape = rows[0].shape if rows else np.shape(Y)
+                shape = rows[0].shape if rows else _shape_of(Y)
                 base = 1 if rows else (2 if self.sequence_targets else 1)
                 self.output_size = 1 if len(shape) <= base else int(shape[-1])
         self._build_layers()
@@ -844,6 +911,9 @@ class Model:
 
     def _as_array(self, name, value) -> np.ndarray:
         value = to_numpy(value)
+        _refuse_sparse(name, value)
+        if value is None and name.startswith("Y"):
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         if isinstance(value, (str, bytes)) or value is None:
             raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
         try:
@@ -853,6 +923,17 @@ class Model:
             if isinstance(value, (list, tuple)) and self.x_ndim == 3 and name.startswith("X"):
                 hint = " (sequences of different lengths go in a list of arrays, one per sequence)"
             raise ValueError(f"{name} could not be converted to an array: {exc}{hint}") from None
+        if array.dtype == object and array.size and not any(isinstance(a, str) for a in array.flat):
+            # numbers held as Python objects (pandas' object columns): as float64, or refused naming
+            # what is not a number (NumPy's own message: "float() argument must be a string or a real
+            # number, not 'dict'")
+            try:
+                array = array.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{name} has dtype object and holds something that is not a number: {exc}") from None
+        if array.dtype.kind == "c":
+            raise ValueError(f"{name} has dtype {array.dtype}: Complex data not supported (rnnkit takes real "
+                             f"numbers)")
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{name} must contain real numbers, got an array of dtype {array.dtype}")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
@@ -876,6 +957,7 @@ class Model:
         (T_i, F) arrays; with vocab_size, integer ids (N,) / (N, T) or a list of (T_i,) id sequences.
         """
         X = to_numpy(X)
+        _refuse_sparse(name, X)
         _check_not_iterator(name, X)
         timed = self.x_ndim == 3
         if out_of_core(X):
@@ -897,15 +979,20 @@ class Model:
             if self.vocab_size is None and timed and x.ndim == 2:
                 hint = (" (add a last axis of size 1 for one feature per step, or construct the model with "
                         "vocab_size= for token ids)")
+            elif x.ndim == ndim - 1:
+                hint = (f". Reshape your data: {name}.reshape(-1, 1) if it has a single feature, "
+                        f"{name}.reshape(1, -1) if it is a single sample")
             raise ValueError(f"{name} has shape {v.fmt_shape(x.shape)}; {type(self).__name__} expects {ndim} "
                              f"dimensions {layout}{hint}")
         if self.vocab_size is not None:
             values = self._check_ids(name, x)
         else:
             if x.shape[-1] != self.input_size:
+                empty = (f"; 0 feature(s) (shape={x.shape}) while a minimum of 1 is required."
+                         if x.shape[-1] == 0 else "")
                 raise ValueError(f"{name} has {x.shape[-1]} features, but {type(self).__name__} is expecting "
                                  f"{self.input_size} features as input (its input_size; {name} has shape "
-                                 f"{v.fmt_shape(x.shape)})")
+                                 f"{v.fmt_shape(x.shape)}){empty}")
             values = np.ascontiguousarray(x, dtype=self.dtype)
         if timed and x.shape[1] == 0:
             raise ValueError(f"{name} has shape {v.fmt_shape(x.shape)}: sequences need at least one timestep")
@@ -1063,7 +1150,7 @@ class Model:
 
     def _check_fitted(self, what: str) -> None:
         if not self.fitted:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X, Y) before {what}")
+            raise _not_fitted(f"this {type(self).__name__} is not fitted yet: call fit(X, Y) before {what}")
 
     # -- losses -------------------------------------------------------------------------------------
 
@@ -1149,11 +1236,11 @@ class Model:
 
     # -- the public API -----------------------------------------------------------------------------
 
-    def fit(self, X, Y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", clip=5.0,
+    def fit(self, X, Y=None, *, y=None, epochs=10, batch_size=32, lr=None, optimizer="adam", clip=5.0,
             validation_data=None, bucket=True, verbose=1, comm=None, schedule=None, callbacks=None,
             validation_split=0.0, shuffle=True, class_weight=None, sample_weight=None, checkpoint=None,
             checkpoint_every=None) -> "Model":
-        """Train on X, Y with mini-batches (reshuffled each epoch from the model's seed).
+        """Train on X, Y (or y=, scikit-learn's keyword) with mini-batches (reshuffled each epoch from the model's seed).
 
         Returns the model itself (as scikit-learn's fit does); ``model.history_`` is the history,
         lists with one entry per epoch: "loss" (the mean training loss) and "time" (seconds of
@@ -1197,6 +1284,7 @@ class Model:
         ``state_dict``/``load_state_dict`` (rnnkit's own do).  With ``comm``, rank 0 writes the file and
         every rank resumes from it (rank 0 reads it and sends it to the others: only rank 0 needs it).
         """
+        Y = _targets(Y, y)
         options = {"schedule": schedule, "callbacks": callbacks, "validation_split": validation_split,
                    "shuffle": shuffle, "class_weight": class_weight, "sample_weight": sample_weight,
                    "checkpoint": checkpoint, "checkpoint_every": checkpoint_every}
@@ -1239,7 +1327,8 @@ class Model:
             self._infer_sizes(X, Y)
         x = self._check_x(X)
         if len(x) == 0:
-            raise ValueError(f"X has shape {v.fmt_shape(np.shape(X))}: fit needs at least one sample")
+            raise ValueError(f"X has shape {v.fmt_shape(_shape_of(X))}: fit needs at least one sample (0 sample(s) "
+                             f"while a minimum of 1 is required)")
         self._learn_classes(Y)
         y = self._check_y(Y, x)
         sample_weight = self._check_sample_weight(sample_weight, len(x))
@@ -1607,8 +1696,10 @@ class Model:
     def _score_checked(self, x: Sequences, y: Sequences) -> float:
         return self._score_of(*self._score_parts(x, y))
 
-    def score(self, X, Y) -> float:
-        """Accuracy (classification: the fraction of labels predicted right, over every real step) or R²."""
+    def score(self, X, Y=None, *, y=None) -> float:
+        """Accuracy (classification: the fraction of labels predicted right, over every real step) or R².
+        (The targets may also be given as ``y=``, scikit-learn's name.)"""
+        Y = _targets(Y, y)
         self._check_fitted("score")
         x = self._check_x(X)
         return self._score_checked(x, self._check_y(Y, x))

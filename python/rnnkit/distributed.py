@@ -62,7 +62,7 @@ __all__ = ["fit", "shard", "threads_per_rank"]
 
 # Model.fit's keyword arguments and defaults: the one place they are written down.
 _FIT_OPTIONS = {name: p.default for name, p in inspect.signature(Model.fit).parameters.items()
-                if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "comm"}
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("comm", "y")}
 
 
 def _mpi():

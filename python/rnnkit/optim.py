@@ -15,6 +15,7 @@ non-contiguous view, a gradient of another dtype) are updated by the NumPy formu
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -155,16 +156,17 @@ class SGD(_Optimizer):
         param -= self.lr * grad
 
     def _core_step(self, names, params, grads):
-        if not _core_ready(params, grads):
-            return False
         first, buffers = [], []
         if self.momentum:
             for name, param in zip(names, params):
                 buf = self._buffers.get(name)
-                fresh = buf is None or buf.shape != param.shape or not _core_ready([param], [buf])
+                fresh = buf is None or buf.shape != param.shape
                 first.append(fresh)
                 buffers.append(np.empty_like(param, order="C") if fresh else buf)
-        _core.sgd_step(params, grads, buffers, first, self.lr, self.momentum, self.nesterov, self.weight_decay)
+        try:
+            _core.sgd_step(params, grads, buffers, first, self.lr, self.momentum, self.nesterov, self.weight_decay)
+        except (TypeError, ValueError):  # an array the core does not take: it changed nothing
+            return False
         for name, buf, fresh in zip(names, buffers, first):
             if fresh:
                 self._buffers[name] = buf
@@ -215,18 +217,20 @@ class Adam(_Optimizer):
         param -= (self.lr / correction1) * mean / denominator
 
     def _core_step(self, names, params, grads):
-        if not _core_ready(params, grads):
-            return False
-        zeros = lambda param: (np.zeros_like(param, order="C"), np.zeros_like(param, order="C"))
-        moments = [self._state(self._moments, name, param, lambda p=param: zeros(p))
-                   for name, param in zip(names, params)]
-        if not _core_ready(params, [m for m, _ in moments]) or not _core_ready(params, [v for _, v in moments]):
-            return False
+        means, squares = [], []
+        for name, param in zip(names, params):
+            state = self._moments.get(name)
+            if state is None or state[0].shape != param.shape:
+                state = self._moments[name] = (np.zeros_like(param, order="C"), np.zeros_like(param, order="C"))
+            means.append(state[0])
+            squares.append(state[1])
         beta1, beta2 = self.betas
-        # The scalars exactly as _update computes them (in Python floats, i.e. double).
-        _core.adam_step(params, grads, [m for m, _ in moments], [v for _, v in moments],
-                        1 - self.lr * self.weight_decay if self.weight_decay else 1.0, beta1, beta2,
-                        self.lr / (1 - beta1 ** self.steps), float(np.sqrt(1 - beta2 ** self.steps)), self.eps)
+        try:  # the scalars exactly as _update computes them (in Python floats, i.e. double)
+            _core.adam_step(params, grads, means, squares, 1 - self.lr * self.weight_decay if self.weight_decay else 1.0,
+                            beta1, beta2, self.lr / (1 - beta1 ** self.steps), float(np.sqrt(1 - beta2 ** self.steps)),
+                            self.eps)
+        except (TypeError, ValueError):  # an array the core does not take: it changed nothing
+            return False
         return True
 
     def _hyperparameters(self):
@@ -251,25 +255,15 @@ class Adam(_Optimizer):
 CORE_UPDATES = True
 
 
-def _core_ready(params: list, others: list) -> bool:
-    """Whether the core takes these arrays: one float dtype throughout, C-contiguous, the params
-    writable (overlapping arrays the core refuses itself, before it changes anything)."""
-    if not params:
-        return False
-    dtype = params[0].dtype
-    if dtype not in (np.float32, np.float64):
-        return False
-    return all(isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
-               for a in (*params, *others)) and all(p.flags.writeable for p in params)
-
-
 def grad_norm(grads: dict) -> float:
     """The global L2 norm of all gradients (accumulated in float64; in the core, in a fixed order
     that does not depend on the SIMD path or the thread count)."""
     arrays = list(grads.values())
-    if CORE_UPDATES and all(isinstance(g, np.ndarray) and g.dtype in (np.float32, np.float64)
-                            and g.flags.c_contiguous for g in arrays):
-        return float(np.sqrt(_core.sum_squares(arrays)))
+    if CORE_UPDATES:
+        try:
+            return math.sqrt(_core.sum_squares(arrays))
+        except (TypeError, ValueError):  # not float32/float64 C-contiguous arrays: NumPy's sum
+            pass
     return float(np.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in arrays)))
 
 

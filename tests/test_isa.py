@@ -1,4 +1,4 @@
-"""The SIMD dispatch: RNNKIT_ISA forces a path; unknown or unsupported values are refused by name."""
+"""The SIMD dispatch: RNNKIT_ISA forces a path; unknown or unsupported values are refused by name, at import."""
 
 import os
 import subprocess
@@ -13,7 +13,8 @@ ALL = ["avx512", "avx2", "scalar"]
 
 def run_python(code, **env):
     environment = {**os.environ, **env}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120,
+                          check=False)
 
 
 @pytest.mark.parametrize("name", rnnkit.supported_isas())
@@ -26,20 +27,65 @@ def test_environment_variable_forces_the_path(name):
 def test_default_is_the_best_supported_path():
     env = {k: v for k, v in os.environ.items() if k != "RNNKIT_ISA"}
     result = subprocess.run([sys.executable, "-c", "import rnnkit; print(rnnkit.simd_isa())"],
-                            capture_output=True, text=True, env=env, timeout=120)
+                            capture_output=True, text=True, env=env, timeout=120, check=False)
     assert result.stdout.strip() == rnnkit.supported_isas()[0]
 
 
-def test_unknown_environment_value_is_refused_by_name():
-    result = run_python("import rnnkit; rnnkit.simd_isa()", RNNKIT_ISA="sse9")
+def one_line_refusal(result, value):
+    """The refusal's message: one line naming the value and the paths this machine runs."""
     assert result.returncode != 0
-    assert "RNNKIT_ISA" in result.stderr and "'sse9'" in result.stderr and "ValueError" in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert f"RNNKIT_ISA='{value}'" in message, result.stderr
+    assert all(name in message for name in rnnkit.supported_isas()), message
+    return message
 
 
-def test_kernels_refuse_to_run_with_a_bad_environment_value():
-    code = "import numpy as np, rnnkit; rnnkit.rnn_forward(np.zeros((1,1,1)), None, np.zeros((1,1)), np.zeros((1,1)), None, None)"
-    result = run_python(code, RNNKIT_ISA="avx1024")
-    assert result.returncode != 0 and "'avx1024'" in result.stderr
+def test_unknown_environment_value_is_refused_at_import():
+    result = run_python("import rnnkit", RNNKIT_ISA="sse9")
+    message = one_line_refusal(result, "sse9")
+    assert message.startswith("rnnkit.runtime.ISAEnvironmentError: ")
+    assert "expected one of avx512, avx2, scalar" in message
+    assert issubclass(rnnkit.runtime.ISAEnvironmentError, RuntimeError)
+
+
+def test_a_path_this_cpu_lacks_is_refused_at_import():
+    unsupported = [name for name in ALL if name not in rnnkit.supported_isas()]
+    if not unsupported:
+        pytest.skip(f"this CPU and build run every path ({', '.join(ALL)}): none to refuse")
+    message = one_line_refusal(run_python("import rnnkit", RNNKIT_ISA=unsupported[0]), unsupported[0])
+    reason = "not supported by this CPU" if unsupported[0] in _core.compiled_isas() else "not compiled into this build"
+    assert reason in message
+
+
+@pytest.mark.parametrize(("value", "command"), [("sse9", ["rnnkit", "info"]), ("AVX2", ["rnnkit", "info"]),
+                                               ("avx1024", ["rnnkit.bench", "--help"])])
+def test_the_command_line_refuses_a_bad_value_in_one_line(value, command):
+    """`python -m rnnkit info` imports the package before its own code runs: still no traceback."""
+    result = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True,
+                            env={**os.environ, "RNNKIT_ISA": value}, timeout=120, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"RNNKIT_ISA='{value}'" in result.stderr
+
+
+@pytest.mark.parametrize(("argv", "expected"), [(["info", "--threads", "2"], "info takes no arguments"),
+                                                (["infos"], "unknown command 'infos'")])
+def test_command_line_user_errors_are_one_line_and_status_2(argv, expected):
+    result = subprocess.run([sys.executable, "-m", "rnnkit", *argv], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_info_prints_the_installation():
+    result = subprocess.run([sys.executable, "-m", "rnnkit", "info"], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"version: {rnnkit.__version__}\nsimd_isa: " in result.stdout
 
 
 @pytest.mark.parametrize(("requested", "avx2", "avx512", "expected"), [

@@ -10,6 +10,9 @@ On top of them: ``RNN`` (a torch.nn.RNN-compatible layer, with ``lengths=``), ``
 ``fit``/``predict``/``score``/``save``/``load``); ``rnnkit.losses``, ``rnnkit.optim`` (optimizers and
 learning-rate schedules), ``rnnkit.callbacks`` (EarlyStopping, ModelCheckpoint) and ``rnnkit.datasets``
 (the demo's tasks).
+
+``rnnkit.torch`` (import it yourself; it needs PyTorch, which ``import rnnkit`` never imports): drop-in
+``torch.nn.RNN`` / ``LSTM`` / ``GRU`` modules on these kernels, with autograd, and ``replace_rnns(model)``.
 """
 
 from . import callbacks, losses, optim, reference
@@ -19,6 +22,7 @@ from .functional import gru_backward, gru_forward, lstm_backward, lstm_forward, 
 from .layers import RNN, Dense
 from .models import ManyToMany, ManyToOne, Model, NotFittedError, OneToMany, OneToOne, Seq2Seq
 from .plan import Plan
+from .runtime import check_isa_environment as _check_isa_environment
 from .runtime import get_num_threads, info, set_num_threads, set_simd_isa, simd_isa, supported_isas
 from .sequences import pad_sequences
 
@@ -53,3 +57,6 @@ __all__ = [
     "simd_isa",
     "supported_isas",
 ]
+
+# A bad RNNKIT_ISA is refused here, in one line naming it, rather than at the first kernel call.
+_check_isa_environment()

@@ -7,7 +7,7 @@ import sys
 USAGE = """usage: python -m rnnkit COMMAND [options]
 
 commands:
-  demo    train the four RNN topologies (and Seq2Seq) on embedded tasks and print a table
+  demo    train the four RNN topologies (and Seq2Seq) on embedded tasks, print a table, write a report
   bench   time rnnkit against NumPy, PyTorch, Keras and ONNX Runtime on this machine
   gradients  vanishing and exploding gradients: each cell's gradient flow, and how far back it learns
   info    version, SIMD paths and threads of this installation
@@ -46,6 +46,12 @@ def export(argv: list[str]) -> int:
     return 0
 
 
+def usage_error(message: str) -> int:
+    """A user error: one line on stderr and exit status 2 (as argparse's), never a traceback."""
+    print(f"python -m rnnkit: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -61,14 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     elif command == "export":
         run = export
     elif command == "info":
+        if rest and rest[0] in ("-h", "--help"):
+            print("usage: python -m rnnkit info\n\nPrint the version, SIMD paths and threads of this installation.")
+            return 0
+        if rest:
+            return usage_error(f"info takes no arguments, got {' '.join(rest)!r}")
         from .runtime import info
 
         for key, value in info().items():
             print(f"{key}: {value}")
         return 0
     else:
-        print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-        return 2
+        return usage_error(f"unknown command {command!r}: expected one of demo, bench, gradients, info, export "
+                           "(python -m rnnkit --help describes them)")
     return run(rest) or 0
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from . import _core
 from ._validation import check_num_threads
 
 __all__ = ["get_num_threads", "info", "set_num_threads", "set_simd_isa", "simd_isa", "supported_isas"]
+
+KNOWN_ISAS = ("avx512", "avx2", "scalar")
 
 # Whether this process chose its thread count with set_num_threads (rnnkit.distributed then keeps it
 # instead of giving each rank its share of the node's cores).
@@ -35,8 +40,9 @@ def get_num_threads() -> int:
 def simd_isa() -> str:
     """The SIMD path in use: "avx512", "avx2" or "scalar".
 
-    Chosen on first use: the RNNKIT_ISA environment variable if set (an unknown or unsupported value
-    raises ValueError naming it), else the best path this CPU supports.
+    Chosen when rnnkit is imported: the RNNKIT_ISA environment variable if set (``import rnnkit``
+    refuses an unknown or unsupported value, naming it: see check_isa_environment), else the best path
+    this CPU supports.
     """
     return _core.simd_isa()
 
@@ -45,7 +51,7 @@ def set_simd_isa(name: str) -> None:
     """Force a SIMD path ("avx512", "avx2" or "scalar") for this process, as RNNKIT_ISA does."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
-    if name not in ("avx512", "avx2", "scalar"):
+    if name not in KNOWN_ISAS:
         raise ValueError(f"unknown SIMD path {name!r}: expected one of avx512, avx2, scalar")
     _core.set_simd_isa(name)
 
@@ -67,3 +73,49 @@ def info() -> dict:
         "num_threads": get_num_threads(),
         "threads": _core.threads_enabled(),
     }
+
+
+class ISAEnvironmentError(RuntimeError):
+    """RNNKIT_ISA names a SIMD path that this build on this CPU cannot run (raised by ``import rnnkit``)."""
+
+
+def check_isa_environment() -> None:
+    """Choose the SIMD path now, at ``import rnnkit``, so that a bad RNNKIT_ISA is refused at once.
+
+    The C++ dispatcher reads RNNKIT_ISA on first use; left to itself, a typo would surface only at the first
+    kernel call, deep inside someone's training loop, as a ValueError from the kernels.  Asking for the path
+    here moves the failure to the import, and the message (one line, like NumPy's refusal of a CPU that lacks
+    its baseline) names the value, why it cannot run, and what can.
+    """
+    try:
+        _core.simd_isa()
+    except ValueError:
+        value = os.environ.get("RNNKIT_ISA", "")
+        if value not in KNOWN_ISAS:
+            reason = f"is not a SIMD path: expected one of {', '.join(KNOWN_ISAS)}"
+        elif value not in _core.compiled_isas():
+            reason = "is not compiled into this build of rnnkit"
+        else:
+            reason = "is not supported by this CPU"
+        message = (f"RNNKIT_ISA={value!r} {reason}; this build on this CPU runs {', '.join(_core.supported_isas())} "
+                   "(unset RNNKIT_ISA to use the best of them)")
+        if _run_as_rnnkit_command():
+            # `python -m rnnkit ...` imports the package before its __main__ can catch anything: a
+            # traceback through runpy would bury the one line that matters.
+            print(f"python -m rnnkit: error: {message}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise ISAEnvironmentError(message) from None
+
+
+def _run_as_rnnkit_command() -> bool:
+    """Whether this import is `python -m rnnkit` (or `-m rnnkit.<module>`) locating the module it runs
+    (sys.argv[0] is "-m" only then)."""
+    argv = getattr(sys, "argv", None)  # (absent in an embedded interpreter)
+    if not argv or argv[0] != "-m":
+        return False
+    orig_argv = getattr(sys, "orig_argv", None)  # (Python >= 3.10; 3.9 has only the "-m" above)
+    if orig_argv is None:
+        return True
+    modules = [following for arg, following in zip(orig_argv, orig_argv[1:]) if arg == "-m"]
+    modules += [arg[2:] for arg in orig_argv if arg.startswith("-m") and len(arg) > 2]  # (-mrnnkit)
+    return any(name == "rnnkit" or name.startswith("rnnkit.") for name in modules)

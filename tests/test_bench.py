@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rnnkit
 from rnnkit.bench import adapters, cli, kernels_v2, main, report
-from rnnkit.bench.problems import GATES, QUICK_V2_CASES, V2_CASES, V2_KINDS, Case, make_problem, ragged_lengths
+from rnnkit.bench.problems import CASES, GATES, V2_CASES, V2_KINDS, Case, make_problem, ragged_lengths
 from rnnkit.bench.runner import Runner, gradients_from_tuple
 from rnnkit.bench.timing import check_outputs, measure, relative_error
 
@@ -247,21 +247,119 @@ V2_OPTIONS = ["--quick", "--case", ",".join(V2_KINDS), "--rounds", "2", "--pause
 
 def run_v2(tmp_path, monkeypatch, *options):
     monkeypatch.setattr(cli, "QUICK_V2_CASES", V2_TINY)
+    monkeypatch.setattr(cli, "QUICK_V2_CELLS", None)  # each tiny case its own cells
     monkeypatch.setattr(kernels_v2, "CONTENTION_MATMUL", 32)
     path = tmp_path / "bench.json"
     code = main([*V2_OPTIONS, "--json", str(path), *options])
     return code, json.loads(path.read_text())
 
 
-def test_quick_and_full_runs_have_every_v2_case():
-    for pool in (V2_CASES, QUICK_V2_CASES):
-        assert {c.kind for c in pool} == set(V2_KINDS)
-    for quick in ([], ["--quick"]):
-        args = cli.parse_args(quick)
-        assert {c.kind for c in args.v2_cases} == set(V2_KINDS)
-        assert [c.name for c in args.cases] == ["S1", "S2", "S3", "S4"]
-        assert args.cell == ["tanh"]  # S1-S4: tanh; the v2 cases: their own cells
+def test_quick_runs_the_full_method_on_fewer_full_size_cases():
+    """--quick is a full run made smaller: the same cases at the same sizes (so that its ratios are a full
+    run's), the same pause and untimed call at each switch, fewer and shorter rounds; none of its cases
+    is a size of its own."""
+    assert {c.kind for c in V2_CASES} == set(V2_KINDS)
+    full, quick = cli.parse_args([]), cli.parse_args(["--quick"])
+    assert [c.name for c in full.cases] == ["S1", "S2", "S3", "S4"]
+    assert {c.kind for c in full.v2_cases} == set(V2_KINDS)
+    assert [c.name for c in quick.cases] == ["S1", "S2"]
+    assert set(quick.cases) <= set(CASES)
+    assert set(quick.v2_cases) <= set(V2_CASES)
+    assert {c.kind for c in quick.v2_cases} == set(V2_KINDS) - {"infer"}
+    assert quick.pause == full.pause == 0.3  # idle BLAS workers spin for 0.1-0.3 s: the rest must outlast them
+    assert 5 <= quick.rounds < full.rounds
+    assert quick.block_seconds <= full.block_seconds
+    for args in (full, quick):
+        assert args.cell == ["tanh"]  # S1-S4: tanh; the v2 cases: their own cells (--quick: tanh)
         assert args.v2_cells is None
+    assert all(cli.v2_cells(c, quick) == ["tanh"] for c in quick.v2_cases)
+    assert cli.v2_cells(full.v2_cases[0], full) == list(full.v2_cases[0].cells)
+
+
+def test_quick_validates_times_by_rounds_and_judges_the_goals(tmp_path, monkeypatch):
+    """A --quick run goes through the full run's functions — the oracle check, measure's alternation — and,
+    its cases being full-size, judges their goals, each with its per-round spread."""
+    calls = {"validate": 0, "measure": 0}
+    validate, timed = cli._validate, cli.measure
+
+    def counting_validate(*args, **kwargs):
+        calls["validate"] += 1
+        return validate(*args, **kwargs)
+
+    def counting_measure(*args, **kwargs):
+        calls["measure"] += 1
+        return timed(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "_validate", counting_validate)
+    monkeypatch.setattr(cli, "measure", counting_measure)
+    path = tmp_path / "bench.json"
+    code = main(["--quick", "--case", "S1", "--peers", "rnnkit,numpy", "--rounds", "3", "--pause", "0",
+                 "--block-seconds", "0.002", "--no-gemm", "--peak-size", "0", "--json", str(path)])
+    assert code == 0
+    result = json.loads(path.read_text())
+    assert calls == {"validate": 1, "measure": 1}  # rnnkit checked against the oracle (numpy); one alternation
+    (rnnkit_record,) = records_of(result, impl="rnnkit")
+    (numpy_record,) = records_of(result, impl="numpy")
+    assert rnnkit_record["full_size"]
+    assert rnnkit_record["error"] <= 1e-4
+    assert len(numpy_record["rnnkit_speedup_rounds"]) == 3
+    assert numpy_record["rnnkit_speedup_rounds"] == pytest.approx(
+        [a / b for a, b in zip(numpy_record["ms_rounds"], rnnkit_record["ms_rounds"])])
+    assert rnnkit_record["other_load"] is None or rnnkit_record["other_load"] >= 0  # (None without /proc/stat)
+    (goal,) = [g for g in result["goals"] if g["goal"].startswith("S1 forward: ≥ 5× faster than the NumPy")]
+    assert goal["value"] == pytest.approx(numpy_record["rnnkit_speedup"])
+    assert goal["rounds"] == pytest.approx(numpy_record["rnnkit_speedup_rounds"])
+    assert goal["verdict"] in ("yes", "NO", "noisy")
+
+
+def test_a_noisy_measurement_gets_no_verdict():
+    assert report.verdict(None, 10.0) is None
+    assert report.verdict(12.0, 10.0) == "yes"  # no rounds: judged on the value
+    assert report.verdict(12.0, 10.0, rounds=[11.0, 12.0, 13.0]) == "yes"
+    assert report.verdict(9.0, 10.0, rounds=[8.5, 9.0, 9.5]) == "NO"
+    assert report.verdict(1.9, 2.0, at_most=True, rounds=[1.8, 1.9, 2.1]) == "yes"
+    # another process took the cores in one round: (12 - 4) / 9 > NOISY_SPREAD, whichever side of the target
+    assert report.verdict(9.0, 10.0, rounds=[4.0, 9.0, 12.0]) == "noisy"
+    assert report.verdict(11.0, 10.0, rounds=[4.0, 11.0, 12.0]) == "noisy"
+    edge = 1 + report.NOISY_SPREAD
+    assert report.verdict(1.0, 0.5, rounds=[1.0, edge - 1e-9]) == "yes"
+    assert report.verdict(1.0, 0.5, rounds=[1.0, edge + 1e-6]) == "noisy"
+
+    def record(impl, rounds):
+        ms = float(np.median(rounds))
+        return {"case": "S1", "cell": "tanh", "mode": "forward", "impl": impl, "ms": ms, "ms_rounds": rounds,
+                "flops": 2e6, "full_size": True}
+
+    # per-round ratios 15, 15, 5: the median says "≥ 10× torch: yes", the spread says the run cannot tell
+    records = [record("rnnkit", [1.0, 1.0, 3.0]), record("torch", [15.0, 15.0, 15.0]),
+               record("numpy", [6.0, 6.2, 18.3])]
+    report.add_ratios(records, None)
+    assert records[1]["rnnkit_speedup_rounds"] == pytest.approx([15.0, 15.0, 5.0])
+    goals = {g["goal"]: g for g in report.evaluate_goals(records, [])}
+    torch_goal = goals["S1 forward: ≥ 10× faster than torch"]
+    assert torch_goal["value"] == pytest.approx(15.0)
+    assert torch_goal["verdict"] == "noisy"
+    assert torch_goal["met"] is None
+    numpy_goal = goals["S1 forward: ≥ 5× faster than the NumPy reference"]  # 6, 6.2, 6.1: steady
+    assert numpy_goal["verdict"] == "yes"
+    assert numpy_goal["met"] is True
+    _, rows = report.goal_table([torch_goal, numpy_goal])
+    assert rows[0][1:] == ["15.00×", "5.0–15.0×", "noisy (spread 67%)"]
+    assert rows[1][3] == "yes"
+    # steady rounds, but another process kept a core busy meanwhile: it can shift a ratio without
+    # widening it (torch's threads suffer more than rnnkit's), so no verdict either
+    for r in records:
+        r["other_load"] = 0.9
+    busy = {g["goal"]: g for g in report.evaluate_goals(records, [])}["S1 forward: ≥ 5× faster than the NumPy reference"]
+    assert busy["verdict"] == "noisy"
+    assert busy["why"] == "others busy: 0.90 cores"
+    assert report.verdict(12.0, 10.0, rounds=[11.9, 12.1], load=report.BUSY_CORES / 2) == "yes"
+    assert report.verdict(12.0, 10.0, rounds=[11.9, 12.1], load=2 * report.BUSY_CORES) == "noisy"
+    assert report.range_text([0.93, 1.12], 100, "%") == "93–112%"
+    assert report.round_ratios(records[1], {"ms_rounds": [1.0]}) is None  # different alternations: no pairing
+
+
+def test_v2_case_selection_and_sizes():
     assert cli.parse_args(["--shape", "2,2,2,2"]).v2_cases == []
     assert [c.name for c in cli.parse_args(["--case", "S1,bidir"]).v2_cases] == ["bidir"]
     forward_only = cli.parse_args(["--mode", "forward"]).v2_cases
@@ -430,4 +528,4 @@ def test_v2_goals():
     assert goals["S1-S4, every cell and pass run: ≥ 1.0× the best peer (worst case)"]["where"] == "S2 lstm forward"
     _, rows = report.goal_table([goals["Per call: the same step through a Plan ≤ 4 µs (timed from Python: its "
                                             "overhead included)"]])
-    assert rows == [[rows[0][0], "5.0 µs", "NO"]]
+    assert rows == [[rows[0][0], "5.0 µs", "", "NO"]]  # (no rounds in these records: no range)

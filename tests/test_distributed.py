@@ -220,3 +220,26 @@ def test_a_rank_that_raises_during_training_ends_the_whole_job_with_an_error(tmp
     assert seconds < 20, f"the job took {seconds:.1f}s to end"
     assert "injected failure on rank 1" in stderr
     assert "rank 1 of 2 failed during fit; aborting every rank" in stderr
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "distributed_train.py"
+
+
+def _example_losses(command):
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=EXAMPLE.parent,
+                          env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("training loss per epoch: ")]
+    return [float(v) for v in line.split(": ")[1].split()]
+
+
+@needs_mpi
+def test_the_example_trains_to_the_single_process_losses_in_float64():
+    """The README's claim for examples/distributed_train.py, at a small size: one process and two ranks
+    give the same training losses to rounding in float64 (over many more steps, rounding differences grow
+    and the two become different trainings of the same model: the README gives the numbers)."""
+    options = [str(EXAMPLE), "--samples", "1500", "--epochs", "2", "--dtype", "float64"]
+    one = _example_losses([sys.executable, *options])
+    two = _example_losses([MPIEXEC, "-n", "2", sys.executable, *options])
+    assert len(one) == len(two) == 2
+    assert relative_error(two, one) <= 1e-9, (one, two)

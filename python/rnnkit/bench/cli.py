@@ -30,6 +30,7 @@ from .problems import (
     MODES,
     QUICK_CASES,
     QUICK_V2_CASES,
+    QUICK_V2_CELLS,
     V2_CASES,
     Case,
     flops,
@@ -38,6 +39,8 @@ from .problems import (
 from .runner import Unavailable
 from .timing import TOLERANCE, check_outputs, measure
 
+QUICK_ROUNDS = 5            # --quick: alternating rounds (a full run: 7) ...
+QUICK_BLOCK_SECONDS = 0.1   # ... of this much work per block (a full run: 0.2 s)
 PEER_DISTRIBUTIONS = {"torch": ("torch",), "keras": ("tensorflow", "tensorflow-cpu", "keras"), "onnx": ("onnxruntime", "onnx")}
 
 
@@ -72,11 +75,16 @@ def parse_args(argv: list) -> argparse.Namespace:
         description="Time rnnkit against its NumPy reference, PyTorch, Keras and ONNX Runtime (those installed), "
                     "after checking each one's results against the reference.",
         epilog="Cases: " + "; ".join(f"{c.name} {c.title}: {c.shape}" for c in CASES)
-               + ". --quick: " + "; ".join(f"{c.name}: {c.shape}" for c in QUICK_CASES)
-               + ", 3 rounds, short pauses. Kernels-v2 cases (issue 11; each with its own cells unless --cell "
-               + "is given): " + ", ".join(v2_names) + " (infer: " + str(sum(c.kind == "infer" for c in V2_CASES))
-               + " shapes; --quick " + str(sum(c.kind == "infer" for c in QUICK_V2_CASES)) + ").")
-    parser.add_argument("--quick", action="store_true", help="shorter cases, fewer rounds: a smoke run (about a minute on 2 cores)")
+               + ". Kernels-v2 cases (issue 11; each with its own cells unless --cell is given): "
+               + ", ".join(v2_names) + " (infer: " + str(sum(c.kind == "infer" for c in V2_CASES)) + " shapes). "
+               + "--quick: the same method (validation, alternating rounds, pauses) on fewer cases, each at its "
+               + "full size: " + ", ".join(dict.fromkeys(c.name for c in (*QUICK_CASES, *QUICK_V2_CASES)))
+               + f" ({', '.join(QUICK_V2_CELLS or ['their own cells'])} only unless --cell is given), {QUICK_ROUNDS} rounds of "
+               + f"{QUICK_BLOCK_SECONDS} s blocks. A goal whose per-round values spread over more than "
+               + f"{report.NOISY_SPREAD:.0%} of their median reads 'noisy' instead of yes or NO.")
+    parser.add_argument("--quick", action="store_true",
+                        help="the full method on fewer cases, fewer rounds: ratios within the spread of a full run's "
+                             "(2-5 minutes on 2 cores, as busy as they are)")
     parser.add_argument("--cell", type=_csv(CELLS), default=None,
                         help="tanh, relu, lstm, gru, a comma-separated list or all (default: tanh for S1-S4, "
                              "each kernels-v2 case its own cells)")
@@ -106,9 +114,11 @@ def parse_args(argv: list) -> argparse.Namespace:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     if args.shape and args.case:
         parser.error("--shape and --case exclude each other")
-    args.rounds = args.rounds or (3 if args.quick else 7)
-    args.pause = args.pause if args.pause is not None else (0.05 if args.quick else 0.3)
-    args.block_seconds = args.block_seconds or (0.02 if args.quick else 0.2)
+    # --quick keeps the pause (idle BLAS and OpenMP workers spin for 0.1-0.3 s after a call: a shorter rest
+    # times rnnkit against them) and the untimed call; it runs fewer and shorter rounds
+    args.rounds = args.rounds or (QUICK_ROUNDS if args.quick else 7)
+    args.pause = args.pause if args.pause is not None else 0.3
+    args.block_seconds = args.block_seconds or (QUICK_BLOCK_SECONDS if args.quick else 0.2)
     if args.scaling is None:
         args.scaling = args.peers is None and not args.quick and args.threads > 1
     peers = args.peers or [name for name in ORDER if name != "rnnkit-1t"]
@@ -130,8 +140,11 @@ def parse_args(argv: list) -> argparse.Namespace:
 
 
 def v2_cells(case: Case, args) -> list:
-    """The cells a kernels-v2 case runs: its own, or those of --cell that its kind can run."""
+    """The cells a kernels-v2 case runs: its own (with --quick, those of QUICK_V2_CELLS), or those of
+    --cell that its kind can run."""
     if args.v2_cells is None:
+        if args.quick and QUICK_V2_CELLS is not None:
+            return [cell for cell in case.cells if cell in QUICK_V2_CELLS]
         return list(case.cells)
     return [cell for cell in args.v2_cells if cell in kernels_v2.KIND_CELLS[case.kind]]
 
@@ -175,7 +188,7 @@ def _record(case: Case, cell: str, mode: str, impl: str, status: str, reason: st
               "impl": impl, "label": IMPLEMENTATIONS[impl].label, "status": status, "reason": reason,
               "full_size": case in CASES or case in V2_CASES,
               "flops": flops(cell, case, mode), "oracle": None, "error": None, "ms": None, "ms_min": None, "ms_rounds": None,
-              "spread": None, "calls": None, "gflops": None, "percent_of_peak": None, "rnnkit_speedup": None,
+              "spread": None, "calls": None, "other_load": None, "gflops": None, "percent_of_peak": None, "rnnkit_speedup": None,
               "peak_gflops_here": None}
     record.update(numbers)
     return record
@@ -237,7 +250,10 @@ def gemm_comparison(args) -> list:
     for case, cell, what, m, k, n in gemm_shapes(args):
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
-        entry = {"what": what, "case": case.name, "cell": cell, "full_size": case in CASES, "shape": [m, k, n], "flops": 2.0 * m * k * n}
+        # --quick times only each case's input projection: "every product shape" is not measured, so its
+        # products are shown but judge no goal
+        entry = {"what": what, "case": case.name, "cell": cell, "full_size": case in CASES and not args.quick,
+                 "shape": [m, k, n], "flops": 2.0 * m * k * n}
         check = check_outputs({"c": _core.matmul(a, b)}, {"c": a @ b}, args.tolerance)
         entry["error"] = check.error
         if not check.ok:
@@ -249,10 +265,13 @@ def gemm_comparison(args) -> list:
                           rounds=args.rounds, pause=args.pause, block_seconds=args.block_seconds)
         for name, timing in timings.items():
             entry[f"{name}_ms"] = 1e3 * timing.median
+            entry[f"{name}_ms_rounds"] = [1e3 * t for t in timing.seconds]
             entry[f"{name}_gflops"] = entry["flops"] / timing.median / 1e9
-        entry.update(status="ok", reason="", ratio=entry["numpy_ms"] / entry["rnnkit_ms"])
+        entry.update(status="ok", reason="", ratio=entry["numpy_ms"] / entry["rnnkit_ms"],
+                     other_load=timings["rnnkit"].other_load,
+                     ratio_rounds=[a / b for a, b in zip(entry["numpy_ms_rounds"], entry["rnnkit_ms_rounds"])])
         print(f"  GEMM {what:<40} {m}×{k}×{n:<6} rnnkit {entry['rnnkit_gflops']:7.1f}  numpy {entry['numpy_gflops']:7.1f} GFLOP/s"
-              f"  ({100 * entry['ratio']:.0f}%)", flush=True)
+              f"  ({100 * entry['ratio']:.0f}%, rounds {report.range_text(entry['ratio_rounds'], 100, '%')})", flush=True)
         results.append(entry)
     return results
 
@@ -337,7 +356,7 @@ def run_case(cell: str, case: Case, args, peak: GemmPeak | None) -> list:
             group[name] = _record(case, cell, mode, name, "ok", "", oracle=oracle_name, error=errors[name],
                                   ms=1e3 * timing.median, ms_min=1e3 * min(timing.seconds),
                                   ms_rounds=[1e3 * s for s in timing.seconds], spread=timing.spread, calls=timing.calls,
-                                  peak_gflops_here=peak_here)
+                                  peak_gflops_here=peak_here, other_load=timing.other_load)
         group = [group[name] for name in args.peers]
         report.add_ratios(group, peak_here)
         if peak_here:
@@ -418,7 +437,7 @@ def run_v2_case(cell: str, case: Case, args) -> list:
                     timing = timings[v.name]
                     group[v.name] = record(v, "ok", "", oracle="numpy", error=errors[v.name], ms=1e3 * timing.median,
                                            ms_min=1e3 * min(timing.seconds), ms_rounds=[1e3 * t for t in timing.seconds],
-                                           spread=timing.spread, calls=timing.calls)
+                                           spread=timing.spread, calls=timing.calls, other_load=timing.other_load)
             group = [group[v.name] for v in variants]
             report.add_ratios(group, None)
             kernels_v2.finish(case, setup, group)
@@ -440,6 +459,9 @@ def _print_group(group: list) -> None:
         base = "rnnkit" if r.get("kind", "standard") == "standard" else kernels_v2.BASE_LABELS[r["kind"]]
         if r["impl"] != "rnnkit" and speedup:
             ratio = f"  {base} {speedup:.2f}× faster" if speedup >= 1 else f"  {base} {1 / speedup:.2f}× slower"
+            if r.get("rnnkit_speedup_rounds"):  # the rounds' range of the ratio (its time / the base's)
+                what = "" if speedup >= 1 else f"{speedup:.2f}×, "
+                ratio += f" ({what}rounds {report.range_text(r['rnnkit_speedup_rounds'])})"
         print(f"  {label} {r['ms']:10.4f} ms {r['gflops']:8.1f} GFLOP/s {peak:>15}   ±{100 * r['spread']:.0f}%"
               f"  err {r['error']:.1e}{ratio}", flush=True)
 

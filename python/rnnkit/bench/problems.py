@@ -42,13 +42,9 @@ CASES = (
     Case("S4", "long", 1000, 8, 64, 256),
 )
 
-# --quick: the same cases with fewer timesteps, for a smoke run in well under a minute.
-QUICK_CASES = (
-    Case("S1", "latency", 50, 1, 128, 128, modes=("forward",)),
-    Case("S2", "training", 20, 32, 256, 256),
-    Case("S3", "large", 4, 16, 1760, 1760),
-    Case("S4", "long", 100, 8, 64, 256),
-)
+# --quick: the same method on fewer cases, each at its full size, so that its ratios are those of a
+# full run (within the spread both print): S1 and S2 (S3 and S4 take most of a full run's time).
+QUICK_CASES = CASES[:2]
 
 
 # The kernels-v2 cases (issue 11).  Each kind has its own implementations (``kernels_v2``) and table.
@@ -73,13 +69,10 @@ V2_CASES = (
                    if t == 25 or (b == 1 and h < 2048)]),
 )
 
-QUICK_V2_CASES = (
-    Case("ragged", "ragged batch", 20, 16, 64, 64, modes=("train",), kind="ragged", cells=("tanh", "gru", "lstm")),
-    Case("contention", "after a matmul", 50, 1, 128, 128, modes=("forward",), kind="contention", cells=GATED),
-    Case("per-call", "per call", 1, 1, 128, 128, modes=("forward",), kind="per-call", cells=("tanh",)),
-    Case("bidir", "bidirectional", 50, 1, 128, 128, modes=("forward",), kind="bidir", cells=GATED),
-    *_infer_cases([(1, 256, 25), (4, 256, 25), (1, 1024, 10)]),
-)
+# --quick: the kernels-v2 cases at their full sizes, but not the infer sweep (11 shapes, and a bandwidth
+# measurement); with the tanh cell only unless --cell is given (``cli.v2_cells``).
+QUICK_V2_CASES = tuple(c for c in V2_CASES if c.kind != "infer")
+QUICK_V2_CELLS = ("tanh",)
 
 
 def ragged_lengths(case: Case, seed: int = 11) -> np.ndarray:

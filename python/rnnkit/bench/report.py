@@ -1,4 +1,5 @@
-"""What the benchmark prints and writes: the tables, the goals, the machine, JSON, Markdown, a PNG."""
+"""What the benchmark prints and writes: the tables (the goals' among them; ``goals`` judges them), the
+machine, JSON, Markdown, a PNG."""
 
 from __future__ import annotations
 
@@ -11,40 +12,31 @@ import subprocess
 import numpy as np
 
 from .adapters import IMPLEMENTATIONS, ORDER
-from .problems import MODE_LABELS
-
-PEERS_FOR_SPEEDUP = ("numpy", "torch", "keras", "onnx")
-
-# The issues' speed goals.  (description, cell, case, mode, metric, target)
-# metric: "speedup:<impl>" (its time / rnnkit's), "percent_of_peak", "scaling" (1 thread / N threads),
-# "best_peer" (the fastest peer's time / rnnkit's).
-GOALS = (
-    # the vanilla cell (issue 4)
-    ("S1 forward: ≥ 10× faster than torch", "tanh", "S1", "forward", "speedup:torch", 10.0),
-    ("S1 forward: ≥ 5× faster than the NumPy reference", "tanh", "S1", "forward", "speedup:numpy", 5.0),
-    ("S1 forward: faster than every peer", "tanh", "S1", "forward", "best_peer", 1.0),
-    ("S2 forward: faster than every peer", "tanh", "S2", "forward", "best_peer", 1.0),
-    ("S2 forward+backward: ≥ 2× faster than torch", "tanh", "S2", "train", "speedup:torch", 2.0),
-    ("S2 forward+backward: ≥ 55% of the GEMM peak", "tanh", "S2", "train", "percent_of_peak", 55.0),
-    ("S3 forward: ≥ 75% of the GEMM peak", "tanh", "S3", "forward", "percent_of_peak", 75.0),
-    ("S3 forward: faster than every peer", "tanh", "S3", "forward", "best_peer", 1.0),
-    ("S3 forward+backward: ≥ 60% of the GEMM peak", "tanh", "S3", "train", "percent_of_peak", 60.0),
-    ("S2 forward: N threads vs 1 thread ≥ 1.7×", "tanh", "S2", "forward", "scaling", 1.7),
-    ("S2 forward+backward: N threads vs 1 thread ≥ 1.7×", "tanh", "S2", "train", "scaling", 1.7),
-    ("S3 forward: N threads vs 1 thread ≥ 1.7×", "tanh", "S3", "forward", "scaling", 1.7),
-    ("S3 forward+backward: N threads vs 1 thread ≥ 1.7×", "tanh", "S3", "train", "scaling", 1.7),
-    # the gated cells (issue 5)
-    ("LSTM S1 forward: ≥ 10× faster than torch", "lstm", "S1", "forward", "speedup:torch", 10.0),
-    ("GRU S1 forward: ≥ 10× faster than torch", "gru", "S1", "forward", "speedup:torch", 10.0),
-    ("LSTM S2 forward: ≥ 1.0× torch", "lstm", "S2", "forward", "speedup:torch", 1.0),
-    ("LSTM S2 forward+backward: ≥ 1.5× faster than torch", "lstm", "S2", "train", "speedup:torch", 1.5),
-    ("GRU S2 forward+backward: ≥ 2.5× faster than torch", "gru", "S2", "train", "speedup:torch", 2.5),
-    # kernels v2 (issue 11)
-    ("LSTM S1 forward: ≥ 1.5× faster than ONNX Runtime", "lstm", "S1", "forward", "speedup:onnx", 1.5),
-    ("GRU S1 forward: ≥ 1.5× faster than ONNX Runtime", "gru", "S1", "forward", "speedup:onnx", 1.5),
+from .goals import (  # noqa: F401  (the goals' names are part of report's interface: cli and the tests use them)
+    BIDIR_LIMIT,
+    BUSY_CORES,
+    CONTENTION_LIMIT,
+    GEMM_GOAL,
+    GOALS,
+    INFER_VS_ORT,
+    NOISY_SPREAD,
+    PER_CALL_US,
+    PLAN_STEP_US,
+    RAGGED_SLACK,
+    RAGGED_VS_PACKED,
+    add_ratios,
+    evaluate_goals,
+    evaluate_v2_goals,
+    find,
+    kind_of,
+    load_of,
+    ragged_fraction,
+    range_text,
+    relative_spread,
+    round_ratios,
+    verdict,
 )
-GEMM_GOAL = 0.8  # rnnkit's GEMM ≥ 80% of numpy's matmul on every all-timestep shape
-
+from .problems import MODE_LABELS
 
 # --------------------------------------------------------------------------------------------------
 # The machine
@@ -78,151 +70,6 @@ def machine() -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-# Derived numbers
-
-
-def find(records: list, case: str, cell: str, mode: str, impl: str, shape: str | None = None) -> dict | None:
-    """The record of one implementation on one case, cell and pass (and shape: the infer case has several)."""
-    for r in records:
-        if (r["case"], r["cell"], r["mode"], r["impl"]) == (case, cell, mode, impl) and shape in (None, r.get("shape")):
-            return r
-    return None
-
-
-def kind_of(record: dict) -> str:
-    return record.get("kind", "standard")
-
-
-def add_ratios(records: list, peak_gflops: float | None) -> None:
-    """GFLOP/s, % of the GEMM peak, and how many times faster rnnkit is than each row (its time / rnnkit's)."""
-    for r in records:
-        if r["ms"] is None:
-            continue
-        r["gflops"] = r["flops"] / (r["ms"] * 1e-3) / 1e9
-        r["percent_of_peak"] = 100 * r["gflops"] / peak_gflops if peak_gflops else None
-        base = find(records, r["case"], r["cell"], r["mode"], "rnnkit", r.get("shape"))
-        r["rnnkit_speedup"] = r["ms"] / base["ms"] if base and base["ms"] else None
-
-
-def evaluate_goals(records: list, gemm: list) -> list:
-    """The issue's goals, judged only on the full-size cases (not --quick's or --shape's): each with the
-    measured value and met True/False, or None where the run did not measure it."""
-    records = [r for r in records if r["full_size"]]
-    v2_records = [r for r in records if kind_of(r) != "standard"]
-    records = [r for r in records if kind_of(r) == "standard"]
-    goals = []
-    for text, cell, case, mode, metric, target in GOALS:
-        value = None
-        rnnkit = find(records, case, cell, mode, "rnnkit")
-        if rnnkit and rnnkit["ms"]:
-            if metric == "percent_of_peak":
-                value = rnnkit["percent_of_peak"]
-            elif metric == "scaling":
-                single = find(records, case, cell, mode, "rnnkit-1t")
-                value = single["rnnkit_speedup"] if single and single["ms"] else None
-            elif metric == "best_peer":
-                peers = [find(records, case, cell, mode, p) for p in ("torch", "keras", "onnx")]
-                times = [p["ms"] for p in peers if p and p["ms"]]
-                value = min(times) / rnnkit["ms"] if times else None
-            else:
-                peer = find(records, case, cell, mode, metric.split(":")[1])
-                value = peer["rnnkit_speedup"] if peer and peer["ms"] else None
-        unit = "%" if metric == "percent_of_peak" else "×"
-        goals.append({"goal": text, "value": value, "target": target, "unit": unit,
-                      "met": None if value is None else value >= target})
-    # Issue 4's GEMM goal is over the vanilla cell's products; the gated cells' (wider) ones are
-    # judged as well, separately.
-    full = [g for g in gemm if g.get("ratio") is not None and g["full_size"]]
-    for text, chosen in (("GEMM: ≥ 80% of numpy's matmul on every vanilla-cell product shape (worst shape)",
-                          [g for g in full if g.get("cell", "tanh") in ("tanh", "relu")]),
-                         ("GEMM: ≥ 80% of numpy's matmul on every LSTM/GRU product shape (worst shape)",
-                          [g for g in full if g.get("cell", "tanh") in ("lstm", "gru")])):
-        value = min(g["ratio"] for g in chosen) if chosen else None
-        goals.append({"goal": text, "value": None if value is None else 100 * value, "target": 100 * GEMM_GOAL,
-                      "unit": "%", "met": None if value is None else value >= GEMM_GOAL})
-    goals.append(_every_case_goal(records))
-    return goals + evaluate_v2_goals(v2_records)
-
-
-def _goal(text: str, value, target: float, unit: str = "×", at_most: bool = False, where: str | None = None) -> dict:
-    met = None if value is None else (value <= target if at_most else value >= target)
-    return {"goal": text, "value": value, "target": target, "unit": unit, "at_most": at_most, "met": met, "where": where}
-
-
-def _every_case_goal(records: list) -> dict:
-    """Issue 11: rnnkit still at least as fast as the best peer on every S1-S4 case, cell and pass run."""
-    worst, where = None, None
-    for r in records:
-        if r["impl"] != "rnnkit" or not r["ms"] or r["case"] not in ("S1", "S2", "S3", "S4"):
-            continue
-        times = [p["ms"] for p in (find(records, r["case"], r["cell"], r["mode"], i) for i in ("torch", "keras", "onnx"))
-                 if p and p["ms"]]
-        if times and (worst is None or min(times) / r["ms"] < worst):
-            worst, where = min(times) / r["ms"], f"{r['case']} {r['cell']} {MODE_LABELS[r['mode']]}"
-    return _goal("S1-S4, every cell and pass run: ≥ 1.0× the best peer (worst case)", worst, 1.0, where=where)
-
-
-# Issue 11's goals on its own cases (kernels_v2).  Ragged: ≥ this many times faster than torch packed.
-RAGGED_VS_PACKED = {"tanh": 3.0, "gru": 3.0, "lstm": 2.0}
-RAGGED_SLACK = 1.15       # with lengths ≤ 1.15 × (real / padded tokens) × without
-CONTENTION_LIMIT = 2.0    # after a matmul ≤ 2 × quiet
-PER_CALL_US = 14.6        # rnn_forward, T=1: half the old 29.3 µs
-PLAN_STEP_US = 4.0
-BIDIR_LIMIT = 1.3         # both directions ≤ 1.3 × one direction
-INFER_VS_ORT = 1.2
-
-
-def _ms_of(records, kind, cell, impl, shape=None):
-    r = next((r for r in records if kind_of(r) == kind and r["cell"] == cell and r["impl"] == impl
-              and shape in (None, r["shape"])), None)
-    return r["ms"] if r and r["ms"] else None
-
-
-def ragged_fraction(record: dict) -> float | None:
-    extra = record.get("extra") or {}
-    return extra["tokens_real"] / extra["tokens_padded"] if extra.get("tokens_padded") else None
-
-
-def evaluate_v2_goals(records: list) -> list:
-    """The goals of issue 11's cases, from their (full-size) records; value None where not measured."""
-    goals = []
-    for cell in ("tanh", "gru", "lstm"):
-        rows = [r for r in records if kind_of(r) == "ragged" and r["cell"] == cell]
-        lengths, padded, packed = (_ms_of(rows, "ragged", cell, i) for i in ("rnnkit", "rnnkit-padded", "torch-packed"))
-        fraction = ragged_fraction(rows[0]) if rows else None
-        goals.append(_goal(f"Ragged {cell} fwd+bwd: with lengths ≤ {RAGGED_SLACK}× (real / padded tokens) × without "
-                           "(measured: with / (real / padded × without))",
-                           lengths / (fraction * padded) if lengths and padded and fraction else None,
-                           RAGGED_SLACK, at_most=True))
-        goals.append(_goal(f"Ragged {cell} fwd+bwd: ≥ {RAGGED_VS_PACKED[cell]:g}× faster than torch packed",
-                           packed / lengths if lengths and packed else None, RAGGED_VS_PACKED[cell]))
-    for cell in ("tanh", "lstm", "gru"):
-        quiet, after = (_ms_of(records, "contention", cell, i) for i in ("rnnkit", "rnnkit-after-matmul"))
-        goals.append(_goal(f"Contention {cell} S1 forward: after a 512² NumPy matmul ≤ {CONTENTION_LIMIT:g}× quiet",
-                           after / quiet if quiet and after else None, CONTENTION_LIMIT, at_most=True))
-    functional, plan = (_ms_of(records, "per-call", "tanh", i) for i in ("rnnkit", "rnnkit-plan"))
-    goals.append(_goal(f"Per call: T=1 B=1 H=128 tanh rnn_forward ≤ {PER_CALL_US} µs",
-                       1e3 * functional if functional else None, PER_CALL_US, "µs", at_most=True))
-    goals.append(_goal(f"Per call: the same step through a Plan ≤ {PLAN_STEP_US:g} µs (timed from Python: its overhead "
-                       "included)", 1e3 * plan if plan else None, PLAN_STEP_US, "µs", at_most=True))
-    for cell in ("tanh", "lstm", "gru"):
-        both, one = (_ms_of(records, "bidir", cell, i) for i in ("rnnkit", "rnnkit-1dir"))
-        goals.append(_goal(f"Bidirectional {cell} T=50 B=1 H=128 forward: ≤ {BIDIR_LIMIT}× one direction",
-                           both / one if both and one else None, BIDIR_LIMIT, at_most=True))
-    for cell in ("tanh", "lstm", "gru"):
-        worst, where, shapes = None, None, 0
-        for r in records:
-            if kind_of(r) == "infer" and r["cell"] == cell and r["impl"] == "onnx" and r["ms"] and r["rnnkit_speedup"]:
-                shapes += 1
-                if worst is None or r["rnnkit_speedup"] < worst:
-                    worst, where = r["rnnkit_speedup"], r["shape"]
-        where = f"{where}; worst of {shapes}" if where else None
-        goals.append(_goal(f"Small-batch inference {cell} (Plan): ≥ {INFER_VS_ORT}× ONNX Runtime on every shape "
-                           "(worst shape)", worst, INFER_VS_ORT, where=where))
-    return goals
-
-
-# --------------------------------------------------------------------------------------------------
 # Tables (the same rows print as aligned text and as Markdown)
 
 
@@ -237,7 +84,8 @@ def _cell_text(record: dict | None) -> str:
         return {"unavailable": "n/a", "rejected": "WRONG", "failed": "failed", "skipped": "—"}.get(record["status"], record["status"])
     if record["impl"] == "rnnkit" or record["rnnkit_speedup"] is None:
         return _ms(record["ms"])
-    return f"{_ms(record['ms'])} ({record['rnnkit_speedup']:.1f}×)"
+    spread = range_text(record.get("rnnkit_speedup_rounds"))
+    return f"{_ms(record['ms'])} ({record['rnnkit_speedup']:.1f}×{', ' + spread if spread else ''})"
 
 
 def result_table(records: list) -> tuple:
@@ -287,14 +135,18 @@ def _time(record: dict | None, bracket: bool = False, scale: float = 1.0, spread
     if spread:
         text += f" (min {_ms(scale * record['ms_min'])}, ±{100 * record['spread']:.0f}%)"
     if bracket and record["impl"] != "rnnkit" and record.get("rnnkit_speedup"):
-        text += f" ({record['rnnkit_speedup']:.1f}×)"
+        spread = range_text(record.get("rnnkit_speedup_rounds"))
+        text += f" ({record['rnnkit_speedup']:.1f}×{', ' + spread if spread else ''})"
     return text
 
 
 def _ratio(numerator: dict | None, denominator: dict | None, times: float = 1.0) -> str:
+    """numerator's time / (times × denominator's), with the range of the per-round ratios."""
     if not numerator or not denominator or not numerator["ms"] or not denominator["ms"]:
         return ""
-    return f"{numerator['ms'] / (times * denominator['ms']):.2f}×"
+    rounds = round_ratios(numerator, denominator)
+    spread = range_text([r / times for r in rounds]) if rounds else ""
+    return f"{numerator['ms'] / (times * denominator['ms']):.2f}×" + (f" ({spread})" if spread else "")
 
 
 def _groups(records: list, kind: str) -> list:
@@ -402,21 +254,30 @@ def gemm_table(gemm: list) -> tuple:
         if g.get("rnnkit_ms") is None:
             continue
         rows.append([g["what"], "×".join(map(str, g["shape"])), _ms(g["rnnkit_ms"]), f"{g['rnnkit_gflops']:.1f}",
-                     _ms(g["numpy_ms"]), f"{g['numpy_gflops']:.1f}", f"{100 * g['ratio']:.0f}%"])
+                     _ms(g["numpy_ms"]), f"{g['numpy_gflops']:.1f}",
+                     f"{100 * g['ratio']:.0f}%" + (f" ({range_text(g['ratio_rounds'], 100, '%')})"
+                                                   if g.get("ratio_rounds") else "")])
     return header, rows
 
 
 def goal_table(goals: list) -> tuple:
-    header = ["goal", "measured", "met"]
+    """One row per goal: the measured value (the median), the range of its per-round values, and the
+    verdict — yes, NO, or noisy when that range is wider than NOISY_SPREAD of the value."""
+    header = ["goal", "measured", "rounds (min–max)", "met"]
     rows = []
     for g in goals:
         if g["value"] is None:
-            rows.append([g["goal"], "not measured", "—"])
+            rows.append([g["goal"], "not measured", "", "—"])
             continue
-        value = {"%": f"{g['value']:.0f}%", "µs": f"{g['value']:.1f} µs"}.get(g["unit"], f"{g['value']:.2f}×")
+        unit = g["unit"]
+        value = {"%": f"{g['value']:.0f}%", "µs": f"{g['value']:.1f} µs"}.get(unit, f"{g['value']:.2f}×")
         if g.get("where"):
             value += f" ({g['where']})"
-        rows.append([g["goal"], value, "yes" if g["met"] else "NO"])
+        spread = range_text(g.get("rounds"), unit=" µs" if unit == "µs" else unit)
+        judged = g.get("verdict") or ("yes" if g["met"] else "NO")
+        if judged == "noisy" and g.get("why"):
+            judged += f" ({g['why']})"
+        rows.append([g["goal"], value, spread, judged])
     return header, rows
 
 
@@ -454,6 +315,14 @@ def print_summary(result: dict) -> None:
         print(text_table(*goal_table(measured)))
     if len(measured) < len(goals):
         print(f"({len(goals) - len(measured)} of the {len(goals)} goals need cases or implementations this run left out)")
+    noisy = [g for g in measured if g.get("verdict") == "noisy"]
+    if noisy:
+        print(f"{len(noisy)} goal(s) read noisy: their per-round values spread over more than {NOISY_SPREAD:.0%} of "
+              f"the median, or other processes kept more than {BUSY_CORES} cores busy while they were measured, so "
+              f"this run cannot tell whether they are met; run again on a quiet machine")
+    loads = [r["other_load"] for r in result["results"] if r.get("other_load") is not None]
+    if loads:
+        print(f"other processes kept {min(loads):.2f}-{max(loads):.2f} cores busy during the measurements")
 
 
 # --------------------------------------------------------------------------------------------------

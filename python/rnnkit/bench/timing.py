@@ -10,6 +10,7 @@ worker threads keep spinning for 0.1–0.3 s after a parallel region and would s
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -55,10 +56,34 @@ def check_outputs(got: dict, want: dict, tolerance: float = TOLERANCE) -> Check:
     return Check(True, error, "")
 
 
+def busy_seconds() -> tuple:
+    """(CPU seconds every process has used — /proc/stat's non-idle time — and this process's own, all
+    its threads): their differences over a measurement give the cores other processes kept busy.  NaN
+    where /proc/stat does not exist."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        total = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # not idle, not iowait
+    except (OSError, ValueError, IndexError):
+        total = float("nan")
+    mine = os.times()
+    return total, mine.user + mine.system
+
+
+def other_load(start: tuple, end: tuple, wall: float) -> float | None:
+    """Cores other processes kept busy between two busy_seconds() readings ``wall`` seconds apart
+    (None without /proc/stat; /proc/stat counts 10 ms ticks, so a short interval says little)."""
+    others = (end[0] - start[0]) - (end[1] - start[1])
+    if others != others or wall <= 0:  # NaN
+        return None
+    return max(0.0, others) / wall
+
+
 @dataclass
 class Timing:
     seconds: list      # per-call time of each round's block
     calls: int         # calls per block
+    other_load: float | None = None  # cores other processes kept busy during the alternation
 
     @property
     def median(self) -> float:
@@ -128,6 +153,7 @@ def measure(functions: dict, *, rounds: int, pause: float, block_seconds: float,
         per_call = single[name] + min(prepared, default=0.0)  # what a block spends per call
         calls[name] = int(min(max_calls, max(1, round(block_seconds / max(per_call, 1e-9)))))
     samples = {name: [] for name in names}
+    started, busy = time.perf_counter(), busy_seconds()
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:  # (no gc.collect() here: with TensorFlow loaded one takes ~0.4 s)
@@ -138,4 +164,5 @@ def measure(functions: dict, *, rounds: int, pause: float, block_seconds: float,
                     before[name]()
                 functions[name]()  # untimed: wakes the thread pools, refills the caches
             samples[name].append(_block(functions[name], calls[name], before.get(name)))
-    return {name: Timing(samples[name], calls[name]) for name in names}
+    load = other_load(busy, busy_seconds(), time.perf_counter() - started)
+    return {name: Timing(samples[name], calls[name], load) for name in names}

@@ -165,7 +165,9 @@ def test_check_estimator_fails_only_the_known_checks():
             "check_sample_weights_not_an_array"} <= passed
     if importlib.util.find_spec("pandas") is not None:  # (without pandas scikit-learn skips this one)
         assert "check_classifier_data_not_an_array" in passed
-    assert len(passed) >= 54 and len(failed) <= len(KNOWN_FAILURES)
+    # (54 pass, 1 skips without SCIPY_ARRAY_API; without pandas, 2 more skip)
+    skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
+    assert len(passed) + len(skipped) >= 55 and len(passed) >= 50 and len(failed) <= len(KNOWN_FAILURES)
 
 
 def test_what_check_estimator_asks_of_the_inputs_in_rnnkit_s_own_words():

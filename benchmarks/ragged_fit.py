@@ -53,6 +53,7 @@ import numpy as np
 import rnnkit
 import torch
 from rnnkit._data import batch_order
+from rnnkit.bench.timing import busy_seconds  # (CPU seconds of every process and of this one)
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -176,18 +177,6 @@ def run_method(name, init, data, args):
     if name == "rnnkit ragged, bucket=False":
         return train_rnnkit(data, args, padded=False, bucket=False)
     return train_rnnkit(data, args, padded=True)
-
-
-def busy_seconds():
-    """(CPU seconds every process has used, this process's), for the load the others put on the machine."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-        total = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # not idle, not iowait
-    except (OSError, ValueError, IndexError):
-        total = float("nan")
-    mine = os.times()
-    return total, mine.user + mine.system
 
 
 def machine():

@@ -49,6 +49,7 @@ import rnnkit
 import rnnkit.torch as rt
 import torch
 from rnnkit import _core
+from rnnkit.bench import timing as bench_timing
 from rnnkit.functional import SavedPass, run_backward, run_plans
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -199,18 +200,6 @@ def blocks(run, calls):
     return block
 
 
-def busy_seconds():
-    """(CPU seconds every process has used, this process's), for the load the others put on the machine."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()[1:]
-        total = (int(fields[0]) + int(fields[1]) + int(fields[2])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-    usage = os.times()
-    return total, usage.user + usage.system
-
-
 def machine():
     model = platform.processor() or platform.machine()
     try:
@@ -251,7 +240,7 @@ def main():
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
     print(f"T={args.steps} B={args.batch} I={args.inputs} H={args.hidden}, float32, {args.repeats} interleaved "
           "rounds, medians\n")
-    busy0 = busy_seconds()
+    busy0 = bench_timing.busy_seconds()
     wall0 = time.perf_counter()
     rows, results, extra_rows = [], {}, []
 
@@ -324,11 +313,7 @@ def main():
             print(f"  overhead {label:22s} {cell:5s} bare {per_call['bare'] * 1e6:8,.0f}  bridge "
                   f"{per_call['bridge'] * 1e6:8,.0f} us  (+{statistics.median(extra) * 1e6:,.0f} us)", flush=True)
 
-    other_load = None
-    busy1 = busy_seconds()
-    if busy0 and busy1:
-        wall = time.perf_counter() - wall0
-        other_load = max(0.0, ((busy1[0] - busy0[0]) - (busy1[1] - busy0[1])) / wall)
+    other_load = bench_timing.other_load(busy0, bench_timing.busy_seconds(), time.perf_counter() - wall0)
 
     print("\n| case | cell | torch.nn | rnnkit.torch | ratio: median (min-max) | goal | |")
     print("|---|---|---|---|---|---|---|")

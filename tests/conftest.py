@@ -6,6 +6,24 @@ from rnnkit import _core
 
 ISAS = ("avx512", "avx2", "scalar")
 
+# Collecting the torch bridge's tests imports rnnkit.torch, which puts the kernels' helpers on torch's
+# OpenMP threads for the whole process.  Every other test runs on rnnkit's own pool, as a program
+# without rnnkit.torch does; the bridge's tests (and test_torch_threads) switch to torch's threads.
+_BRIDGE_TESTS = ("test_torch_bridge.py", "test_torch_threads.py")
+
+
+@pytest.fixture(autouse=True)
+def helpers_where_a_user_has_them(request):
+    bridge = request.node.path.name in _BRIDGE_TESTS
+    if bridge:
+        import rnnkit.torch as rt
+        rt.use_torch_threads(True)
+    else:
+        _core._use_openmp_threads("")
+    yield
+    if bridge:
+        _core._use_openmp_threads("")
+
 
 @pytest.fixture(params=ISAS)
 def isa(request):

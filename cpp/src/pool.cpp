@@ -7,7 +7,11 @@
 #include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
 #include <pthread.h>
+#define RNNKIT_HAVE_DLOPEN 1
+#else
+#define RNNKIT_HAVE_DLOPEN 0
 #endif
 
 #include "rnnkit/rnnkit.hpp"
@@ -92,9 +96,24 @@ class Pool {
 std::atomic<Pool*> g_pool{nullptr};
 std::mutex g_pool_mutex;
 
+// The OpenMP runtime whose threads are the helpers (use_openmp_threads), if any.
+using GompParallel = void (*)(void (*)(void*), void*, unsigned, unsigned);
+using OmpThreadNum = int (*)();
+struct OpenMP {
+  GompParallel parallel = nullptr;
+  OmpThreadNum thread_num = nullptr;
+  std::string library;
+};
+std::atomic<const OpenMP*> g_openmp{nullptr};  // (never freed: a region may still be running)
+std::mutex g_openmp_mutex;
+
 #if defined(__unix__) || defined(__APPLE__)
-// A forked child has none of the parent's threads: it starts a pool of its own on first use.
-void forget_pool_in_child() { g_pool.store(nullptr, std::memory_order_relaxed); }
+// A forked child has none of the parent's threads: it starts a pool of its own on first use, and
+// leaves the OpenMP runtime alone (libgomp's threads are gone too, and its pool would wait on them).
+void forget_pool_in_child() {
+  g_pool.store(nullptr, std::memory_order_relaxed);
+  g_openmp.store(nullptr, std::memory_order_relaxed);
+}
 #endif
 
 Pool& pool() {
@@ -185,10 +204,76 @@ void Team::wait_done(int64_t phase, int64_t n) {
 
 void set_helper_delay_us(int64_t us) { g_helper_delay_us.store(us < 0 ? 0 : us, std::memory_order_relaxed); }
 
+namespace {
+
+struct Region {
+  Job* job;
+  const OpenMP* openmp;
+};
+
+// The body of a job's OpenMP region: thread 0 is the caller; the others are helpers, each with an
+// index of its own (the runtime gives at most job->planned() threads, perhaps fewer).
+void region_body(void* data) {
+  const Region& region = *static_cast<const Region*>(data);
+  Job* job = region.job;
+  const int index = region.openmp->thread_num();
+  if (index == 0) {
+    Team team(job, 0, job->planned());
+    job->run(team);
+    job->finish();
+    return;
+  }
+  if (index >= job->planned()) return;
+  if (const int64_t us = g_helper_delay_us.load(std::memory_order_relaxed))
+    std::this_thread::sleep_for(std::chrono::microseconds(us));
+  Team team(job, index, job->planned());
+  job->run(team);
+}
+
+}  // namespace
+
+bool use_openmp_threads(const std::string& library) {
+  std::lock_guard<std::mutex> lock(g_openmp_mutex);
+  if (library.empty()) {
+    g_openmp.store(nullptr, std::memory_order_release);
+    return true;
+  }
+#if RNNKIT_HAVE_DLOPEN && RNNKIT_THREADS
+  // RTLD_NOLOAD: only a runtime the process has loaded already (its threads are the point); the
+  // handle is kept, so the library stays loaded while regions may use it.
+  void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (!handle) return false;
+  auto parallel = reinterpret_cast<GompParallel>(dlsym(handle, "GOMP_parallel"));
+  auto thread_num = reinterpret_cast<OmpThreadNum>(dlsym(handle, "omp_get_thread_num"));
+  if (!parallel || !thread_num) {
+    dlclose(handle);
+    return false;
+  }
+  (void)pool();  // (registers the fork handler that forgets the runtime in a child)
+  g_openmp.store(new OpenMP{parallel, thread_num, library}, std::memory_order_release);
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string openmp_threads() {
+  const OpenMP* openmp = g_openmp.load(std::memory_order_acquire);
+  return openmp ? openmp->library : std::string();
+}
+
 void run_job(const std::shared_ptr<Job>& job) {
   // (A build without threads runs every item on the caller: the same results.)
   const bool helpers = job->planned() > 1 && threads_enabled();
   if (helpers) {
+    if (const OpenMP* openmp = g_openmp.load(std::memory_order_acquire)) {
+      // One region of the runtime; it returns when every thread of it has (a helper that waits too
+      // long for a phase leaves the job, as in the pool).  Nested in a region of that runtime, it
+      // gets a team of one: the caller alone.
+      Region region{job.get(), openmp};
+      openmp->parallel(region_body, &region, unsigned(job->planned()), 0);
+      return;
+    }
     pool().ensure_workers(get_num_threads() - 1);  // (helpers are shared by concurrent jobs)
     pool().post(job);
   }

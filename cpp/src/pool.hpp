@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace rnnkit {
@@ -82,8 +83,19 @@ class Job {
   std::atomic<bool> finished_{false};
 };
 
-// Run `job` on the calling thread, with up to job->planned() - 1 helpers from the pool.
+// Run `job` on the calling thread, with up to job->planned() - 1 helpers: the pool's, or those of
+// the OpenMP runtime chosen with use_openmp_threads.
 void run_job(const std::shared_ptr<Job>& job);
+
+// Take the helpers from an OpenMP runtime already loaded in the process (`library`: its path or
+// soname, e.g. torch's libgomp) instead of from the pool: a job becomes one parallel region of that
+// runtime, begun by the caller, so the runtime's own threads (which spin for milliseconds after each
+// of its regions) are the helpers instead of contending with them for the cores.  The work model is
+// the same, so are the results.  Returns false, and changes nothing, when `library` is not loaded or
+// lacks GOMP_parallel / omp_get_thread_num; "" goes back to the pool.  A forked child goes back to
+// the pool too (an OpenMP runtime's threads do not survive a fork).
+bool use_openmp_threads(const std::string& library);
+std::string openmp_threads();  // the library in use ("": the pool)
 
 // Tests: every helper sleeps this long between joining a job and running it, as one the OS has
 // descheduled would (0: none), so that callers finish alone and helpers run through finished jobs.

@@ -37,10 +37,11 @@ How a call runs:
   generator in the layout torch's module draws it (the (T, B, D·H) output; the (N, D·H) packed data
   for packed input), so ``torch.manual_seed`` makes it reproducible — and the same draws as torch's.
 
-Threads: the kernels run on rnnkit's threads (``rnnkit.set_num_threads``), torch's ops on torch's.
-After a parallel torch op (an optimizer step, say) torch's idle OpenMP workers spin for milliseconds on
-the cores the kernels need; on a machine with few cores ``torch.set_num_threads(1)`` or
-``OMP_WAIT_POLICY=PASSIVE`` gives them back (BENCHMARKS.md, "PyTorch bridge").
+Threads: the kernels use ``rnnkit.get_num_threads()`` threads, torch's ops torch's.  Once this module
+is imported, the kernels' helper threads are torch's own OpenMP threads (``use_torch_threads``): after
+each parallel torch op (an optimizer step, say) torch's idle OpenMP workers spin for milliseconds, and
+rnnkit's own helpers would have to fight them for the cores; as torch's threads, they are the helpers
+already awake.  The results are the same bits either way.
 """
 
 from __future__ import annotations
@@ -60,9 +61,41 @@ from torch.nn.utils.rnn import PackedSequence
 from . import _core
 from .functional import SavedPass, run_backward, run_plans
 
-__all__ = ["GRU", "LSTM", "RNN", "replace_rnns"]
+__all__ = ["GRU", "LSTM", "RNN", "replace_rnns", "use_torch_threads"]
 
 _DTYPES = (torch.float32, torch.float64)
+
+
+def _torch_openmp():
+    """The OpenMP runtime torch's ops run on (a path or soname), or None (another parallel backend,
+    or not found)."""
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
+    import os
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    try:  # the copy torch loaded (wheels bundle their own), from the process's mappings
+        with open("/proc/self/maps") as maps:
+            paths = {line.split(None, 5)[5].strip() for line in maps if line.count(" ") >= 5 and "omp" in line}
+    except OSError:
+        paths = set()
+    names = ("libgomp", "libiomp5", "libomp")
+    found = sorted(p for p in paths if os.path.basename(p).startswith(names))
+    for path in found:
+        if path.startswith(torch_dir):
+            return path
+    return found[0] if found else "libgomp.so.1"
+
+
+def use_torch_threads(enabled: bool = True) -> bool:
+    """Run the kernels' helper threads on torch's OpenMP threads (the default once rnnkit.torch is
+    imported), or, with ``enabled=False``, on rnnkit's own pool.  Returns whether torch's threads are
+    in use: False when torch's parallel backend is not an OpenMP runtime rnnkit can join (then
+    rnnkit's pool does the work, as without torch).  Results are bitwise the same either way."""
+    if not enabled:
+        _core._use_openmp_threads("")
+        return False
+    library = _torch_openmp()
+    return bool(library) and _core._use_openmp_threads(library)
 _CELL = {"RNN_TANH": "tanh", "RNN_RELU": "relu", "LSTM": "lstm", "GRU": "gru"}
 _BASE_SIGNATURE = inspect.signature(torch.nn.RNNBase.__init__)
 
@@ -443,3 +476,6 @@ def replace_rnns(module):
     for m in targets.values():
         m.__class__ = _REPLACEMENTS[type(m)]
     return targets
+
+
+use_torch_threads()

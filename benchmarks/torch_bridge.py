@@ -154,7 +154,7 @@ def bare_kernels(cell, steps, batch, inputs, hidden, training):
     dx = np.empty_like(x)
 
     def run():
-        plan = _core.Plan(cell, *weights)
+        plan = _core.Plan._borrowing(cell, *weights)
         _, _, saved = run_plans([plan], x, [None], None, training)
         if training:
             run_backward([SavedPass(saved[0], weights[:2])], [dy], [None], dx)

@@ -545,3 +545,16 @@ def test_the_module_name_shadows_nothing():
         warnings.simplefilter("error")
         import rnnkit
     assert rnnkit.torch is rt
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_a_weight_changed_in_place_before_backward_is_refused_as_torch(cell):
+    """The kernels read the weights in place (no copy per call): a backward after an in-place change
+    of one would use the new weights, so torch's version check refuses it, as for torch's module."""
+    for ours in (False, True):
+        module = make(cell, 3, 4, ours=ours)
+        y, _ = module(torch.randn(5, 2, 3))
+        with torch.no_grad():
+            module.weight_hh_l0.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()

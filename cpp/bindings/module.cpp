@@ -145,6 +145,7 @@ struct PyPlan {
   int64_t input = 0, hidden = 0, gates = 1;
   std::shared_ptr<const rnnkit::Plan<float>> f32;
   std::shared_ptr<const rnnkit::Plan<double>> f64;
+  py::object borrowed;  // a plan that borrows its weights: (w_ih, w_hh), kept alive with it
   std::string dtype() const { return f32 ? "float32" : "float64"; }
   template <typename Real> const std::shared_ptr<const rnnkit::Plan<Real>>& get() const;
 };
@@ -156,6 +157,7 @@ struct PySaved {
   std::shared_ptr<const rnnkit::Saved<double>> f64;
   std::string cell;
   py::object x, y;  // the forward's arrays the saved pass refers to (kept alive)
+  py::object borrowed;  // and its plan's borrowed weights
   template <typename Real> const std::shared_ptr<const rnnkit::Saved<Real>>& get() const;
 };
 template <> const std::shared_ptr<const rnnkit::Saved<float>>& PySaved::get<float>() const { return f32; }
@@ -186,6 +188,7 @@ PyPlan make_py_plan(const std::string& cell_name, const py::object& w_ih, const 
   }
   if constexpr (std::is_same_v<Real, float>) p.f32 = plan;
   else p.f64 = plan;
+  if (borrow) p.borrowed = py::make_tuple(w_ih, w_hh);
   return p;
 }
 
@@ -256,7 +259,7 @@ py::object run_forward(const std::vector<const PyPlan*>& plans, const std::vecto
     PySaved s;
     if constexpr (std::is_same_v<Real, float>) s.f32 = dirs[d].saved;
     else s.f64 = dirs[d].saved;
-    s.cell = p0.cell, s.x = x_obj, s.y = ys[d];
+    s.cell = p0.cell, s.x = x_obj, s.y = ys[d], s.borrowed = plans[d]->borrowed;
     out.append(py::cast(std::move(s)));
   }
   return std::move(out);
@@ -892,6 +895,17 @@ PYBIND11_MODULE(_core, m) {
              bad_dtype(w, "w_hh");
            }),
            py::arg("cell"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih") = py::none(), py::arg("b_hh") = py::none())
+      .def_static("_borrowing", [](const std::string& cell, const py::object& w_ih, const py::object& w_hh,
+                                   const py::object& b_ih, const py::object& b_hh) {
+             if (!py::isinstance<py::array>(w_hh)) throw py::type_error("w_hh must be a numpy array");
+             const auto w = py::reinterpret_borrow<py::array>(w_hh);
+             if (is_float32(w)) return make_py_plan<float>(cell, w_ih, w_hh, b_ih, b_hh, true);
+             if (is_float64(w)) return make_py_plan<double>(cell, w_ih, w_hh, b_ih, b_hh, true);
+             bad_dtype(w, "w_hh");
+           }, py::arg("cell"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih") = py::none(), py::arg("b_hh") = py::none(),
+           "A plan that borrows w_ih and w_hh (C-contiguous arrays) instead of copying them, packed by its first "
+           "call's threads: for one call, or a forward and its backward.  The arrays are kept alive with it and "
+           "with its saved passes, and must not change while they are in use.")
       .def_readonly("cell", &PyPlan::cell)
       .def_readonly("input_size", &PyPlan::input)
       .def_readonly("hidden_size", &PyPlan::hidden)

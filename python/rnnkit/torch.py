@@ -183,7 +183,9 @@ def _run_stack(stack, x, states0, weights, save):
         halves = [out[..., d * hidden:(d + 1) * hidden] for d in range(directions)] if directions > 1 else [out]
         indices = [layer * directions + d for d in range(directions)]
         layer_states0 = [None if states0 is None else tuple(s[i] for s in states0) for i in indices]
-        plans = [_core.Plan(stack.cell, *weights[i]) for i in indices]
+        # (plans that borrow the weights, packed by the call's threads: the weights stay alive with the
+        # saved passes, and the Function saves them, so torch refuses a backward after they changed)
+        plans = [_core.Plan._borrowing(stack.cell, *weights[i]) for i in indices]
         _, layer_states_n, layer_saved = run_plans(plans, layer_input, layer_states0, stack.lengths, save,
                                                    ys=halves)
         for d, i in enumerate(indices):
@@ -248,9 +250,10 @@ class _StackFunction(torch.autograd.Function):
         y, states_n, saved, masks = _run_stack(stack, x_array, states0, stack.weights(flat_weights), save=True)
         ctx.stack, ctx.saved, ctx.masks, ctx.dtype = stack, saved, masks, x_array.dtype
         outputs = (torch.from_numpy(y), *(torch.from_numpy(s) for s in states_n))
-        # The saved passes read x and y in place: saving them makes torch refuse a backward after either
-        # was changed in place (the version check), instead of computing wrong gradients.
-        ctx.save_for_backward(x, outputs[0])
+        # The saved passes read x, y and the weights in place: saving them makes torch refuse a backward
+        # after one was changed in place (the version check, as torch's own modules), instead of
+        # computing wrong gradients.
+        ctx.save_for_backward(x, outputs[0], *flat_weights)
         return outputs
 
     @staticmethod

@@ -558,3 +558,26 @@ def test_a_weight_changed_in_place_before_backward_is_refused_as_torch(cell):
             module.weight_hh_l0.add_(1.0)
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             y.sum().backward()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_an_input_without_grad_skips_dx_and_changes_no_other_gradient(cell, layout):
+    """x that needs no gradient (the usual training loop): the kernels skip dx's products; every
+    parameter's gradient and dh0 are bitwise those of a backward that computes dx."""
+    torch.manual_seed(0)
+    module = make(cell, I, H, num_layers=2, bidirectional=True)
+    x0 = torch.randn(T, B, I)
+    grads = []
+    for needs_x in (True, False):
+        module.zero_grad()
+        x = x0.clone().requires_grad_(needs_x)
+        h0 = torch.zeros(4, B, H, requires_grad=True)
+        hx = (h0, torch.zeros(4, B, H)) if cell == "lstm" else h0
+        inp = pack_padded_sequence(x, LENGTHS, enforce_sorted=False) if layout == "packed" else x
+        y, _ = module(inp, hx)
+        (y.data if layout == "packed" else y).square().sum().backward()
+        assert (x.grad is not None) == needs_x
+        grads.append([p.grad.clone() for p in module.parameters()] + [h0.grad.clone()])
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)

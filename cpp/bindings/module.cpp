@@ -280,7 +280,7 @@ void run_backward(const std::vector<const PySaved*>& saved, const py::list& dy, 
     if (other.sequence != shape.sequence)
       throw py::value_error("the directions' saved passes must come from one forward call");
   }
-  const auto dx = sequence<Real>(dx_obj, "dx", T, B, I, false, true);
+  const auto dx = sequence<Real>(dx_obj, "dx", T, B, I, true, true);  // (None: no input gradient)
   auto dys = as_list<py::object>(dy, "dy", D), dhn = as_list<py::object>(dh_n, "dh_n", D);
   auto dcn = as_list<py::object>(dc_n, "dc_n", D), dh0s = as_list<py::object>(dh0, "dh0", D);
   auto dc0s = as_list<py::object>(dc0, "dc0", D), dwi = as_list<py::object>(dw_ih, "dw_ih", D);

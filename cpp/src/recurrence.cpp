@@ -895,7 +895,9 @@ class BackwardJob final : public Job {
     });
     clock_.mark(team, Phase::weight_grad_gemm);
     // dx = dpre W_ih for the chunk's rows
-    if (!st.packed) {
+    if (!d.dx) {
+      // no input gradient wanted
+    } else if (!st.packed) {
       gemm<Real>(team, k, ws_, rows, I, GH, MatrixView<Real>{dpre, GH, 1}, MatrixView<Real>{}, d.dx + cmin * d.lddx,
                  d.lddx, nullptr, d.dx_accumulate, &p.w_ih_rows());
     } else {
@@ -1070,8 +1072,9 @@ void sequence_backward(DirectionBackward<Real>* dirs, int D, Real* dx, int64_t l
     std::memset(o.db_ih, 0, size_t(GH) * sizeof(Real));
     if (o.db_hh != o.db_ih) std::memset(o.db_hh, 0, size_t(GH) * sizeof(Real));
   }
-  // dx at padding (and everywhere when no step runs) is 0, unless it is added to.
-  if (!dx_accumulate) {
+  // dx at padding (and everywhere when no step runs) is 0, unless it is added to.  (dx null: the
+  // caller wants no input gradient, and its products are skipped.)
+  if (dx && !dx_accumulate) {
     if (st.S == 0 || H == 0) {
       for (int64_t r = 0; r < T * B; ++r) std::memset(dx + r * lddx, 0, size_t(I) * sizeof(Real));
     } else {
@@ -1098,7 +1101,7 @@ void sequence_backward(DirectionBackward<Real>* dirs, int D, Real* dx, int64_t l
   };
   const int64_t chunk = std::max<int64_t>(1, st.max_chunk_rows);
   Real* dx2 = nullptr;
-  if (D == 2) {  // the second direction's dx, added at the end (a fixed order of additions)
+  if (D == 2 && dx) {  // the second direction's dx, added at the end (a fixed order of additions)
     dx2 = take(T * B * I);
     st.for_each_padding([&](int64_t row) { std::memset(dx2 + row * I, 0, size_t(I) * sizeof(Real)); });
   }
@@ -1126,7 +1129,7 @@ void sequence_backward(DirectionBackward<Real>* dirs, int D, Real* dx, int64_t l
       d.dextra[parity] = ct.last_gate_apart ? take(chunk * H) : nullptr;
     }
     d.h_prev = take(chunk * H);
-    d.dx_chunk = st.packed ? take(chunk * I) : nullptr;
+    d.dx_chunk = st.packed && dx ? take(chunk * I) : nullptr;
     if (di == 0) d.dx = dx, d.lddx = lddx, d.dx_accumulate = dx_accumulate;
     else d.dx = dx2, d.lddx = I, d.dx_accumulate = false;
   }

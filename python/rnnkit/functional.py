@@ -53,23 +53,25 @@ def run_plans(plans, x, states0, lengths, training, reverse=None, ys=None):
     return ys, states_n, saved
 
 
-def run_backward(saved, dys, dstates_n, dx, *, dx_accumulate=False):
+def run_backward(saved, dys, dstates_n, dx, *, dx_accumulate=False, batch=None):
     """BPTT through ``run_plans``' saved directions: dx (T, B, I) is filled (summed over directions);
-    returns per direction (dstate0, dw_ih, dw_hh, db_ih, db_hh), db_hh a copy-free alias of db_ih
-    for the cells whose two bias gradients are equal."""
+    dx None (then ``batch`` says B): no input gradient, and none of its work.  Returns per direction
+    (dstate0, dw_ih, dw_hh, db_ih, db_hh), db_hh a copy-free alias of db_ih for the cells whose two
+    bias gradients are equal."""
     first = saved[0]
     lstm, gru = first.cell == "lstm", first.cell == "gru"
-    batch = dx.shape[1]
+    batch = dx.shape[1] if dx is not None else batch
     dh0s, dc0s, dw_ihs, dw_hhs, db_ihs, db_hhs = [], [], [], [], [], []
     for s in saved:
         w_ih, w_hh = s.weights
         hidden = w_hh.shape[1]
-        dh0s.append(np.empty((batch, hidden), dx.dtype))
-        dc0s.append(np.empty((batch, hidden), dx.dtype) if lstm else None)
+        dtype = w_hh.dtype
+        dh0s.append(np.empty((batch, hidden), dtype))
+        dc0s.append(np.empty((batch, hidden), dtype) if lstm else None)
         dw_ihs.append(np.empty_like(w_ih))
         dw_hhs.append(np.empty_like(w_hh))
-        db_ihs.append(np.empty(w_hh.shape[0], dx.dtype))
-        db_hhs.append(np.empty(w_hh.shape[0], dx.dtype) if gru else db_ihs[-1])
+        db_ihs.append(np.empty(w_hh.shape[0], dtype))
+        db_hhs.append(np.empty(w_hh.shape[0], dtype) if gru else db_ihs[-1])
     dh_n = [None if d is None else d[0] for d in dstates_n]
     dc_n = [None if d is None or not lstm else d[1] for d in dstates_n]
     _core.backward([s.core for s in saved], dys, dh_n, dc_n, dx, dh0s, dc0s, dw_ihs, dw_hhs, db_ihs, db_hhs,

@@ -105,6 +105,7 @@ struct DirectionBackward {
   Real* db_hh = nullptr;       // OUT (G*H,) — equal to db_ih except for the GRU's n block
 };
 template <typename Real>
+// dx null: no input gradient (its products are skipped).
 void sequence_backward(DirectionBackward<Real>* dirs, int directions, Real* dx /*(T, B, I)*/, int64_t lddx,
                        bool dx_accumulate);
 // An LSTM training pass's every c_t into out (T, B, H), row stride ldout, in the input's time order;

@@ -310,3 +310,28 @@ def test_replaced_parameters_are_checked_before_the_kernels_see_them():
     layer.params["weight_hh_l0"] = np.zeros((4, 8), np.float32)[:, ::2]
     with pytest.raises(TypeError, match="C-contiguous"):
         layer(np.zeros((2, 1, 3), np.float32))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_backward_without_dx_gives_the_same_other_gradients(cell, backend, with_lengths):
+    """need_dx=False: dx is None (the kernels skip its products); dh0 and every weight's gradient are
+    bitwise those of the backward that computes dx."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 4, 3)).astype(np.float32)
+    dy = rng.standard_normal((6, 4, 12)).astype(np.float32)
+    lengths = np.array([6, 2, 5, 1]) if with_lengths else None
+    layer = RNN(3, 6, cell=cell, num_layers=2, bidirectional=True, backend=backend, seed=7)
+    results = []
+    for need_dx in (True, False):
+        layer(x, lengths=lengths)
+        dx, dh0 = layer.backward(dy, need_dx=need_dx)
+        assert (dx is None) == (not need_dx)
+        results.append((flat(dh0), dict(layer.grads)))
+    (d1, g1), (d2, g2) = results
+    for a, b in zip(d1, d2):
+        assert a.tobytes() == b.tobytes()
+    assert g1.keys() == g2.keys()
+    for name in g1:
+        assert g1[name].tobytes() == g2[name].tobytes(), name

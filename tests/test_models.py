@@ -381,3 +381,36 @@ def test_validation_loss_and_score_are_the_models_own_from_one_forward(model_cls
     assert model.history_["val_score"][0] == model.score(xv, yv)
     checked = model._check_x(xv)
     assert model.history_["val_loss"][0] == model._mean_loss(checked, model._check_y(yv, checked))
+
+
+@pytest.mark.parametrize("topology", ["OneToOne", "ManyToOne", "ManyToMany", "OneToMany", "Seq2Seq"])
+def test_training_skips_the_inputs_gradient_and_learns_the_same(topology, monkeypatch):
+    """Without an embedding nothing learns from the recurrent layer's dx, so fit skips it
+    (Model._needs_dx); forcing it back changes no weight's bit."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 5, 3)) if topology in ("ManyToOne", "ManyToMany", "Seq2Seq") else rng.standard_normal((40, 3))
+    y = rng.integers(0, 4, (40, 5) if topology in ("ManyToMany", "OneToMany", "Seq2Seq") else 40)
+    cls = getattr(rnnkit, topology)
+
+    def trained(force_dx):
+        if force_dx:
+            monkeypatch.setattr(Model, "_needs_dx", property(lambda self: True))
+        model = cls(3, 8, 4, seed=1, num_layers=2)
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        monkeypatch.undo()
+        return {f"{name}.{k}": v.copy() for name, layer in model.layers.items() for k, v in layer.params.items()}
+
+    calls = []
+    backward = rnnkit.layers.RNN.backward
+
+    def spy(self, *args, need_dx=True, **kwargs):
+        calls.append(need_dx)
+        return backward(self, *args, need_dx=need_dx, **kwargs)
+
+    monkeypatch.setattr(rnnkit.layers.RNN, "backward", spy)
+    skipped = trained(False)
+    assert calls and not any(calls)  # every recurrent backward skipped dx
+    forced = trained(True)
+    assert skipped.keys() == forced.keys()
+    for name in skipped:
+        assert skipped[name].tobytes() == forced[name].tobytes(), name

@@ -94,7 +94,8 @@ class Cell:
         return states_n, (("numpy", caches, weights) if training else None)
 
     # ---- backward ---------------------------------------------------------------------------------
-    def backward(self, saved, d_out, dstates_n, dx):
+    def backward(self, saved, d_out, dstates_n, dx, batch=None):
+        """dx (T, B, I) is filled; None (then ``batch`` says B): no input gradient is wanted."""
         backend, passes, weights = saved
         directions = len(passes)
         hidden = weights[0][1].shape[1]
@@ -105,9 +106,11 @@ class Cell:
         else:
             dys = [d_out[..., d * hidden:(d + 1) * hidden] for d in range(directions)]
         if backend == "cpp":
-            results = run_backward(passes, dys, dstates_n, dx)
+            results = run_backward(passes, dys, dstates_n, dx, batch=batch)
         else:
             results = []
+            if dx is None:  # (the reference computes it anyway)
+                dx = np.empty(passes[0].x.shape, weights[0][1].dtype)
             dx[...] = 0
             for d, cache in enumerate(passes):
                 dh_n = None if dstates_n[d] is None else dstates_n[d][0]
@@ -129,7 +132,7 @@ class Cell:
             db_ih = db_ih if db_ih is not None else db_hh
             db_hh = db_hh if db_hh is not None else db_ih
             if db_ih is None:
-                db_ih = db_hh = np.zeros(weights[d][1].shape[0], dx.dtype)
+                db_ih = db_hh = np.zeros(weights[d][1].shape[0], weights[d][1].dtype)
             if db_hh is db_ih:
                 db_hh = db_ih.copy()
             out.append((dstate0, dw_ih, dw_hh, db_ih, db_hh))

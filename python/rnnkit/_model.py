@@ -903,6 +903,11 @@ class Model:
             return x.data
         return self.layers["embed"](x.data)
 
+    @property
+    def _needs_dx(self) -> bool:
+        """Whether the recurrent layer's backward must give dx: only an embedding below it learns from it."""
+        return self.vocab_size is not None
+
     def _inputs_backward(self, dx) -> None:
         if self.vocab_size is not None:
             self.layers["embed"].backward(dx)

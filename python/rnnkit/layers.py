@@ -487,12 +487,14 @@ class RNN:
 
     # -- backward ---------------------------------------------------------------------------------
 
-    def backward(self, dy, dh_n=None):
+    def backward(self, dy, dh_n=None, *, need_dx=True):
         """BPTT through the last forward: returns (dx, dh0) and fills ``self.grads``.
 
         dy has the shape of y (or is None: zeros); dh_n that of h_n (or None).  dx has the shape of x;
         dh0 that of h_n (a pair (dh0, dc0) for the LSTM), also when the forward's h0 was None.  After
-        a forward with lengths, dy at the padding is ignored and dx is 0 there.
+        a forward with lengths, dy at the padding is ignored and dx is 0 there.  ``need_dx=False``:
+        dx is None, and the kernels skip its work (the input's gradient is about a tenth of a layer's
+        backward); every other gradient is the same.
         """
         if self._saved is None:
             raise RuntimeError("backward() needs a forward() first (with training=True)")
@@ -515,10 +517,10 @@ class RNN:
         d_output = dy  # gradient wrt the current layer's (T, B, D·H) output
         for layer in reversed(range(self.num_layers)):
             layer_inputs = inputs if layer == 0 else directions * hidden
-            d_input = np.empty((steps, batch, layer_inputs), self.dtype)
+            d_input = None if layer == 0 and not need_dx else np.empty((steps, batch, layer_inputs), self.dtype)
             indices = [layer * directions + d for d in range(directions)]
             layer_dstates = None if dstates_n is None else [tuple(s[i] for s in dstates_n) for i in indices]
-            results = self._cell.backward(saved[layer], d_output, layer_dstates, d_input)
+            results = self._cell.backward(saved[layer], d_output, layer_dstates, d_input, batch=batch)
             for d, (dstate0, *dweights) in enumerate(results):
                 for s, dstate in enumerate(dstate0):
                     dstates0[s][indices[d]] = dstate
@@ -528,7 +530,9 @@ class RNN:
             d_output = d_input * masks[layer - 1] if masks and layer > 0 else d_input
         self.grads = {name: grads[name] for name in self.params}
         dx = d_output
-        if unbatched:
+        if dx is None:
+            pass
+        elif unbatched:
             dx = dx[:, 0]
         elif self.batch_first:
             dx = dx.transpose(1, 0, 2)

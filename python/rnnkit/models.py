@@ -72,8 +72,8 @@ class OneToOne(Model):
 
     def _backward(self, doutputs):
         dhidden = self._head_backward(doutputs)
-        dx, _ = self.layers["rnn"].backward(dhidden[None])
-        self._inputs_backward(dx[0])
+        dx, _ = self.layers["rnn"].backward(dhidden[None], need_dx=self._needs_dx)
+        self._inputs_backward(None if dx is None else dx[0])
 
 
 class ManyToOne(Model):
@@ -110,7 +110,7 @@ class ManyToOne(Model):
         hidden, directions = self.hidden_size, self.num_directions
         for d in range(directions):  # only the top layer's final h reaches the head
             dstates[0][d - directions] = dtop[:, d * hidden:(d + 1) * hidden]
-        dx, _ = self.layers["rnn"].backward(None, from_state_tuple(dstates))
+        dx, _ = self.layers["rnn"].backward(None, from_state_tuple(dstates), need_dx=self._needs_dx)
         self._inputs_backward(dx)
 
 
@@ -139,7 +139,7 @@ class ManyToMany(Model):
         return ModelStream(self, batch_size)
 
     def _backward(self, doutputs):
-        dx, _ = self.layers["rnn"].backward(self._head_backward(doutputs))
+        dx, _ = self.layers["rnn"].backward(self._head_backward(doutputs), need_dx=self._needs_dx)
         self._inputs_backward(dx)
 
 
@@ -213,7 +213,7 @@ class _Decoder(Model):
 
     def _backward(self, doutputs):
         dhidden = self._head_backward(doutputs)
-        _, dstate0 = self.layers["decoder"].backward(dhidden)
+        _, dstate0 = self.layers["decoder"].backward(dhidden, need_dx=False)  # (its inputs learn nothing)
         self._initial_state_backward(as_state_tuple(dstate0))
 
     STREAM_ROWS = 16  # batches up to this many rows generate through a _core.Stream (one call a step)
@@ -358,5 +358,5 @@ class Seq2Seq(_Decoder):
     def _initial_state_backward(self, dstates):
         if self.bidirectional:  # both directions of a layer receive its gradient
             dstates = tuple(np.repeat(d, 2, axis=0) for d in dstates)
-        dx, _ = self.layers["encoder"].backward(None, from_state_tuple(dstates))
+        dx, _ = self.layers["encoder"].backward(None, from_state_tuple(dstates), need_dx=self._needs_dx)
         self._inputs_backward(dx)

@@ -66,6 +66,10 @@ def test_importing_rnnkit_torch_uses_torchs_openmp_threads():
     assert library and "omp" in os.path.basename(library), library
     with open("/proc/self/maps") as maps:
         assert library in maps.read() or library == "libgomp.so.1"
+    assert rnnkit.info()["helper_threads"] == library
+    rt.use_torch_threads(False)
+    assert rnnkit.info()["helper_threads"] == "rnnkit"
+    assert rt.use_torch_threads() and rnnkit.info()["helper_threads"] == library
 
 
 def test_results_are_bitwise_the_same_on_torchs_threads_rnnkits_pool_and_one_thread(split_everything):

@@ -62,7 +62,9 @@ def supported_isas() -> list:
 
 
 def info() -> dict:
-    """Version, SIMD paths, and threads of this installation ("threads": False in a build without them)."""
+    """Version, SIMD paths, and threads of this installation ("threads": False in a build without them;
+    "helper_threads": whose threads join the kernels' calls — "rnnkit" for its own pool, or the path of
+    the OpenMP runtime whose threads they are, torch's once rnnkit.torch is imported)."""
     from . import __version__
 
     return {
@@ -72,6 +74,7 @@ def info() -> dict:
         "compiled_isas": list(_core.compiled_isas()),
         "num_threads": get_num_threads(),
         "threads": _core.threads_enabled(),
+        "helper_threads": _core._openmp_threads() or "rnnkit",
     }
 
 

@@ -13,8 +13,10 @@ Cases (float32; torch.set_num_threads equal to rnnkit's thread count; the same i
 - infer: ``with torch.no_grad(): module(x)`` at batch 1, T=50 (the module alone).
 - the training loops again with ``torch.set_num_threads(1)`` around the rnnkit side's blocks only
   (--rnnkit-torch-threads; rnnkit keeps its threads): torch's idle OpenMP workers spin for milliseconds
-  after each parallel torch op, on the cores the kernels' threads need; with one torch thread there are
-  none.  A diagnostic and a recipe, not a goal: the goals compare equal thread counts.
+  after each parallel torch op; with one torch thread there are none.  And again with the kernels'
+  helpers on rnnkit's own pool (--own-pool; ``rnnkit.torch.use_torch_threads(False)``), where those
+  spinning workers take the cores the helpers need, instead of being the helpers (the default).
+  Diagnostics, not goals: the goals compare equal thread counts and the default settings.
 - overhead: the bridge's forward+backward (``y.backward(dy)``) minus the bare kernels
   (rnnkit.functional.run_plans / run_backward on NumPy arrays, the plans packed per call as the bridge
   does) on the same sizes, at the training size and at a tiny one (T=5, B=2, I=H=8); and the bridge's
@@ -56,7 +58,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 CELLS = {"gru": (nn.GRU, rt.GRU, {}), "tanh": (nn.RNN, rt.RNN, {"nonlinearity": "tanh"}),
          "lstm": (nn.LSTM, rt.LSTM, {})}
-ALSO = "rnnkit, torch threads"  # the extra side: the same rnnkit loop, torch.set_num_threads(N) around it
+ALSO = "rnnkit, torch threads"  # an extra side: the same rnnkit loop, torch.set_num_threads(N) around it
+POOL = "rnnkit, own pool"  # another: the same rnnkit loop with the kernels' helpers on rnnkit's own pool
 GOALS = {("train", "gru"): 1.8, ("train", "tanh"): 1.8, ("train", "lstm"): 1.2,
          ("train packed", "gru"): 3.0, ("train packed", "tanh"): 3.0, ("train packed", "lstm"): 3.0,
          ("infer", "gru"): 3.0, ("infer", "tanh"): 3.0, ("infer", "lstm"): 3.0}
@@ -193,6 +196,17 @@ def with_torch_threads(threads, run):
     return wrapped
 
 
+def with_own_pool(run):
+    """run with the kernels' helpers on rnnkit's own pool (as before rnnkit.torch shared torch's threads)."""
+    def wrapped():
+        rt.use_torch_threads(False)
+        try:
+            run()
+        finally:
+            rt.use_torch_threads(True)
+    return wrapped
+
+
 def blocks(run, calls):
     def block():
         for _ in range(calls):
@@ -225,6 +239,8 @@ def main():
     parser.add_argument("--rnnkit-torch-threads", type=int, default=1,
                         help="also time the training loops with torch.set_num_threads(N) on the rnnkit side only "
                              "(0: not)")
+    parser.add_argument("--own-pool", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the training loops with the kernels' helpers on rnnkit's own pool")
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats: a smoke test")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
@@ -252,25 +268,29 @@ def main():
             optimizers = {"torch": torch.optim.Adam(theirs.parameters(), lr=1e-3),
                           "rnnkit": torch.optim.Adam(ours.parameters(), lr=1e-3)}
             models = {"torch": theirs, "rnnkit": ours}
-            if args.rnnkit_torch_threads:
+            extra_sides = ([ALSO] if args.rnnkit_torch_threads else []) + ([POOL] if args.own_pool else [])
+            for name in extra_sides:
                 # (its own copy and optimizer: the same work, not the same model's next steps)
-                models[ALSO] = copy.deepcopy(ours)
-                optimizers[ALSO] = torch.optim.Adam(models[ALSO].parameters(), lr=1e-3)
+                models[name] = copy.deepcopy(ours)
+                optimizers[name] = torch.optim.Adam(models[name].parameters(), lr=1e-3)
             sides = {name: (lambda model=models[name], optimizer=optimizers[name], batches=batches:
                             train_steps(model, optimizer, batches, args.train_steps))
                      for name in models}
             if args.rnnkit_torch_threads:
                 sides[ALSO] = with_torch_threads(args.rnnkit_torch_threads, sides[ALSO])
+            if args.own_pool:
+                sides[POOL] = with_own_pool(sides[POOL])
             times = interleaved(sides, args.repeats)
             rate = {name: args.train_steps * args.batch / statistics.median(t) for name, t in times.items()}
             ratios = [a / b for a, b in zip(times["torch"], times["rnnkit"])]
             rows.append((case, cell, f"{rate['torch']:,.0f} samples/s", f"{rate['rnnkit']:,.0f} samples/s",
                          ratios, GOALS[(case, cell)]))
             results[f"{case} {cell}"] = {"samples_per_s": rate, "ratios": ratios, "check_error": error}
-            if args.rnnkit_torch_threads:
-                also = [a / b for a, b in zip(times["torch"], times[ALSO])]
-                extra_rows.append((case, cell, rate["torch"], rate[ALSO], also))
-                results[f"{case} {cell}"]["ratios_" + ALSO] = also
+            if extra_sides:
+                also = {name: [a / b for a, b in zip(times["torch"], times[name])] for name in extra_sides}
+                extra_rows.append((case, cell, rate, also))
+                for name in extra_sides:
+                    results[f"{case} {cell}"]["ratios_" + name] = also[name]
             print(f"  {case:13s} {cell:5s} torch {rate['torch']:8,.0f}  rnnkit {rate['rnnkit']:8,.0f} samples/s  "
                   f"x{statistics.median(ratios):.2f}  (check {error:.1e})", flush=True)
 
@@ -321,13 +341,18 @@ def main():
         ratio = statistics.median(ratios)
         print(f"| {case} | {cell} | {theirs_text} | {ours_text} | {ratio:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) "
               f"| >= {goal:g}x | {'MET' if ratio >= goal else 'MISS'} |")
-    if extra_rows:
-        print(f"\n| case | cell | torch.nn | rnnkit.torch, torch.set_num_threads({args.rnnkit_torch_threads}) on its "
-              "side | ratio: median (min-max) |")
-        print("|---|---|---|---|---|")
-        for case, cell, theirs_rate, ours_rate, ratios in extra_rows:
-            print(f"| {case} | {cell} | {theirs_rate:,.0f} samples/s | {ours_rate:,.0f} samples/s | "
-                  f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
+    titles = {ALSO: f"rnnkit.torch, torch.set_num_threads({args.rnnkit_torch_threads}) on its side",
+              POOL: "rnnkit.torch, helpers on rnnkit's own pool (use_torch_threads(False))"}
+    for name in titles:
+        lines = [(case, cell, rate, also[name]) for case, cell, rate, also in extra_rows if name in also]
+        if not lines:
+            continue
+        print(f"\n| case | cell | torch.nn | {titles[name]} | ratio: median (min-max) | the default's |")
+        print("|---|---|---|---|---|---|")
+        for case, cell, rate, ratios in lines:
+            default = statistics.median(results[f"{case} {cell}"]["ratios"])
+            print(f"| {case} | {cell} | {rate['torch']:,.0f} samples/s | {rate[name]:,.0f} samples/s | "
+                  f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) | {default:.2f}x |")
     print("\n| bridge overhead per call | cell | bare kernels | bridge | difference |")
     print("|---|---|---|---|---|")
     for label, cell, bare, bridge, extra in overheads:

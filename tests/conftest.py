@@ -6,9 +6,9 @@ from rnnkit import _core
 
 ISAS = ("avx512", "avx2", "scalar")
 
-# Collecting the torch bridge's tests imports rnnkit.torch, which puts the kernels' helpers on torch's
-# OpenMP threads for the whole process.  Every other test runs on rnnkit's own pool, as a program
-# without rnnkit.torch does; the bridge's tests (and test_torch_threads) switch to torch's threads.
+# Collecting the torch bridge's tests imports rnnkit.torch, which registers torch's OpenMP runtime for
+# the bridge's training calls, for the whole process.  Every other test runs with none registered, as a
+# program without rnnkit.torch does; the bridge's tests (and test_torch_threads) with torch's.
 _BRIDGE_TESTS = ("test_torch_bridge.py", "test_torch_threads.py")
 
 

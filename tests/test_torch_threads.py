@@ -1,5 +1,6 @@
-"""rnnkit.torch runs the kernels' helpers on torch's own OpenMP threads (rnnkit.torch.use_torch_threads):
-no thread of rnnkit's pool is started, the results are bitwise those of rnnkit's pool and of one thread,
+"""rnnkit.torch runs the helpers of its training calls on torch's own OpenMP threads
+(rnnkit.torch.use_torch_threads): no thread of rnnkit's pool is started, the results are bitwise those of
+rnnkit's pool and of one thread,
 late helpers and concurrent callers change nothing, and a forked child goes back to the pool.
 (Skipped without torch, or where torch's parallel backend is not OpenMP.)"""
 
@@ -66,10 +67,10 @@ def test_importing_rnnkit_torch_uses_torchs_openmp_threads():
     assert library and "omp" in os.path.basename(library), library
     with open("/proc/self/maps") as maps:
         assert library in maps.read() or library == "libgomp.so.1"
-    assert rnnkit.info()["helper_threads"] == library
+    assert rnnkit.info()["openmp_runtime"] == library
     rt.use_torch_threads(False)
-    assert rnnkit.info()["helper_threads"] == "rnnkit"
-    assert rt.use_torch_threads() and rnnkit.info()["helper_threads"] == library
+    assert rnnkit.info()["openmp_runtime"] is None
+    assert rt.use_torch_threads() and rnnkit.info()["openmp_runtime"] == library
 
 
 def test_results_are_bitwise_the_same_on_torchs_threads_rnnkits_pool_and_one_thread(split_everything):
@@ -153,9 +154,10 @@ def test_a_library_that_is_not_a_loaded_openmp_runtime_is_refused(split_everythi
     assert _core._openmp_threads() == before
 
 
-def test_no_thread_of_rnnkits_own_is_started():
-    """In a fresh process: torch's OpenMP threads run the helpers' share, so a split kernel call starts
-    no thread; with use_torch_threads(False) the pool starts its helper."""
+def test_training_calls_start_no_thread_of_rnnkits_own():
+    """In a fresh process: torch's OpenMP threads run the helpers' share of the training calls (forward
+    and backward), so they start no thread; an inference call, or any call after
+    use_torch_threads(False), runs on rnnkit's pool, which starts its helper."""
     code = textwrap.dedent("""
         import os, torch, rnnkit, rnnkit.torch as rt
         from rnnkit import _core
@@ -165,16 +167,18 @@ def test_no_thread_of_rnnkits_own_is_started():
         module = rt.GRU(16, 64)
         x = torch.randn(20, 8, 16)
         before = threads()
+        module(x)[0].sum().backward()
+        training = threads()
         with torch.no_grad():
             module(x)
-        on_torch = threads()
+        inference = threads()
         rt.use_torch_threads(False)
-        with torch.no_grad():
-            module(x)
-        print(before, on_torch, threads())
+        module(x)[0].sum().backward()
+        print(before, training, inference, threads())
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
-    before, on_torch, on_pool = map(int, out.stdout.split())
-    assert on_torch == before
-    assert on_pool == before + 1
+    before, training, inference, after = map(int, out.stdout.split())
+    assert training == before
+    assert inference == before + 1  # (the pool's one helper)
+    assert after == inference  # (its helper again: no new thread)

@@ -868,11 +868,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_helper_delay_us", &rnnkit::set_helper_delay_us, py::arg("us"),
         "Tests: helpers sleep this long after joining a call, as descheduled ones would (0: off).");
   m.def("_use_openmp_threads", &rnnkit::use_openmp_threads, py::arg("library"),
-        "Run the kernels' helpers on the threads of this loaded OpenMP runtime (its path or soname), "
-        "not the pool's; False if it is not loaded or is not one.  '': the pool again.",
+        "Register this loaded OpenMP runtime (its path or soname) for the calls of threads that ask for its "
+        "threads as helpers (_thread_uses_openmp); False if it is not loaded or is not one.  '': none.",
         py::call_guard<py::gil_scoped_release>());
-  m.def("_openmp_threads", &rnnkit::openmp_threads,
-        "The OpenMP runtime whose threads the kernels' helpers are ('': rnnkit's own pool).");
+  m.def("_openmp_threads", &rnnkit::openmp_threads, "The OpenMP runtime registered ('': none).");
+  m.def("_thread_uses_openmp", &rnnkit::set_thread_uses_openmp, py::arg("on"),
+        "Whether this thread's kernel calls take their helpers from the registered OpenMP runtime rather "
+        "than rnnkit's pool; returns the previous setting.");
   m.def("_step_plan", [](int64_t batch, int64_t hidden, int gates, const std::string& dtype) {
     if (batch < 1 || hidden < 1 || gates < 1) throw py::value_error("batch, hidden and gates must be >= 1");
     if (dtype == "float32") return rnnkit::step_plan<float>(batch, hidden, gates);

@@ -106,6 +106,8 @@ struct OpenMP {
 };
 std::atomic<const OpenMP*> g_openmp{nullptr};  // (never freed: a region may still be running)
 std::mutex g_openmp_mutex;
+thread_local bool t_uses_openmp = false;
+std::atomic<int> g_openmp_callers{0};  // calls that asked for the runtime and are running
 
 #if defined(__unix__) || defined(__APPLE__)
 // A forked child has none of the parent's threads: it starts a pool of its own on first use, and
@@ -257,6 +259,12 @@ bool use_openmp_threads(const std::string& library) {
 #endif
 }
 
+bool set_thread_uses_openmp(bool on) {
+  const bool previous = t_uses_openmp;
+  t_uses_openmp = on;
+  return previous;
+}
+
 std::string openmp_threads() {
   const OpenMP* openmp = g_openmp.load(std::memory_order_acquire);
   return openmp ? openmp->library : std::string();
@@ -266,14 +274,21 @@ void run_job(const std::shared_ptr<Job>& job) {
   // (A build without threads runs every item on the caller: the same results.)
   const bool helpers = job->planned() > 1 && threads_enabled();
   if (helpers) {
-    if (const OpenMP* openmp = g_openmp.load(std::memory_order_acquire)) {
+    const OpenMP* openmp = t_uses_openmp ? g_openmp.load(std::memory_order_acquire) : nullptr;
+    // One caller at a time: each thread that begins regions gets a team of the runtime's threads of
+    // its own, so concurrent callers (a server's threads) share the pool's helpers instead.
+    if (openmp && g_openmp_callers.fetch_add(1, std::memory_order_acq_rel) == 0) {
       // One region of the runtime; it returns when every thread of it has (a helper that waits too
       // long for a phase leaves the job, as in the pool).  Nested in a region of that runtime, it
       // gets a team of one: the caller alone.
+      struct Leave {
+        ~Leave() { g_openmp_callers.fetch_sub(1, std::memory_order_acq_rel); }
+      } leave;
       Region region{job.get(), openmp};
       openmp->parallel(region_body, &region, unsigned(job->planned()), 0);
       return;
     }
+    if (openmp) g_openmp_callers.fetch_sub(1, std::memory_order_acq_rel);
     pool().ensure_workers(get_num_threads() - 1);  // (helpers are shared by concurrent jobs)
     pool().post(job);
   }

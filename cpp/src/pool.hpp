@@ -87,15 +87,21 @@ class Job {
 // the OpenMP runtime chosen with use_openmp_threads.
 void run_job(const std::shared_ptr<Job>& job);
 
-// Take the helpers from an OpenMP runtime already loaded in the process (`library`: its path or
-// soname, e.g. torch's libgomp) instead of from the pool: a job becomes one parallel region of that
-// runtime, begun by the caller, so the runtime's own threads (which spin for milliseconds after each
-// of its regions) are the helpers instead of contending with them for the cores.  The work model is
-// the same, so are the results.  Returns false, and changes nothing, when `library` is not loaded or
-// lacks GOMP_parallel / omp_get_thread_num; "" goes back to the pool.  A forked child goes back to
-// the pool too (an OpenMP runtime's threads do not survive a fork).
+// Helpers from an OpenMP runtime already loaded in the process (`library`: its path or soname, e.g.
+// torch's libgomp) instead of from the pool, for the calls of threads that ask for it
+// (set_thread_uses_openmp): such a job becomes one parallel region of that runtime, begun by the
+// caller, so the runtime's own threads (which spin for milliseconds after each of its regions) are
+// the helpers instead of contending with them for the cores.  The work model is the same, so are the
+// results.  use_openmp_threads returns false, and changes nothing, when `library` is not loaded or
+// lacks GOMP_parallel / omp_get_thread_num; "" forgets the runtime (every call on the pool).  A forked
+// child forgets it too (an OpenMP runtime's threads do not survive a fork).
 bool use_openmp_threads(const std::string& library);
-std::string openmp_threads();  // the library in use ("": the pool)
+std::string openmp_threads();  // the runtime registered ("": none)
+// Whether the calling thread's calls take their helpers from that runtime (when one is registered);
+// returns the previous setting (off by default).  Only one such call at a time does: each thread
+// that begins regions of a runtime gets a team of its own threads, so a call made while another is
+// running (a server's threads) takes the pool's helpers, which concurrent calls share.
+bool set_thread_uses_openmp(bool on);
 
 // Tests: every helper sleeps this long between joining a job and running it, as one the OS has
 // descheduled would (0: none), so that callers finish alone and helpers run through finished jobs.

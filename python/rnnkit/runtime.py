@@ -63,8 +63,8 @@ def supported_isas() -> list:
 
 def info() -> dict:
     """Version, SIMD paths, and threads of this installation ("threads": False in a build without them;
-    "helper_threads": whose threads join the kernels' calls — "rnnkit" for its own pool, or the path of
-    the OpenMP runtime whose threads they are, torch's once rnnkit.torch is imported)."""
+    "openmp_runtime": the OpenMP runtime whose threads rnnkit.torch's training calls take as helpers —
+    torch's, once rnnkit.torch is imported —, None when every call runs on rnnkit's own pool)."""
     from . import __version__
 
     return {
@@ -74,7 +74,7 @@ def info() -> dict:
         "compiled_isas": list(_core.compiled_isas()),
         "num_threads": get_num_threads(),
         "threads": _core.threads_enabled(),
-        "helper_threads": _core._openmp_threads() or "rnnkit",
+        "openmp_runtime": _core._openmp_threads() or None,
     }
 
 

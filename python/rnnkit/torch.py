@@ -37,11 +37,14 @@ How a call runs:
   generator in the layout torch's module draws it (the (T, B, D·H) output; the (N, D·H) packed data
   for packed input), so ``torch.manual_seed`` makes it reproducible — and the same draws as torch's.
 
-Threads: the kernels use ``rnnkit.get_num_threads()`` threads, torch's ops torch's.  Once this module
-is imported, the kernels' helper threads are torch's own OpenMP threads (``use_torch_threads``): after
-each parallel torch op (an optimizer step, say) torch's idle OpenMP workers spin for milliseconds, and
-rnnkit's own helpers would have to fight them for the cores; as torch's threads, they are the helpers
-already awake.  The results are the same bits either way.
+Threads: the kernels use ``rnnkit.get_num_threads()`` threads, torch's ops torch's.  The calls that
+autograd records (a training step's forward and backward) take their helper threads from torch's own
+OpenMP runtime (``use_torch_threads``): after each parallel torch op (an optimizer step, say) torch's
+idle OpenMP workers spin for milliseconds, and rnnkit's own helpers would have to fight them for the
+cores; as torch's threads, they are the helpers already awake.  One such call at a time does: one made
+while another is running (from another thread) takes rnnkit's pool.  Inference calls keep the pool
+too: a server's threads share its helpers, where every thread would otherwise bring a team of
+spinning OpenMP threads of its own.  The results are the same bits either way.
 """
 
 from __future__ import annotations
@@ -87,9 +90,11 @@ def _torch_openmp():
 
 
 def use_torch_threads(enabled: bool = True) -> bool:
-    """Run the kernels' helper threads on torch's OpenMP threads (the default once rnnkit.torch is
-    imported), or, with ``enabled=False``, on rnnkit's own pool.  Returns whether torch's threads are
-    in use: False when torch's parallel backend is not an OpenMP runtime rnnkit can join (then
+    """Let the bridge's training calls (the autograd Function's forward and backward) take their helper
+    threads from torch's OpenMP runtime (the default once rnnkit.torch is imported; one call at a time,
+    the others on rnnkit's pool), or, with ``enabled=False``, from rnnkit's own pool like every other
+    call.  Returns whether torch's threads
+    are in use: False when torch's parallel backend is not an OpenMP runtime rnnkit can join (then
     rnnkit's pool does the work, as without torch).  Results are bitwise the same either way."""
     if not enabled:
         _core._use_openmp_threads("")
@@ -248,7 +253,11 @@ class _StackFunction(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # unused outputs give None: the kernels take None as zeros
         x_array = _numpy(x)
         states0 = None if h0 is None else (_numpy(h0),) + ((_numpy(c0),) if stack.lstm else ())
-        y, states_n, saved, masks = _run_stack(stack, x_array, states0, stack.weights(flat_weights), save=True)
+        previous = _core._thread_uses_openmp(True)  # (torch's threads as the helpers: use_torch_threads)
+        try:
+            y, states_n, saved, masks = _run_stack(stack, x_array, states0, stack.weights(flat_weights), save=True)
+        finally:
+            _core._thread_uses_openmp(previous)
         ctx.stack, ctx.saved, ctx.masks, ctx.dtype = stack, saved, masks, x_array.dtype
         outputs = (torch.from_numpy(y), *(torch.from_numpy(s) for s in states_n))
         # The saved passes read x, y and the weights in place: saving them makes torch refuse a backward
@@ -269,8 +278,12 @@ class _StackFunction(torch.autograd.Function):
                 (None if dc_n is None else _numpy(dc_n),) if stack.lstm else ())
         # (the saved passes stay with ctx, for a backward with retain_graph=True; torch frees ctx with
         # the graph, and refuses a second backward without retain_graph at ctx.saved_tensors above)
-        dx, dstates0, dweights = _backward_stack(stack, ctx.saved, ctx.masks, dy, dstates_n, ctx.dtype,
-                                                 need_dx=needs[1])
+        previous = _core._thread_uses_openmp(True)
+        try:
+            dx, dstates0, dweights = _backward_stack(stack, ctx.saved, ctx.masks, dy, dstates_n, ctx.dtype,
+                                                     need_dx=needs[1])
+        finally:
+            _core._thread_uses_openmp(previous)
         grads = [None, torch.from_numpy(dx) if needs[1] else None]
         grads.append(torch.from_numpy(dstates0[0]) if needs[2] else None)
         grads.append(torch.from_numpy(dstates0[1]) if stack.lstm and needs[3] else None)
@@ -368,6 +381,7 @@ class _Bridge:
             y, *states_n = _StackFunction.apply(stack, x, h0, c0, *weights)
         else:
             arrays0 = None if states is None else tuple(_numpy(s) for s in states)
+            # (rnnkit's pool: a server's threads share its helpers; torch's threads help training)
             y, arrays_n, _, _ = _run_stack(stack, _numpy(x), arrays0, stack.weights(weights), save=False)
             y, states_n = torch.from_numpy(y), [torch.from_numpy(s) for s in arrays_n]
 

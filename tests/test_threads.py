@@ -125,3 +125,24 @@ def test_gil_is_released_while_a_kernel_runs(threads):
     t.join()
     total = calls * one_call
     assert largest_gap < max(0.5 * total, 0.1), f"Python stalled {largest_gap:.3f}s during {total:.3f}s of kernels"
+
+
+@pytest.mark.parametrize("value, problem", [("abc", "is not a positive integer"), ("0", "is not a positive integer"),
+                                            ("-2", "is not a positive integer"),
+                                            ("5000", "is more than the 1024 threads")])
+def test_a_bad_rnnkit_num_threads_is_named_at_import(value, problem):
+    """RNNKIT_NUM_THREADS that the kernels cannot use gets a RuntimeWarning at import naming it and the
+    thread count used instead (before, it was ignored without a word); a good one gets none."""
+    env = {**os.environ, "RNNKIT_NUM_THREADS": value, "OMP_NUM_THREADS": "1"}
+    code = "import rnnkit; print(rnnkit.get_num_threads())"
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    used = int(out.stdout)
+    assert f"RuntimeWarning: RNNKIT_NUM_THREADS={value!r} {problem}" in out.stderr
+    assert f"rnnkit uses {used} thread{'s' if used != 1 else ''} " in out.stderr
+    assert used == (1024 if value == "5000" else 1) or not rnnkit.info()["threads"]
+    good = subprocess.run([sys.executable, "-W", "always", "-c", code], env={**env, "RNNKIT_NUM_THREADS": "3"},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert "RNNKIT_NUM_THREADS" not in good.stderr
+    assert int(good.stdout) == (3 if rnnkit.info()["threads"] else 1)

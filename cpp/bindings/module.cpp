@@ -421,7 +421,7 @@ std::tuple<py::array_t<int64_t>, int64_t, bool> stream_ids(const PyStream& st, c
   if (!a || (a.dtype().kind() != 'i' && a.dtype().kind() != 'u'))
     throw py::type_error(std::string(name) + " must hold integer token ids for a model with vocab_size=" + std::to_string(st.V) +
                          ", got " + (a ? "dtype " + std::string(py::str(a.dtype())) :
-                                     std::string(py::str(obj.get_type().attr("__name__")))));
+                                     std::string(py::str(py::type::handle_of(obj).attr("__name__")))));
   const int64_t base = sequence ? 1 : 0;
   const bool squeezed = st.B == 1 && a.ndim() == base;
   if (a.ndim() != base + (squeezed ? 0 : 1) || (!squeezed && a.shape(base) != st.B))
@@ -448,7 +448,7 @@ std::pair<int64_t, bool> stream_input(const PyStream& st, const py::object& obj,
   const char* name = sequence ? "x_chunk" : "x_t";
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy array, got " +
-                         std::string(py::str(obj.get_type().attr("__name__"))));
+                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
   const auto a = py::reinterpret_borrow<py::array>(obj);
   if (!py::isinstance<py::array_t<Real>>(a) || a.dtype().kind() != 'f')
     throw py::type_error(std::string(name) + " has dtype " + std::string(py::str(a.dtype())) + "; this stream's dtype is " +

@@ -299,8 +299,8 @@ std::shared_ptr<const Plan<Real>> make_plan(Cell cell, Activation act, int64_t i
   } else {
     p.w_ih_copy = allocate<Real>(GH * I);
     p.w_hh_copy = allocate<Real>(GH * H);
-    if (GH * I) std::memcpy(p.w_ih_copy.get(), w_ih, size_t(GH * I) * sizeof(Real));
-    if (GH * H) std::memcpy(p.w_hh_copy.get(), w_hh, size_t(GH * H) * sizeof(Real));
+    if (GH * I != 0) std::memcpy(p.w_ih_copy.get(), w_ih, size_t(GH * I) * sizeof(Real));
+    if (GH * H != 0) std::memcpy(p.w_hh_copy.get(), w_hh, size_t(GH * H) * sizeof(Real));
     p.w_ih = p.w_ih_copy.get(), p.w_hh = p.w_hh_copy.get();
   }
   const int64_t apart = ct.last_gate_apart ? (ct.gates - 1) * H : GH;  // first row of the apart block

@@ -23,6 +23,7 @@ from .layers import RNN, Dense
 from .models import ManyToMany, ManyToOne, Model, NotFittedError, OneToMany, OneToOne, Seq2Seq
 from .plan import Plan
 from .runtime import check_isa_environment as _check_isa_environment
+from .runtime import check_threads_environment as _check_threads_environment
 from .runtime import get_num_threads, info, set_num_threads, set_simd_isa, simd_isa, supported_isas
 from .sequences import pad_sequences
 
@@ -60,3 +61,4 @@ __all__ = [
 
 # A bad RNNKIT_ISA is refused here, in one line naming it, rather than at the first kernel call.
 _check_isa_environment()
+_check_threads_environment()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from . import _core
 from ._validation import check_num_threads
@@ -80,6 +81,24 @@ def info() -> dict:
 
 class ISAEnvironmentError(RuntimeError):
     """RNNKIT_ISA names a SIMD path that this build on this CPU cannot run (raised by ``import rnnkit``)."""
+
+
+def check_threads_environment() -> None:
+    """Warn at ``import rnnkit`` when RNNKIT_NUM_THREADS is set but is not a positive integer (the kernels
+    would otherwise ignore it without a word), naming the value and the thread count used instead."""
+    value = os.environ.get("RNNKIT_NUM_THREADS", "")
+    if not value.strip():
+        return
+    text = value.strip()
+    if text.isdigit() and 1 <= int(text) <= _core.MAX_THREADS:
+        return
+    if text.isdigit() and int(text) > _core.MAX_THREADS:
+        problem = f"is more than the {_core.MAX_THREADS} threads rnnkit can use"
+    else:
+        problem = "is not a positive integer"
+    used = _core.get_num_threads()
+    warnings.warn(f"RNNKIT_NUM_THREADS={value!r} {problem}; rnnkit uses {used} thread{'s' if used != 1 else ''} "
+                  "(set a whole number of threads, or call rnnkit.set_num_threads)", RuntimeWarning, stacklevel=3)
 
 
 def check_isa_environment() -> None:

@@ -458,8 +458,8 @@ void step_tile_rows(int m, int64_t k, const typename S::T* a, int64_t lda, const
 template <typename T>
 void pack_transposed(const T* src, int64_t ld, int rows, int64_t k, int nr, T* dst) {
   int j0 = 0;
-  int64_t p0 = 0;
 #if RNNKIT_HAVE_TRANSPOSE_TILE
+  int64_t p0 = 0;
   constexpr int W = transpose_width(T());
   for (; j0 + W <= rows; j0 += W)
     for (p0 = 0; p0 + W <= k; p0 += W) transpose_tile(src + j0 * ld + p0, ld, dst + p0 * nr + j0, nr);

@@ -4,6 +4,7 @@ its live progress (rnnkit._progress), its report and its exit status."""
 import datetime
 import importlib.util
 import io
+import subprocess
 import sys
 
 import numpy as np
@@ -29,6 +30,22 @@ def test_digits_are_split_stratified_and_scaled():
     np.testing.assert_array_equal(again[3], y_test)
     other = ds.load_digits(seed=1)
     assert not np.array_equal(other[3], y_test) or not np.array_equal(other[1], X_test)
+
+
+def test_digits_are_scikit_learns_without_importing_it():
+    """load_digits reads scikit-learn's data file itself (importing scikit-learn takes seconds at a cold
+    start): the same pixels and labels as scikit-learn's load_digits, and sklearn is never imported."""
+    pytest.importorskip("sklearn")
+    code = ("import sys; from rnnkit import datasets as ds; import numpy as np; pixels, labels = ds._sklearn_digits(); "
+            "print('sklearn' in sys.modules, pixels.shape, labels.shape)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "False"
+    from sklearn.datasets import load_digits as sklearn_digits
+    digits = sklearn_digits()
+    pixels, labels = ds._sklearn_digits()
+    np.testing.assert_array_equal(pixels, digits.data)
+    np.testing.assert_array_equal(labels, digits.target)
 
 
 def test_captions_spell_the_digit_names():

@@ -114,16 +114,33 @@ class CharVocab:
         return np.eye(len(self), dtype=dtype)[np.asarray(ids)]
 
 
+def _sklearn_digits():
+    """scikit-learn's digits as (pixels (N, 64) float64, labels (N,)): read from the data file it ships,
+    as its load_digits does, without importing scikit-learn (seconds at a cold start); through
+    scikit-learn itself if that file is not where it was."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None:
+        raise ImportError("the digits tasks need scikit-learn: pip install 'rnnkit[demo]'")
+    if spec.origin:
+        path = os.path.join(os.path.dirname(spec.origin), "datasets", "data", "digits.csv.gz")
+        if os.path.isfile(path):
+            data = np.loadtxt(path, delimiter=",")
+            return data[:, :-1], data[:, -1].astype(int)
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    return digits.data, digits.target
+
+
 def load_digits(test_size=0.25, seed=0):
     """scikit-learn's handwritten digits: images (N, 8, 8) scaled to [0, 1] and labels 0-9, split
     into (X_train, X_test, y_train, y_test) by a seeded shuffle, stratified by digit."""
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-    except ImportError:
-        raise ImportError("the digits tasks need scikit-learn: pip install 'rnnkit[demo]'") from None
-    digits = sklearn_digits()
-    images = (digits.images / 16.0).astype(np.float32)
-    labels = digits.target.astype(np.int64)
+    pixels, labels = _sklearn_digits()
+    images = (pixels.reshape(-1, 8, 8) / 16.0).astype(np.float32)
+    labels = labels.astype(np.int64)
     rng = np.random.default_rng(seed)
     test = np.zeros(len(labels), bool)
     for digit in range(10):

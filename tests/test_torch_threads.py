@@ -121,7 +121,9 @@ def test_concurrent_callers_on_torchs_threads(split_everything):
 
 def _child(queue):
     try:
-        queue.put((_core._openmp_threads(), forward_backward(seed=5)))
+        forgotten = _core._openmp_threads()
+        refused = rt.use_torch_threads(True)  # (the parent's runtime has no threads here)
+        queue.put(((forgotten, refused, _core._openmp_threads()), forward_backward(seed=5)))
     except Exception as error:  # pragma: no cover - reported by the parent
         queue.put(repr(error))
 
@@ -141,8 +143,8 @@ def test_a_forked_child_goes_back_to_rnnkits_pool(split_everything):
         if child.is_alive():  # pragma: no cover
             child.kill()
     assert not isinstance(got, str), got
-    library, arrays = got
-    assert library == ""
+    (forgotten, refused, after), arrays = got
+    assert forgotten == "" and refused is False and after == ""
     assert_bitwise(arrays, expected)
 
 

@@ -104,8 +104,12 @@ struct OpenMP {
   OmpThreadNum thread_num = nullptr;
   std::string library;
 };
-std::atomic<const OpenMP*> g_openmp{nullptr};  // (never freed: a region may still be running)
+std::atomic<const OpenMP*> g_openmp{nullptr};
 std::mutex g_openmp_mutex;
+// Every runtime ever registered, never freed (a region may still be running on one that is no longer
+// the registered one), and found again when registered again.
+std::vector<std::unique_ptr<const OpenMP>> g_openmp_known;
+std::atomic<bool> g_openmp_forked{false};  // a forked child: no runtime's threads to take
 thread_local bool t_uses_openmp = false;
 std::atomic<int> g_openmp_callers{0};  // calls that asked for the runtime and are running
 
@@ -115,6 +119,7 @@ std::atomic<int> g_openmp_callers{0};  // calls that asked for the runtime and a
 void forget_pool_in_child() {
   g_pool.store(nullptr, std::memory_order_relaxed);
   g_openmp.store(nullptr, std::memory_order_relaxed);
+  g_openmp_forked.store(true, std::memory_order_relaxed);
 }
 #endif
 
@@ -241,6 +246,12 @@ bool use_openmp_threads(const std::string& library) {
     return true;
   }
 #if RNNKIT_HAVE_DLOPEN && RNNKIT_THREADS
+  if (g_openmp_forked.load(std::memory_order_relaxed)) return false;
+  for (const auto& known : g_openmp_known)
+    if (known->library == library) {
+      g_openmp.store(known.get(), std::memory_order_release);
+      return true;
+    }
   // RTLD_NOLOAD: only a runtime the process has loaded already (its threads are the point); the
   // handle is kept, so the library stays loaded while regions may use it.
   void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_NOLOAD);
@@ -252,7 +263,8 @@ bool use_openmp_threads(const std::string& library) {
     return false;
   }
   (void)pool();  // (registers the fork handler that forgets the runtime in a child)
-  g_openmp.store(new OpenMP{parallel, thread_num, library}, std::memory_order_release);
+  g_openmp_known.push_back(std::make_unique<const OpenMP>(OpenMP{parallel, thread_num, library}));
+  g_openmp.store(g_openmp_known.back().get(), std::memory_order_release);
   return true;
 #else
   return false;

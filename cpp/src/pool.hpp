@@ -94,7 +94,8 @@ void run_job(const std::shared_ptr<Job>& job);
 // the helpers instead of contending with them for the cores.  The work model is the same, so are the
 // results.  use_openmp_threads returns false, and changes nothing, when `library` is not loaded or
 // lacks GOMP_parallel / omp_get_thread_num; "" forgets the runtime (every call on the pool).  A forked
-// child forgets it too (an OpenMP runtime's threads do not survive a fork).
+// child forgets it too, and refuses to register one (an OpenMP runtime's threads do not survive a
+// fork).
 bool use_openmp_threads(const std::string& library);
 std::string openmp_threads();  // the runtime registered ("": none)
 // Whether the calling thread's calls take their helpers from that runtime (when one is registered);

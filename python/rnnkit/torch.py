@@ -49,6 +49,8 @@ spinning OpenMP threads of its own.  The results are the same bits either way.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 
 try:
@@ -69,9 +71,10 @@ __all__ = ["GRU", "LSTM", "RNN", "replace_rnns", "use_torch_threads"]
 _DTYPES = (torch.float32, torch.float64)
 
 
+@functools.lru_cache(maxsize=None)
 def _torch_openmp():
     """The OpenMP runtime torch's ops run on (a path or soname), or None (another parallel backend,
-    or not found)."""
+    or not found).  Read once: the process's mappings take a millisecond to scan."""
     if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
         return None
     import os
@@ -87,6 +90,16 @@ def _torch_openmp():
         if path.startswith(torch_dir):
             return path
     return found[0] if found else "libgomp.so.1"
+
+
+@contextlib.contextmanager
+def _on_torch_threads():
+    """This thread's kernel calls take torch's OpenMP threads as helpers (if registered) inside the block."""
+    previous = _core._thread_uses_openmp(True)
+    try:
+        yield
+    finally:
+        _core._thread_uses_openmp(previous)
 
 
 def use_torch_threads(enabled: bool = True) -> bool:
@@ -253,11 +266,8 @@ class _StackFunction(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # unused outputs give None: the kernels take None as zeros
         x_array = _numpy(x)
         states0 = None if h0 is None else (_numpy(h0),) + ((_numpy(c0),) if stack.lstm else ())
-        previous = _core._thread_uses_openmp(True)  # (torch's threads as the helpers: use_torch_threads)
-        try:
+        with _on_torch_threads():  # (torch's threads as the helpers: use_torch_threads)
             y, states_n, saved, masks = _run_stack(stack, x_array, states0, stack.weights(flat_weights), save=True)
-        finally:
-            _core._thread_uses_openmp(previous)
         ctx.stack, ctx.saved, ctx.masks, ctx.dtype = stack, saved, masks, x_array.dtype
         outputs = (torch.from_numpy(y), *(torch.from_numpy(s) for s in states_n))
         # The saved passes read x, y and the weights in place: saving them makes torch refuse a backward
@@ -278,12 +288,9 @@ class _StackFunction(torch.autograd.Function):
                 (None if dc_n is None else _numpy(dc_n),) if stack.lstm else ())
         # (the saved passes stay with ctx, for a backward with retain_graph=True; torch frees ctx with
         # the graph, and refuses a second backward without retain_graph at ctx.saved_tensors above)
-        previous = _core._thread_uses_openmp(True)
-        try:
+        with _on_torch_threads():
             dx, dstates0, dweights = _backward_stack(stack, ctx.saved, ctx.masks, dy, dstates_n, ctx.dtype,
                                                      need_dx=needs[1])
-        finally:
-            _core._thread_uses_openmp(previous)
         grads = [None, torch.from_numpy(dx) if needs[1] else None]
         grads.append(torch.from_numpy(dstates0[0]) if needs[2] else None)
         grads.append(torch.from_numpy(dstates0[1]) if stack.lstm and needs[3] else None)

@@ -184,3 +184,29 @@ def test_training_calls_start_no_thread_of_rnnkits_own():
     assert training == before
     assert inference == before + 1  # (the pool's one helper)
     assert after == inference  # (its helper again: no new thread)
+
+
+def test_a_region_held_up_by_a_late_helper_sends_the_next_calls_to_the_pool():
+    """A region returns only when all its threads have: when one arrives late (descheduled by another
+    busy process; here a helper delay) the caller waits after its work is done, which rnnkit's pool
+    never does — so the calls of the next second go to the pool (it starts its helper)."""
+    code = textwrap.dedent("""
+        import os, torch, rnnkit, rnnkit.torch as rt
+        from rnnkit import _core
+        torch.set_num_threads(2); rnnkit.set_num_threads(2); _core._set_min_work_per_thread(1)
+        torch.ones(1 << 22).sin_()
+        threads = lambda: len(os.listdir("/proc/self/task"))
+        module = rt.GRU(16, 64)
+        x = torch.randn(20, 8, 16)
+        module(x)[0].sum().backward()
+        before = threads()
+        _core._set_helper_delay_us(20000)   # the helper arrives 20 ms late: the caller waits for it
+        module(x)[0].sum().backward()
+        _core._set_helper_delay_us(0)
+        module(x)[0].sum().backward()       # within the second: on the pool
+        print(before, threads())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split())
+    assert after == before + 1  # (the pool's helper)

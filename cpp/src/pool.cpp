@@ -216,18 +216,27 @@ namespace {
 struct Region {
   Job* job;
   const OpenMP* openmp;
+  std::chrono::steady_clock::time_point done;  // when the caller finished the job
 };
+
+// A region returns only when every thread of it has: one the OS has taken away (another process
+// busy on the cores) holds the caller at the end even after the job is done, which the pool never
+// does.  A call held longer than this after its work sends the next second's calls to the pool.
+constexpr auto kJoinStall = std::chrono::microseconds(200);
+constexpr auto kAvoidOpenMP = std::chrono::seconds(1);
+std::atomic<int64_t> g_openmp_avoid_until{0};  // steady_clock ticks
 
 // The body of a job's OpenMP region: thread 0 is the caller; the others are helpers, each with an
 // index of its own (the runtime gives at most job->planned() threads, perhaps fewer).
 void region_body(void* data) {
-  const Region& region = *static_cast<const Region*>(data);
+  Region& region = *static_cast<Region*>(data);
   Job* job = region.job;
   const int index = region.openmp->thread_num();
   if (index == 0) {
     Team team(job, 0, job->planned());
     job->run(team);
     job->finish();
+    region.done = std::chrono::steady_clock::now();
     return;
   }
   if (index >= job->planned()) return;
@@ -287,6 +296,9 @@ void run_job(const std::shared_ptr<Job>& job) {
   const bool helpers = job->planned() > 1 && threads_enabled();
   if (helpers) {
     const OpenMP* openmp = t_uses_openmp ? g_openmp.load(std::memory_order_acquire) : nullptr;
+    if (openmp && std::chrono::steady_clock::now().time_since_epoch().count() <
+                      g_openmp_avoid_until.load(std::memory_order_relaxed))
+      openmp = nullptr;  // (a recent region held its caller: see kJoinStall)
     // One caller at a time: each thread that begins regions gets a team of the runtime's threads of
     // its own, so concurrent callers (a server's threads) share the pool's helpers instead.
     if (openmp && g_openmp_callers.fetch_add(1, std::memory_order_acq_rel) == 0) {
@@ -296,8 +308,11 @@ void run_job(const std::shared_ptr<Job>& job) {
       struct Leave {
         ~Leave() { g_openmp_callers.fetch_sub(1, std::memory_order_acq_rel); }
       } leave;
-      Region region{job.get(), openmp};
+      Region region{job.get(), openmp, {}};
       openmp->parallel(region_body, &region, unsigned(job->planned()), 0);
+      const auto end = std::chrono::steady_clock::now();
+      if (end - region.done > kJoinStall)
+        g_openmp_avoid_until.store((end + kAvoidOpenMP).time_since_epoch().count(), std::memory_order_relaxed);
       return;
     }
     if (openmp) g_openmp_callers.fetch_sub(1, std::memory_order_acq_rel);

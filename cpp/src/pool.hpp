@@ -92,7 +92,8 @@ void run_job(const std::shared_ptr<Job>& job);
 // (set_thread_uses_openmp): such a job becomes one parallel region of that runtime, begun by the
 // caller, so the runtime's own threads (which spin for milliseconds after each of its regions) are
 // the helpers instead of contending with them for the cores.  The work model is the same, so are the
-// results.  use_openmp_threads returns false, and changes nothing, when `library` is not loaded or
+// results.  A region returns only when all its threads have, so one held up by a descheduled helper
+// (another process busy) sends the calls of the next second to the pool, which never waits for one.  use_openmp_threads returns false, and changes nothing, when `library` is not loaded or
 // lacks GOMP_parallel / omp_get_thread_num; "" forgets the runtime (every call on the pool).  A forked
 // child forgets it too, and refuses to register one (an OpenMP runtime's threads do not survive a
 // fork).

@@ -146,3 +146,30 @@ def test_a_bad_rnnkit_num_threads_is_named_at_import(value, problem):
                           capture_output=True, text=True, timeout=60, check=False)
     assert "RNNKIT_NUM_THREADS" not in good.stderr
     assert int(good.stdout) == (3 if rnnkit.info()["threads"] else 1)
+
+
+def test_idle_helpers_stop_spinning_soon_after_the_last_call():
+    """A helper spins for up to about twice the gaps it has seen between calls (at most 1 ms) before
+    it sleeps, so that calls a few hundred microseconds apart find it awake; once the calls stop, the
+    process must stop using the cores.  A helper that never slept would burn the whole idle second."""
+    code = (
+        "import time, numpy as np, rnnkit\n"
+        "from rnnkit import _core\n"
+        "_core._set_min_work_per_thread(1)\n"
+        "rnnkit.set_num_threads(2)\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((20, 1, 8), dtype=np.float32)\n"
+        "w_ih, w_hh = (rng.standard_normal((32, n), dtype=np.float32) * 0.1 for n in (8, 32))\n"
+        "b = np.zeros(32, np.float32)\n"
+        "for gap in (0, 0.0003, 0.0006):\n"  # (gaps that teach the helper to spin long)
+        "    for _ in range(300):\n"
+        "        rnnkit.rnn_forward(x, None, w_ih, w_hh, b, b, training=False)\n"
+        "        if gap: time.sleep(gap)\n"
+        "time.sleep(0.05)\n"
+        "cpu, wall = time.process_time(), time.perf_counter()\n"
+        "time.sleep(1.0)\n"
+        "print(time.process_time() - cpu, time.perf_counter() - wall)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cpu, wall = map(float, out.stdout.split())
+    assert cpu < 0.1 * wall, f"{cpu:.3f} s of CPU in {wall:.3f} s with no call running"

@@ -137,10 +137,12 @@ void gemm(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64
   }
   const int64_t mc_even = ceil_div(ceil_div(M, ic_blocks), mr) * mr;
   ic_blocks = ceil_div(M, mc_even);
-  // Row-major A (x, dpre) is read in place by the row-pointer tile: packing it would cost a strided
-  // write per element, each of which then feeds only N/vector-width FMAs.  Column-major A (dpre^T in
-  // the weight gradients) is packed: that is a contiguous copy.
+  // A is read in place: row-major A (x, dpre) by the row-pointer tile, since packing it would cost a
+  // strided write per element, each of which then feeds only N/vector-width FMAs; column-major A
+  // (dpre^T in the weight gradients) by the column tile, since packing it copied a few elements of
+  // each dpre row at a time (11% of an LSTM backward, BENCHMARKS.md).  Any other A is packed.
   const bool a_in_place = A.col_stride == 1;
+  const bool a_cols = !a_in_place && A.row_stride == 1;
   for (int64_t jci = 0; jci < bl.n_slices; ++jci) {
     const int64_t jc = jci * bl.nc;
     if (jc >= N) break;
@@ -165,7 +167,7 @@ void gemm(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64
       team.phase(ic_blocks * groups, [&](int64_t item) {
         const int64_t ic = item / groups, g = item % groups;
         const int64_t m0 = ic * mc_even, mc = std::min<int64_t>(mc_even, M - m0);
-        if (!a_in_place && ic != packed_ic) {
+        if (!a_in_place && !a_cols && ic != packed_ic) {
           pack_a_block(A, m0, mc, pc, kc, mr, my_a);
           packed_ic = ic;
         }
@@ -179,6 +181,8 @@ void gemm(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64
             const Real* tile_bias = block_bias ? block_bias + p * nr : nullptr;
             if (a_in_place)
               k.gemm_tile_rows(m, kc, &A(m0 + i0, pc), A.row_stride, panel, c, ldc, tile_bias, acc, n_valid);
+            else if (a_cols)
+              k.gemm_tile_cols(m, kc, &A(m0 + i0, pc), A.col_stride, panel, c, ldc, tile_bias, acc, n_valid);
             else
               k.gemm_tile(m, kc, my_a + i0 * kc, panel, c, ldc, tile_bias, acc, n_valid);
           }

@@ -36,6 +36,11 @@ struct KernelTable {
   // each cache line between cores once, where packing it would move it twice.
   void (*gemm_tile_rows)(int m, int64_t k, const Real* a, int64_t lda, const Real* b, Real* c, int64_t ldc,
                          const Real* bias, bool accumulate, int n_valid);
+  // The same with A read in place from a column-major block: A(i, p) at a[p * lda + i] (lda >= m).
+  // For the weight gradients' dpre^T, whose columns are dpre's rows: packing it would copy every
+  // element once more, a few of each row at a time.  The arithmetic is gemm_tile's, bit for bit.
+  void (*gemm_tile_cols)(int m, int64_t k, const Real* a, int64_t lda, const Real* b, Real* c, int64_t ldc,
+                         const Real* bias, bool accumulate, int n_valid);
   // The per-step products' tile: the same, but a tile of 1–3 rows splits k into interleaved partial
   // sums (added in a fixed order) to hide the FMA latency.  The all-row GEMMs' tiles above never
   // split, so their results do not depend on where a block of rows starts.

@@ -1,6 +1,7 @@
 // The helper pool behind run_job (pool.hpp).
 #include "pool.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -25,12 +26,25 @@ inline void cpu_relax() {
 #endif
 }
 
-constexpr int kSpins = 2000;  // a few microseconds: teammates usually finish within that
+constexpr int kSpins = 2000;  // tens of microseconds: teammates usually finish a phase within that
 // A helper that has waited this long for a phase gives up the job (the caller finishes it alone);
 // the caller itself never gives up, it yields the core to whoever holds the missing item.
 constexpr auto kHelperPatience = std::chrono::milliseconds(5);
 
 std::atomic<int64_t> g_helper_delay_us{0};
+
+// How long an idle helper spins before it sleeps: about twice the idle gaps it has been seeing
+// (smoothed), between kShortSpin and kLongSpin, so that a caller whose calls come every few hundred
+// microseconds (a server's batch-1 forward, a training loop's Python between kernel calls) finds it
+// awake instead of paying a wake-up; gaps longer than kLongSpin get the short spin, so an idle
+// process stops using the cores within about kShortSpin of its last call.
+constexpr std::chrono::nanoseconds kShortSpin = std::chrono::microseconds(50);
+constexpr std::chrono::nanoseconds kLongSpin = std::chrono::microseconds(1000);
+constexpr std::chrono::nanoseconds kIdleCap = 4 * kLongSpin;  // (one long sleep moves the average this far)
+inline std::chrono::nanoseconds spin_budget(std::chrono::nanoseconds idle_average) {
+  if (idle_average > kLongSpin) return kShortSpin;
+  return std::max(kShortSpin, std::min(kLongSpin, 2 * idle_average));
+}
 
 class Pool {
  public:
@@ -68,6 +82,7 @@ class Pool {
     return nullptr;
   }
   void work() {
+    std::chrono::nanoseconds idle_average{0};  // this helper's smoothed idle gap between jobs
     for (;;) {
       const uint32_t seen = signal_.load(std::memory_order_acquire);
       int index = 0;
@@ -78,12 +93,17 @@ class Pool {
         job->run(team);
         continue;
       }
+      const auto idle_start = std::chrono::steady_clock::now();
+      const auto budget = spin_budget(idle_average);
       bool changed = false;
-      for (int i = 0; i < kSpins && !changed; ++i) {
+      for (int i = 1; !changed; ++i) {
         cpu_relax();
         changed = signal_.load(std::memory_order_acquire) != seen;
+        if (!changed && i % 32 == 0 && std::chrono::steady_clock::now() - idle_start > budget) break;
       }
       if (!changed) signal_.wait(seen, std::memory_order_acquire);
+      const auto idle = std::min<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - idle_start, kIdleCap);
+      idle_average = (3 * idle_average + idle) / 4;
     }
   }
   std::mutex mutex_;

@@ -323,21 +323,24 @@ void gru_backward_row(Activation, int64_t n, const typename S::T* gates, int64_t
 // interleaved partial sums, added in a fixed order at the end; each C element's arithmetic depends
 // only on (M, k), never on the thread count.
 //
-// A is read either packed (a[p*M + i], from pack_a_block: the all-timestep GEMMs) or straight from
-// row-major rows (a[i*lda + p], lda > 0: the per-step products, which read h_{t-1} and dpre_t where
-// the cell wrote them — packing them would make every line cross between cores twice per step).
-template <class S, int M, int NV, int KS>
+// A is read packed (a[p*M + i], from pack_a_block), straight from row-major rows (a[i*lda + p],
+// lda > 0: the input projection, and the per-step products, which read h_{t-1} and dpre_t where the
+// cell wrote them — packing them would make every line cross between cores twice per step), or, with
+// Cols, straight from a column-major block (a[p*lda + i]: dpre^T in the weight gradients).  The
+// arithmetic is the same in all three.
+template <class S, int M, int NV, int KS, bool Cols = false>
 void gemm_tile_fixed(int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
                      typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate,
                      int n_valid) {
   using V = typename S::V;
   using T = typename S::T;
   constexpr int NR = NV * S::N;
-  // Where A(i, p) is: a[p * a_step + row[i]]
-  const int64_t a_step = lda > 0 ? 1 : M;
+  // Where A(i, p) is: a[p * a_step + row[i]] — packed (lda 0), rows (lda > 0) or, with Cols,
+  // column-major with column stride lda.
+  const int64_t a_step = Cols ? lda : lda > 0 ? 1 : M;
   int64_t row[M];
 #pragma GCC unroll 16
-  for (int i = 0; i < M; ++i) row[i] = lda > 0 ? i * lda : i;
+  for (int i = 0; i < M; ++i) row[i] = !Cols && lda > 0 ? i * lda : i;
   V acc[KS][M][NV];
 #pragma GCC unroll 4
   for (int s = 0; s < KS; ++s)
@@ -418,17 +421,19 @@ void gemm_tile_fixed(int64_t k, const typename S::T* a, int64_t lda, const typen
 // whatever the blocking — a chunk of rows gives what all rows at once give.
 constexpr int k_split(int rows) { return rows == 1 ? 4 : rows <= 3 ? 2 : 1; }
 
-template <class S, int NV, int M, bool Split>
+template <class S, int NV, int M, bool Split, bool Cols = false>
 struct TileDispatch {
   static void call(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
                    typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate,
                    int n_valid) {
-    if (m == M) gemm_tile_fixed<S, M, NV, Split ? k_split(M) : 1>(k, a, lda, b, c, ldc, bias, accumulate, n_valid);
-    else TileDispatch<S, NV, M - 1, Split>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+    if (m == M)
+      gemm_tile_fixed<S, M, NV, Split ? k_split(M) : 1, Cols>(k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+    else
+      TileDispatch<S, NV, M - 1, Split, Cols>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
   }
 };
-template <class S, int NV, bool Split>
-struct TileDispatch<S, NV, 0, Split> {
+template <class S, int NV, bool Split, bool Cols>
+struct TileDispatch<S, NV, 0, Split, Cols> {
   static void call(int, int64_t, const typename S::T*, int64_t, const typename S::T*, typename S::T*,
                    int64_t, const typename S::T*, bool, int) {}
 };
@@ -443,6 +448,12 @@ template <class S, int MR, int NV>
 void gemm_tile_rows(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
                     typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
   TileDispatch<S, NV, MR, false>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+}
+
+template <class S, int MR, int NV>
+void gemm_tile_cols(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
+                    typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
+  TileDispatch<S, NV, MR, false, true>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
 }
 
 template <class S, int MR, int NV>
@@ -485,6 +496,7 @@ KernelTable<typename S::T> make_table(const char* name, int kc, int mc, int nc) 
   t.nc = nc;
   t.gemm_tile = &gemm_tile<S, MR, NV>;
   t.gemm_tile_rows = &gemm_tile_rows<S, MR, NV>;
+  t.gemm_tile_cols = &gemm_tile_cols<S, MR, NV>;
   t.step_tile_rows = &step_tile_rows<S, MR, NV>;
   // One line per cell: its pointwise pair (the portable traits are in cells.hpp).
   t.cells[int(Cell::vanilla)] = {&vanilla_forward_row<S>, &vanilla_backward_row<S>};

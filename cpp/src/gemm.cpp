@@ -109,16 +109,35 @@ template <typename Real>
 void gemm(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64_t M, int64_t N, int64_t K,
           MatrixView<Real> A, MatrixView<Real> B, Real* C, int64_t ldc, const Real* bias, bool accumulate,
           const PackedB<Real>* prepacked) {
+  const GemmPart<Real> part{B, N, C, ldc};
+  gemm_parts(team, k, ws, M, K, A, &part, 1, bias, accumulate, prepacked);
+}
+
+template <typename Real>
+void gemm_parts(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64_t M, int64_t K,
+                MatrixView<Real> A, const GemmPart<Real>* parts, int count, const Real* bias, bool accumulate,
+                const PackedB<Real>* prepacked) {
+  const int nr = k.nr, mr = k.mr;
+  // The parts' panels side by side: part q has panels [first[q], first[q + 1]) of one virtual B,
+  // whose width N is the single part's own (or the parts' panels' in all).
+  int64_t first[kMaxGemmParts + 1] = {0};
+  for (int q = 0; q < count; ++q) first[q + 1] = first[q] + ceil_div(std::max<int64_t>(0, parts[q].N), nr);
+  const int64_t N = count == 1 ? parts[0].N : first[count] * nr;
   if (M <= 0 || N <= 0) return;  // the same decision on every participant
+  auto part_of = [&](int64_t panel) {
+    int q = 0;
+    while (panel >= first[q + 1]) ++q;
+    return q;
+  };
   if (K <= 0) {
     if (!accumulate)
       team.phase(ceil_div(M, 64), [&](int64_t item) {
-        for (int64_t r = item * 64; r < std::min(M, item * 64 + 64); ++r)
-          for (int64_t c = 0; c < N; ++c) C[r * ldc + c] = bias ? bias[c] : Real(0);
+        for (int q = 0; q < count; ++q)
+          for (int64_t r = item * 64; r < std::min(M, item * 64 + 64); ++r)
+            for (int64_t c = 0; c < parts[q].N; ++c) parts[q].C[r * parts[q].ldc + c] = bias ? bias[c] : Real(0);
       });
     return;
   }
-  const int nr = k.nr, mr = k.mr;
   const int planned = team.planned();
   Real* my_a = ws.packed_a.get() + ws.a_stride * team.index();
   const GemmBlocking bl = prepacked ? prepacked->blocking : GemmBlocking(k.kc, k.nc, nr, K, N);
@@ -147,7 +166,7 @@ void gemm(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64
     const int64_t jc = jci * bl.nc;
     if (jc >= N) break;
     const int64_t nc = std::min<int64_t>(bl.nc, N - jc);
-    const int64_t panels = ceil_div(nc, nr);
+    const int64_t panels = ceil_div(nc, nr), panel0 = jc / nr;
     for (int64_t pci = 0; pci < bl.k_slices; ++pci) {
       const int64_t pc = pci * bl.kc, kc = std::min<int64_t>(bl.kc, K - pc);
       const Real* packed = nullptr;
@@ -155,7 +174,10 @@ void gemm(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64
         packed = prepacked->block(jci, pci);
       } else {
         Real* dst = ws.packed_b.get();
-        team.phase(panels, [&](int64_t p) { pack_panel(B, pc, kc, jc + p * nr, N, nr, dst + p * kc * nr); });
+        team.phase(panels, [&](int64_t p) {
+          const int q = part_of(panel0 + p);
+          pack_panel(parts[q].B, pc, kc, (panel0 + p - first[q]) * nr, parts[q].N, nr, dst + p * kc * nr);
+        });
         packed = dst;
       }
       const bool acc = accumulate || pc > 0;
@@ -172,19 +194,21 @@ void gemm(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64
           packed_ic = ic;
         }
         for (int64_t p = panels * g / groups; p < panels * (g + 1) / groups; ++p) {
-          const int64_t n0 = jc + p * nr;
-          const int n_valid = int(std::min<int64_t>(nr, N - n0));
+          const int q = part_of(panel0 + p);
+          const GemmPart<Real>& out = parts[q];
+          const int64_t n0 = (panel0 + p - first[q]) * nr;  // the panel's first column in its part
+          const int n_valid = int(std::min<int64_t>(nr, out.N - n0));
           const Real* panel = packed + p * kc * nr;
           for (int64_t i0 = 0; i0 < mc; i0 += mr) {
             const int m = int(std::min<int64_t>(mr, mc - i0));
-            Real* c = C + (m0 + i0) * ldc + n0;
+            Real* c = out.C + (m0 + i0) * out.ldc + n0;
             const Real* tile_bias = block_bias ? block_bias + p * nr : nullptr;
             if (a_in_place)
-              k.gemm_tile_rows(m, kc, &A(m0 + i0, pc), A.row_stride, panel, c, ldc, tile_bias, acc, n_valid);
+              k.gemm_tile_rows(m, kc, &A(m0 + i0, pc), A.row_stride, panel, c, out.ldc, tile_bias, acc, n_valid);
             else if (a_cols)
-              k.gemm_tile_cols(m, kc, &A(m0 + i0, pc), A.col_stride, panel, c, ldc, tile_bias, acc, n_valid);
+              k.gemm_tile_cols(m, kc, &A(m0 + i0, pc), A.col_stride, panel, c, out.ldc, tile_bias, acc, n_valid);
             else
-              k.gemm_tile(m, kc, my_a + i0 * kc, panel, c, ldc, tile_bias, acc, n_valid);
+              k.gemm_tile(m, kc, my_a + i0 * kc, panel, c, out.ldc, tile_bias, acc, n_valid);
           }
         }
       });
@@ -213,6 +237,9 @@ void matmul(int64_t M, int64_t N, int64_t K, const Real* a, const Real* b, Real*
   template void gemm<Real>(Team&, const KernelTable<Real>&, GemmWorkspace<Real>&, int64_t, int64_t,        \
                            int64_t, MatrixView<Real>, MatrixView<Real>, Real*, int64_t, const Real*, bool, \
                            const PackedB<Real>*);                                                  \
+  template void gemm_parts<Real>(Team&, const KernelTable<Real>&, GemmWorkspace<Real>&, int64_t, int64_t,  \
+                                 MatrixView<Real>, const GemmPart<Real>*, int, const Real*, bool,        \
+                                 const PackedB<Real>*);                                            \
   template void pack_panel<Real>(MatrixView<Real>, int64_t, int64_t, int64_t, int64_t, int, Real*);
 RNNKIT_INSTANTIATE_GEMM(float)
 RNNKIT_INSTANTIATE_GEMM(double)

@@ -69,6 +69,23 @@ void gemm(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64
           MatrixView<Real> A, MatrixView<Real> B, Real* C, int64_t ldc, const Real* bias, bool accumulate,
           const PackedB<Real>* prepacked = nullptr);
 
+// One product of several B operands with the same A, each into its own C: C_q (M x N_q) (+)= A B_q
+// (the weight gradients dW_ih = dpre^T x and dW_hh = dpre^T h_{t-1} share dpre^T, which is then read
+// once per block instead of once per product).  Each element is computed as gemm computes it.
+template <typename Real>
+struct GemmPart {
+  MatrixView<Real> B;
+  int64_t N;
+  Real* C;
+  int64_t ldc;
+};
+constexpr int kMaxGemmParts = 4;
+// `count` parts (1..kMaxGemmParts); bias and prepacked only with one part.
+template <typename Real>
+void gemm_parts(Team& team, const KernelTable<Real>& k, GemmWorkspace<Real>& ws, int64_t M, int64_t K,
+                MatrixView<Real> A, const GemmPart<Real>* parts, int count, const Real* bias, bool accumulate,
+                const PackedB<Real>* prepacked = nullptr);
+
 // Pack columns [n0, n0 + nr) of B (rows [k0, k0 + kc)) into one panel: dst[p * nr + j] = B(k0 + p, n0 + j),
 // zero-filled beyond column n_total.
 template <typename Real>

@@ -755,7 +755,9 @@ class BackwardJob final : public Job {
         owned_(std::move(owned)), dx_(dx), lddx_(lddx), dx2_(dx2), clock_(profiling_enabled()) {
     const Plan<Real>& p = *dirs_[0].plan;
     const int64_t rows = std::max<int64_t>(1, steps_->max_chunk_rows);
-    ws_ = GemmWorkspace<Real>(*p.k, planned, std::max(p.GH, rows), std::max(p.I, p.H), std::max(p.GH, rows));
+    // (the widest B: dW_ih's and dW_hh's side by side, each in whole panels)
+    const int64_t both = (ceil_div(p.I, p.k->nr) + ceil_div(p.H, p.k->nr)) * p.k->nr;
+    ws_ = GemmWorkspace<Real>(*p.k, planned, std::max(p.GH, rows), both, std::max(p.GH, rows));
   }
   void publish() { clock_.clock.publish(); }
 
@@ -875,15 +877,17 @@ class BackwardJob final : public Job {
     const Real* dpre = d.dpre[c & 1];
     const Real* dextra = d.dextra[c & 1];
     const int64_t hidden_rows = dextra ? GH - H : GH;  // rows of dW_hh whose gradient is dpre's
-    // dW_ih += dpre^T x
-    gemm<Real>(team, k, ws_, GH, I, rows, MatrixView<Real>{dpre, 1, GH}, MatrixView<Real>{sv.x + cmin * sv.ldx, sv.ldx, 1},
-               d.out.dw_ih, I, nullptr, true);
-    // dW_hh += dpre_hidden^T h_prev; the apart block takes dextra
-    const MatrixView<Real> h_prev{d.h_prev, H, 1};
-    gemm<Real>(team, k, ws_, hidden_rows, H, rows, MatrixView<Real>{dpre, 1, GH}, h_prev, d.out.dw_hh, H, nullptr, true);
-    if (dextra)
+    // dW_ih += dpre^T x and dW_hh += dpre_hidden^T h_prev, one product reading dpre^T once; the rows
+    // of the apart block: dW_ih's from dpre, dW_hh's from dextra.
+    const MatrixView<Real> x{sv.x + cmin * sv.ldx, sv.ldx, 1}, h_prev{d.h_prev, H, 1};
+    const GemmPart<Real> parts[2] = {{x, I, d.out.dw_ih, I}, {h_prev, H, d.out.dw_hh, H}};
+    gemm_parts<Real>(team, k, ws_, hidden_rows, rows, MatrixView<Real>{dpre, 1, GH}, parts, 2, nullptr, true);
+    if (dextra) {
+      gemm<Real>(team, k, ws_, H, I, rows, MatrixView<Real>{dpre + hidden_rows, 1, GH}, x, d.out.dw_ih + hidden_rows * I,
+                 I, nullptr, true);
       gemm<Real>(team, k, ws_, H, H, rows, MatrixView<Real>{dextra, 1, H}, h_prev, d.out.dw_hh + hidden_rows * H, H,
                  nullptr, true);
+    }
     // db_ih += column sums of dpre (and the apart block of db_hh, of dextra), rows in order
     team.phase(ceil_div(GH, 64), [&](int64_t item) {
       const int64_t c0 = item * 64, c1 = std::min(GH, c0 + 64);

@@ -187,6 +187,15 @@ def test_after_module_double_and_functional_call():
     params = {name: torch.randn_like(p) for name, p in ours.named_parameters()}
     torch.testing.assert_close(torch.func.functional_call(ours, params, (x,))[0],
                                torch.func.functional_call(theirs, params, (x,))[0])
+    # afterwards the module's own parameters again (the fast check of _update_flat_weights), and a
+    # parameter replaced by assignment is the one used
+    torch.testing.assert_close(ours(x)[0], theirs(x)[0])
+    replacement = torch.randn_like(ours.weight_hh_l0)
+    ours.weight_hh_l0 = torch.nn.Parameter(replacement.clone())
+    theirs.weight_hh_l0 = torch.nn.Parameter(replacement.clone())
+    torch.testing.assert_close(ours(x)[0], theirs(x)[0])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)[0], theirs(x)[0])
 
 
 # ---- autograd: what needs a gradient, and inference -------------------------------------------------

@@ -303,17 +303,17 @@ def _packed_layout(batch_sizes, sorted_indices):
     """(lengths (B,) int64 in the batch's order, index (N,) int64): where each packed token of a
     PackedSequence sits in a time-major (T·B) block whose rows keep the batch's own order — token j of
     step t is row sorted_indices[j] (the sequences sorted by length, longest first)."""
-    sizes = batch_sizes.numpy()
+    sizes = batch_sizes.numpy().astype(np.int64, copy=False)  # (T,), non-increasing
     steps, batch = len(sizes), int(sizes[0])
-    real = np.arange(batch)[None, :] < sizes[:, None]  # (T, B): step t has a token for sorted row j
-    lengths = real.sum(axis=0)
-    grid = np.arange(steps * batch).reshape(steps, batch)
+    # sorted row j runs the steps whose batch size exceeds j
+    lengths = steps - np.searchsorted(sizes[::-1], np.arange(batch), side="right")
+    order = np.arange(batch) if sorted_indices is None else sorted_indices.numpy()
+    step_of = np.repeat(np.arange(steps) * batch, sizes)  # each token's step, times B
+    position = np.arange(step_of.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)  # its j within the step
     if sorted_indices is not None:
-        order = sorted_indices.numpy()
-        grid = grid[:, order]
         lengths_sorted, lengths = lengths, np.empty(batch, np.int64)
         lengths[order] = lengths_sorted
-    return lengths.astype(np.int64), grid[real]
+    return lengths.astype(np.int64, copy=False), step_of + order[position]
 
 
 class _Bridge:
@@ -342,6 +342,17 @@ class _Bridge:
         if dtype not in _DTYPES:
             raise ValueError(f"dtype: rnnkit.torch.{name} computes in torch.float32 or torch.float64, got {dtype}; "
                              f"use torch.nn.{name} for other dtypes")
+
+    def _update_flat_weights(self):
+        """torch's refresh of _flat_weights (parameters swapped by torch.func.functional_call, or
+        replaced), after a fast check: when each one is still the module's own parameter of its name,
+        nothing changed (torch's own check looks every name up through Module.__getattr__: 10 us of a
+        batch-1 call)."""
+        params = self._parameters
+        for name, weight in zip(self._flat_weights_names, self._flat_weights):
+            if params.get(name) is not weight:
+                return super()._update_flat_weights()
+        return None
 
     def forward(self, input, hx=None):  # (torch's argument names)
         """torch's forward: see the module docstring."""

@@ -100,3 +100,78 @@ def test_backward_of_an_inference_forward_says_why_it_cannot(cell):
     _, cache = call_forward(rnnkit, cell, problem, training=False)
     with pytest.raises(ValueError, match="training=False"):
         backward(rnnkit, cell, cache, {})
+
+
+def _packed_rows(lengths):
+    """For lengths sorted longest first: the (T·B) padded row of each packed row, in torch's
+    PackedSequence order (step t's rows one after another)."""
+    steps = int(lengths.max()) if lengths.size else 0
+    return np.array([t * len(lengths) + b for t in range(steps) for b in range(len(lengths)) if t < lengths[b]],
+                    np.int64)
+
+
+@pytest.mark.parametrize("lengths", [[7, 7, 5, 3, 3, 1], [7, 7, 7, 7, 7, 7], [4, 4, 2, 2, 1, 1]],
+                         ids=["mixed", "all-T", "shorter"])
+@pytest.mark.parametrize("cell", ["tanh", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_packed_rows_give_the_padded_layouts_results_bitwise(isa, threads, num_threads, dtype, cell, lengths):
+    """x, y, dy and dx as packed rows (N, .) in torch's PackedSequence order (what rnnkit.torch passes
+    for a PackedSequence), against the same pass on zero-padded (T, B, .) arrays: both directions at
+    once, the training forward, the backward with dx and dy, h0 and the final states — the same bits."""
+    from rnnkit import _core
+    from rnnkit.functional import SavedPass, run_backward, run_plans
+    threads(num_threads)
+    lengths = np.array(lengths, np.int64)
+    steps, batch = int(lengths.max()), len(lengths)
+    rows = _packed_rows(lengths)
+    rng = np.random.default_rng(3)
+    gates = {"tanh": 1, "lstm": 4, "gru": 3}[cell]
+    weights = [[rng.uniform(-0.4, 0.4, shape).astype(dtype) for shape in
+                ((gates * H, I), (gates * H, H), (gates * H,), (gates * H,))] for _ in range(2)]
+    x_padded = rng.standard_normal((steps, batch, I)).astype(dtype)
+    x_padded[np.arange(steps)[:, None] >= lengths[None, :]] = 0
+    dy_padded = rng.standard_normal((steps, batch, 2 * H)).astype(dtype)
+    dy_padded[np.arange(steps)[:, None] >= lengths[None, :]] = 0
+    states0 = [tuple(rng.standard_normal((batch, H)).astype(dtype) for _ in range(2 if cell == "lstm" else 1))
+               for _ in range(2)]
+
+    def run(x, dy, out_shape, dx_shape):
+        plans = [_core.Plan(cell, *w) for w in weights]
+        y = np.empty((*out_shape, 2 * H), dtype)
+        _, states_n, saved = run_plans(plans, x, states0, lengths, True, ys=[y[..., :H], y[..., H:]])
+        dx = np.empty((*dx_shape, I), dtype)
+        grads = run_backward([SavedPass(s, w[:2]) for s, w in zip(saved, weights)], [dy[..., :H], dy[..., H:]],
+                             [None, None], dx, batch=batch)
+        return y, states_n, dx, grads
+
+    y_pad, states_pad, dx_pad, grads_pad = run(x_padded, dy_padded, (steps, batch), (steps, batch))
+    flat = (steps * batch,)
+    y_rows, states_rows, dx_rows, grads_rows = run(
+        np.ascontiguousarray(x_padded.reshape(-1, I)[rows]), np.ascontiguousarray(dy_padded.reshape(-1, 2 * H)[rows]),
+        (len(rows),), (len(rows),))
+    np.testing.assert_array_equal(y_rows, y_pad.reshape(*flat, -1)[rows])
+    np.testing.assert_array_equal(dx_rows, dx_pad.reshape(*flat, -1)[rows])
+    for got, want in zip(states_rows, states_pad):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+    for got, want in zip(grads_rows, grads_pad):
+        for a, b in zip(got[1:] + tuple(got[0]), want[1:] + tuple(want[0])):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_packed_rows_refuse_what_they_cannot_run():
+    from rnnkit import _core
+    from rnnkit.functional import run_plans
+    w = [np.zeros(s, np.float32) for s in ((H, I), (H, H), (H,), (H,))]
+    plan = _core.Plan("tanh", *w)
+    x = np.zeros((6, I), np.float32)
+    with pytest.raises(ValueError, match="sorted longest first"):
+        run_plans([plan], x, [None], np.array([1, 2, 3], np.int64), False)
+    with pytest.raises(ValueError, match="need lengths"):
+        _core.forward([plan], [False], x, [None], [None], None, False, [np.zeros((6, H), np.float32)],
+                      [np.zeros((1, H), np.float32)], [None])
+    with pytest.raises(ValueError, match=r"x must have shape \(5, 5\)"):  # N is the lengths' sum
+        run_plans([plan], x, [None], np.array([3, 2], np.int64), False)
+    with pytest.raises(ValueError, match="negative"):
+        run_plans([plan], x, [None], np.array([3, -1], np.int64), False)

@@ -9,6 +9,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -123,6 +124,31 @@ Sequence<Real> sequence(const py::object& obj, const char* name, int64_t T, int6
   return s;
 }
 
+// The same for packed rows (sequence_forward's packed_rows): an (N, F) array of evenly spaced rows
+// with contiguous features.  N < 0: a (T, B, F) sequence as above.
+template <typename Real>
+Sequence<Real> sequence_or_rows(const py::object& obj, const char* name, int64_t T, int64_t B, int64_t F, int64_t N,
+                                bool optional, bool writable) {
+  if (N < 0 || obj.is_none()) return sequence<Real>(obj, name, T, B, F, optional, writable);
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + " must be a numpy array");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  check_array<Real>(a, name, {N, F}, writable);
+  const py::ssize_t item = py::ssize_t(sizeof(Real));
+  int64_t ld = F;
+  bool ok = a.size() == 0 || F <= 1 || a.strides(1) == item;
+  if (a.size() != 0 && N > 1) {
+    ok = ok && a.strides(0) > 0 && a.strides(0) % item == 0;
+    ld = a.strides(0) / item;
+  }
+  if (!ok || ld < F)
+    throw py::value_error(std::string(name) + " must be C-contiguous or a slice of the last axis of a C-contiguous array");
+  Sequence<Real> s;
+  s.data = static_cast<const Real*>(a.data());
+  if (writable) s.mutable_data = static_cast<Real*>(a.mutable_data());
+  s.ld = ld;
+  return s;
+}
+
 // ---- plans and saved passes, as Python objects --------------------------------------------------
 struct CellName {
   rnnkit::Cell cell;
@@ -228,12 +254,40 @@ py::object run_forward(const std::vector<const PyPlan*>& plans, const std::vecto
   const size_t D = plans.size();
   const PyPlan& p0 = *plans[0];
   const auto x_arr = py::reinterpret_borrow<py::array>(x_obj);
-  if (x_arr.ndim() != 3) throw py::value_error("x must have 3 dimensions (T, B, I), got shape " + shape_str(x_arr));
-  const int64_t T = x_arr.shape(0), B = x_arr.shape(1), I = p0.input, H = p0.hidden;
+  // x (T, B, I), or packed rows (N, I) — torch's PackedSequence data — with non-increasing lengths
+  const bool packed_rows = x_arr.ndim() == 2;
+  if (x_arr.ndim() != 3 && !packed_rows)
+    throw py::value_error("x must have 3 dimensions (T, B, I), or 2 (N, I) for packed rows, got shape " +
+                          shape_str(x_arr));
+  int64_t T = 0, B = 0, N = -1;
+  const int64_t I = p0.input, H = p0.hidden;
+  if (packed_rows) {
+    if (lengths.is_none()) throw py::value_error("packed rows x (N, I) need lengths");
+    const auto l = py::reinterpret_borrow<py::array>(lengths);
+    if (l.ndim() != 1) throw py::value_error("lengths must have shape (B,), got " + shape_str(l));
+    B = l.shape(0);
+    if (py::isinstance<py::array_t<int64_t>>(lengths) && (l.flags() & py::array::c_style))
+      for (int64_t b = 0; b < B; ++b)
+        if (static_cast<const int64_t*>(l.data())[b] < 0)
+          throw py::value_error("lengths[" + std::to_string(b) + "] = " +
+                                std::to_string(static_cast<const int64_t*>(l.data())[b]) + " is negative");
+    const int64_t* p = lengths_in(lengths, std::numeric_limits<int64_t>::max(), B);
+    N = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      if (b > 0 && p[b] > p[b - 1])
+        throw py::value_error("packed rows need lengths sorted longest first (torch's sorted order), got lengths[" +
+                              std::to_string(b) + "] = " + std::to_string(p[b]) + " > lengths[" + std::to_string(b - 1) +
+                              "] = " + std::to_string(p[b - 1]));
+      N += p[b];
+    }
+    T = B > 0 ? p[0] : 0;
+  } else {
+    T = x_arr.shape(0), B = x_arr.shape(1);
+  }
   for (const PyPlan* p : plans)
     if (p->cell != p0.cell || p->input != I || p->hidden != H || p->dtype() != p0.dtype())
       throw py::value_error("the directions' plans must have one cell, size and dtype");
-  const auto x = sequence<Real>(x_obj, "x", T, B, I, false, false);
+  const auto x = sequence_or_rows<Real>(x_obj, "x", T, B, I, N, false, false);
   const int64_t* len = lengths_in(lengths, T, B);
   auto h0s = as_list<py::object>(h0, "h0", D), c0s = as_list<py::object>(c0, "c0", D);
   auto ys = as_list<py::object>(y, "y", D), hns = as_list<py::object>(h_n, "h_n", D), cns = as_list<py::object>(c_n, "c_n", D);
@@ -244,14 +298,14 @@ py::object run_forward(const std::vector<const PyPlan*>& plans, const std::vecto
     dir.reverse = reverse[d];
     dir.h0 = dense_in<Real>(h0s[d], item_name("h0", d, D).c_str(), {B, H}, true);
     if (p0.lstm) dir.c0 = dense_in<Real>(c0s[d], item_name("c0", d, D).c_str(), {B, H}, true);
-    const auto yd = sequence<Real>(ys[d], item_name("y", d, D).c_str(), T, B, H, false, true);
+    const auto yd = sequence_or_rows<Real>(ys[d], item_name("y", d, D).c_str(), T, B, H, N, false, true);
     dir.y = yd.mutable_data, dir.ldy = yd.ld;
     dir.h_n = dense_out<Real>(hns[d], item_name("h_n", d, D).c_str(), {B, H});
     if (p0.lstm) dir.c_n = dense_out<Real>(cns[d], item_name("c_n", d, D).c_str(), {B, H});
   }
   {
     py::gil_scoped_release release;
-    rnnkit::sequence_forward<Real>(T, B, I, x.data, x.ld, len, training, dirs.data(), int(D));
+    rnnkit::sequence_forward<Real>(T, B, I, x.data, x.ld, len, training, dirs.data(), int(D), packed_rows);
   }
   if (!training) return py::none();
   py::list out;
@@ -280,7 +334,8 @@ void run_backward(const std::vector<const PySaved*>& saved, const py::list& dy, 
     if (other.sequence != shape.sequence)
       throw py::value_error("the directions' saved passes must come from one forward call");
   }
-  const auto dx = sequence<Real>(dx_obj, "dx", T, B, I, true, true);  // (None: no input gradient)
+  const int64_t N = shape.packed_rows;  // (-1: (T, B, .) arrays)
+  const auto dx = sequence_or_rows<Real>(dx_obj, "dx", T, B, I, N, true, true);  // (None: no input gradient)
   auto dys = as_list<py::object>(dy, "dy", D), dhn = as_list<py::object>(dh_n, "dh_n", D);
   auto dcn = as_list<py::object>(dc_n, "dc_n", D), dh0s = as_list<py::object>(dh0, "dh0", D);
   auto dc0s = as_list<py::object>(dc0, "dc0", D), dwi = as_list<py::object>(dw_ih, "dw_ih", D);
@@ -290,7 +345,7 @@ void run_backward(const std::vector<const PySaved*>& saved, const py::list& dy, 
   for (size_t d = 0; d < D; ++d) {
     auto& o = dirs[d];
     o.saved = saved[d]->get<Real>();
-    const auto dyd = sequence<Real>(dys[d], item_name("dy", d, D).c_str(), T, B, H, true, false);
+    const auto dyd = sequence_or_rows<Real>(dys[d], item_name("dy", d, D).c_str(), T, B, H, N, true, false);
     o.dy = dyd.data, o.lddy = dyd.ld;
     o.dh_n = dense_in<Real>(dhn[d], item_name("dh_n", d, D).c_str(), {B, H}, true);
     if (lstm) o.dc_n = dense_in<Real>(dcn[d], item_name("dc_n", d, D).c_str(), {B, H}, true);
@@ -924,7 +979,8 @@ PYBIND11_MODULE(_core, m) {
         auto run = [&](auto tag) {
           using Real = decltype(tag);
           const auto shape = rnnkit::saved_shape(*saved.get<Real>());
-          Sequence<Real> o = sequence<Real>(out, "out", shape.steps, shape.batch, shape.hidden, false, true);
+          Sequence<Real> o = sequence_or_rows<Real>(out, "out", shape.steps, shape.batch, shape.hidden,
+                                                    shape.packed_rows, false, true);
           py::gil_scoped_release release;
           rnnkit::saved_cells(*saved.get<Real>(), o.mutable_data, o.ld);
         };

@@ -11,7 +11,9 @@
 //    are read and written in place (reverse: t(s) = T-1-s);
 //  - with lengths, base(s) = the packed offset of step s: x is gathered into packed rows (xp) once,
 //    y is scattered from them, padding is never computed, and each row's reverse direction starts at
-//    its own last step (t = lengths[b]-1-s).
+//    its own last step (t = lengths[b]-1-s).  When the caller's arrays are packed rows already
+//    (packed_rows: torch's PackedSequence data, lengths sorted), the forward direction's buffers are
+//    the caller's x and y themselves, and user_row maps (t, i) to the packed row start(t) + i.
 // Inference keeps no per-step buffer: the input projection runs a chunk of ~kChunkRows rows at a
 // time, and the states of the previous step live in a ring of two (B, H) blocks.
 //
@@ -127,6 +129,7 @@ std::vector<StepItem> step_items(int threads, int directions, int64_t batch, int
 struct Steps {
   int64_t T = 0, B = 0, S = 0;
   bool packed = false;
+  bool packed_rows = false;  // the caller's arrays hold packed rows only (sequence_forward's packed_rows)
   std::vector<int64_t> perm;    // packed: step-order position i -> batch row (longest first)
   std::vector<int64_t> length;  // packed: the length of position i
   std::vector<int64_t> count;   // packed: n(s), s <= S (n(S) = 0)
@@ -135,7 +138,8 @@ struct Steps {
   std::vector<int64_t> chunk_of;     // the chunk of step s
   int64_t max_chunk_rows = 0;
 
-  Steps(int64_t steps, int64_t batch, const int64_t* lengths) : T(steps), B(batch) {
+  Steps(int64_t steps, int64_t batch, const int64_t* lengths, bool rows_only = false)
+      : T(steps), B(batch), packed_rows(rows_only) {
     packed = false;
     if (lengths)
       for (int64_t b = 0; b < B; ++b) packed = packed || lengths[b] != T;
@@ -176,7 +180,14 @@ struct Steps {
     return reverse ? T - 1 - s : s;
   }
   int64_t base(int64_t s, bool reverse) const { return packed ? start[size_t(s)] : (reverse ? T - 1 - s : s) * B; }
-  int64_t user_row(int64_t s, int64_t i, bool reverse) const { return time(s, i, reverse) * B + batch_row(i); }
+  // The caller's row of position i at step s: (T, B, .) arrays, or packed rows (where every length is
+  // T, the two are the same; otherwise the positions are the batch rows, lengths being sorted).
+  int64_t user_row(int64_t s, int64_t i, bool reverse) const {
+    if (packed_rows && packed) return start[size_t(time(s, i, reverse))] + i;
+    return time(s, i, reverse) * B + batch_row(i);
+  }
+  // The caller's rows in all: T * B, or the packed rows'.
+  int64_t user_rows() const { return packed_rows && packed ? start[size_t(S)] : T * B; }
   int64_t chunks() const { return int64_t(chunk_first.size()) - 1; }
   int64_t chunk_rows(int64_t c) const {
     const int64_t s0 = chunk_first[size_t(c)], s1 = chunk_first[size_t(c + 1)];
@@ -190,7 +201,7 @@ struct Steps {
   // Padding: t >= length of batch row b (packed only).
   template <class F>
   void for_each_padding(F f) const {
-    if (!packed) return;
+    if (!packed || packed_rows) return;
     for (int64_t i = 0; i < B; ++i)
       for (int64_t t = length[size_t(i)]; t < T; ++t) f(t * B + perm[size_t(i)]);
   }
@@ -501,7 +512,8 @@ void saved_cells(const Saved<Real>& s, Real* out, int64_t ldout) {
 
 template <typename Real>
 SavedShape<Real> saved_shape(const Saved<Real>& s) {
-  return {s.steps->T, s.steps->B, s.I, s.plan->H, s.plan->cell, s.steps.get()};
+  return {s.steps->T, s.steps->B, s.I, s.plan->H, s.plan->cell, s.steps.get(),
+          s.steps->packed_rows ? s.steps->user_rows() : -1};
 }
 
 namespace {
@@ -572,6 +584,7 @@ struct ForwardDirection {
   Real* h_n;
   Real* c_n;
   Real* xp_chunk;  // inference with lengths: the chunk's gathered x
+  bool gather_x;   // training with lengths: x is gathered into xp (not when it is the caller's packed rows)
 };
 
 template <typename Real>
@@ -598,8 +611,8 @@ class ForwardJob final : public Job {
     run_packing(team, pack, &Plan<Real>::forward_items, &Plan<Real>::pack_forward);
     clock_.mark(team, Phase::setup);
     if (training_) {
-      if (st.packed)
-        for (auto& d : dirs_) gather(team, d, 0, st.S, const_cast<Real*>(d.x));
+      for (auto& d : dirs_)
+        if (d.gather_x) gather(team, d, 0, st.S, const_cast<Real*>(d.x));
       for (auto& d : dirs_) {
         gemm<Real>(team, k, ws_, st.rows(), d.plan->GH, I, MatrixView<Real>{d.x, d.ldx, 1}, MatrixView<Real>{},
                    d.pre, d.ld_pre, d.plan->bias.get(), false, &d.plan->w_ih_t);
@@ -788,7 +801,7 @@ class BackwardJob final : public Job {
     // The state before step 0: dh0 = dpre_0 W_hh (+ the direct part), for rows that ran.
     team.phase(int64_t(items_.size()), [&](int64_t it) { step_item(team, -1, items_[size_t(it)]); }, step_team_);
     if (dx2_) {
-      const int64_t rows = st.T * st.B, I = p0.I;
+      const int64_t rows = st.user_rows(), I = p0.I;
       team.phase(ceil_div(rows, 64), [&](int64_t item) {
         for (int64_t r = item * 64; r < std::min(rows, item * 64 + 64); ++r) {
           Real* out = dx_ + r * lddx_;
@@ -958,12 +971,12 @@ Teams plan_teams(const KernelTable<Real>& k, int directions, int64_t S, int64_t 
 
 template <typename Real>
 void sequence_forward(int64_t T, int64_t B, int64_t I, const Real* x, int64_t ldx, const int64_t* lengths,
-                      bool training, DirectionForward<Real>* dirs, int D) {
+                      bool training, DirectionForward<Real>* dirs, int D, bool packed_rows) {
   const Plan<Real>& p0 = *dirs[0].plan;
   const KernelTable<Real>& k = *p0.k;
   const CellTraits& ct = p0.cell_traits();
   const int64_t H = p0.H, GH = p0.GH;
-  auto steps = std::make_shared<const Steps>(T, B, lengths);
+  auto steps = std::make_shared<const Steps>(T, B, lengths, packed_rows);
   const Steps& st = *steps;
   const bool lstm = ct.states == 2;
   const bool trivial = B == 0 || H == 0;
@@ -1005,12 +1018,18 @@ void sequence_forward(int64_t T, int64_t B, int64_t I, const Real* x, int64_t ld
 
     const int64_t rows = st.rows();
     if (training) {
-      if (st.packed) {
+      if (st.packed && st.packed_rows && !in.reverse) {
+        // The caller's packed rows are the buffer rows themselves: x and y in place.
+        saved->x = x, saved->ldx = ldx;
+        saved->y = in.y, saved->ldy = in.ldy;
+        d.Y = in.y, d.ldY = in.ldy;
+      } else if (st.packed) {
         saved->xp = allocate<Real>(rows * I);
         saved->x = saved->xp.get(), saved->ldx = I;
         saved->yp = allocate<Real>(rows * H);
         saved->y = saved->yp.get(), saved->ldy = H;
         d.Y = saved->yp.get(), d.ldY = H, d.y = in.y, d.ldy = in.ldy;
+        d.gather_x = true;
       } else {
         saved->x = x, saved->ldx = ldx;
         saved->y = in.y, saved->ldy = in.ldy;
@@ -1069,7 +1088,7 @@ void sequence_backward(DirectionBackward<Real>* dirs, int D, Real* dx, int64_t l
   const KernelTable<Real>& k = *p0.k;
   const Steps& st = *s0.steps;
   const CellTraits& ct = p0.cell_traits();
-  const int64_t T = st.T, B = st.B, I = s0.I, H = p0.H, GH = p0.GH;
+  const int64_t B = st.B, I = s0.I, H = p0.H, GH = p0.GH;
   const bool lstm = ct.states == 2;
   for (int di = 0; di < D; ++di) {
     const DirectionBackward<Real>& o = dirs[di];
@@ -1080,7 +1099,7 @@ void sequence_backward(DirectionBackward<Real>* dirs, int D, Real* dx, int64_t l
   // caller wants no input gradient, and its products are skipped.)
   if (dx && !dx_accumulate) {
     if (st.S == 0 || H == 0) {
-      for (int64_t r = 0; r < T * B; ++r) std::memset(dx + r * lddx, 0, size_t(I) * sizeof(Real));
+      for (int64_t r = 0; r < st.user_rows(); ++r) std::memset(dx + r * lddx, 0, size_t(I) * sizeof(Real));
     } else {
       st.for_each_padding([&](int64_t row) { std::memset(dx + row * lddx, 0, size_t(I) * sizeof(Real)); });
     }
@@ -1106,7 +1125,7 @@ void sequence_backward(DirectionBackward<Real>* dirs, int D, Real* dx, int64_t l
   const int64_t chunk = std::max<int64_t>(1, st.max_chunk_rows);
   Real* dx2 = nullptr;
   if (D == 2 && dx) {  // the second direction's dx, added at the end (a fixed order of additions)
-    dx2 = take(T * B * I);
+    dx2 = take(st.user_rows() * I);
     st.for_each_padding([&](int64_t row) { std::memset(dx2 + row * I, 0, size_t(I) * sizeof(Real)); });
   }
   std::vector<BackwardDirection<Real>> bd(static_cast<size_t>(D));
@@ -1174,7 +1193,7 @@ std::array<int64_t, 3> step_plan(int64_t batch, int64_t hidden, int gates) {
   template SavedShape<Real> saved_shape<Real>(const Saved<Real>&);                                            \
   template void saved_cells<Real>(const Saved<Real>&, Real*, int64_t);                                        \
   template void sequence_forward<Real>(int64_t, int64_t, int64_t, const Real*, int64_t, const int64_t*, bool, \
-                                       DirectionForward<Real>*, int);                                         \
+                                       DirectionForward<Real>*, int, bool);                                   \
   template void sequence_backward<Real>(DirectionBackward<Real>*, int, Real*, int64_t, bool);                 \
   template std::array<int64_t, 3> step_plan<Real>(int64_t, int64_t, int);                                     \
   template std::shared_ptr<const StepStack<Real>> make_step_stack<Real>(                                      \

@@ -36,14 +36,16 @@ def run_plans(plans, x, states0, lengths, training, reverse=None, ys=None):
     validated x (T, B, I).  ``states0``: per direction a tuple (h0[, c0]) of arrays or None.
     ``ys``: per direction a (T, B, H) output array (a slice of the last axis of one is fine), or None
     to allocate.  Returns (ys, states_n, saved): states_n per direction a tuple (h_n[, c_n]), saved the
-    list of _core.Saved (None when not training)."""
-    steps, batch, _ = x.shape
+    list of _core.Saved (None when not training).  x may also be packed rows (N, I), torch's
+    PackedSequence data, with lengths sorted longest first (sequence_forward's packed_rows); then so
+    are the ys, (N, H)."""
+    rows, batch = (x.shape[:1], len(lengths)) if x.ndim == 2 else (x.shape[:2], x.shape[1])
     hidden, lstm = plans[0].hidden_size, plans[0].cell == "lstm"
     directions = len(plans)
     if reverse is None:
         reverse = [bool(d) for d in range(directions)]
     if ys is None:
-        ys = [np.empty((steps, batch, hidden), x.dtype) for _ in range(directions)]
+        ys = [np.empty((*rows, hidden), x.dtype) for _ in range(directions)]
     h_n = [np.empty((batch, hidden), x.dtype) for _ in range(directions)]
     c_n = [np.empty((batch, hidden), x.dtype) for _ in range(directions)] if lstm else [None] * directions
     h0 = [None if s is None else s[0] for s in states0]
@@ -54,13 +56,14 @@ def run_plans(plans, x, states0, lengths, training, reverse=None, ys=None):
 
 
 def run_backward(saved, dys, dstates_n, dx, *, dx_accumulate=False, batch=None):
-    """BPTT through ``run_plans``' saved directions: dx (T, B, I) is filled (summed over directions);
-    dx None (then ``batch`` says B): no input gradient, and none of its work.  Returns per direction
+    """BPTT through ``run_plans``' saved directions: dx (T, B, I) — packed rows (N, I) — is filled
+    (summed over directions); dx None: no input gradient, and none of its work.  ``batch`` says B
+    (needed without dx, and for packed rows).  Returns per direction
     (dstate0, dw_ih, dw_hh, db_ih, db_hh), db_hh a copy-free alias of db_ih for the cells whose two
     bias gradients are equal."""
     first = saved[0]
     lstm, gru = first.cell == "lstm", first.cell == "gru"
-    batch = dx.shape[1] if dx is not None else batch
+    batch = batch if batch is not None else dx.shape[1]  # (packed rows: batch says B)
     dh0s, dc0s, dw_ihs, dw_hhs, db_ihs, db_hhs = [], [], [], [], [], []
     for s in saved:
         w_ih, w_hh = s.weights

@@ -27,10 +27,10 @@ How a call runs:
   differentiable; ``backward(retain_graph=True)`` and a second backward work, as torch's.
 - Nothing that needs a gradient (``torch.no_grad()``, ``torch.inference_mode()``, or no input nor
   parameter requiring grad): no Function and nothing saved — the kernels' inference pass.
-- A PackedSequence runs as lengths: its rows are scattered, in the batch's own order, into a
-  zero-padded (T, B, I) block, the kernels do no work on the padding, and y is gathered back into the
-  packed order (inside the Function, in NumPy; the backward the other way round).
-- Copies (of non-contiguous tensors, packed rows) are NumPy's: a torch op would wake torch's OpenMP
+- A PackedSequence runs as lengths: its data goes to the kernels as it is, their packed rows (N, I),
+  with the batch in torch's sorted order (h0 and h_n, and their gradients, are permuted to and from
+  it in NumPy); y and dx come back as packed rows, so no padding is made, read or computed.
+- Copies (of non-contiguous tensors, permuted states) are NumPy's: a torch op would wake torch's OpenMP
   threads, which spin on the cores for a while afterwards — the very cores the kernels' threads need.
 - Dropout between layers (``dropout``, in training mode only, as torch) multiplies each layer's
   output but the last by torch's own noise, ``bernoulli_(1 - p) / (1 - p)`` drawn from torch's
@@ -122,19 +122,23 @@ class _Stack:
     """What one forward call runs: the cell, the stack's shape, lengths and dropout (the Function's
     first, non-tensor argument)."""
 
-    __slots__ = ("batch", "cell", "directions", "dropout", "hidden", "index", "input_size", "layers", "lengths",
-                 "lstm", "per_direction", "steps")
+    __slots__ = ("batch", "cell", "directions", "dropout", "hidden", "input_size", "inverse", "layers", "lengths",
+                 "lstm", "order", "packed", "per_direction", "rows_count", "steps")
 
-    def __init__(self, module, steps, batch, lengths, index, dropout):
+    def __init__(self, module, steps, batch, lengths, dropout, packed=None):
         self.cell = _CELL[module.mode]
         self.lstm = module.mode == "LSTM"
         self.layers, self.hidden, self.input_size = module.num_layers, module.hidden_size, module.input_size
         self.directions = 2 if module.bidirectional else 1
         self.per_direction = 4 if module.bias else 2  # flat weights per layer and direction
         self.steps, self.batch = steps, batch
-        self.lengths = lengths  # None, or (B,) int64 in the batch's order
-        self.index = index  # packed input: (N,) int64 rows of the (T·B) padded block, in packed order
         self.dropout = dropout  # the probability, 0 when this call drops nothing
+        # Packed input: None, or (lengths sorted longest first, order, inverse) — the data's rows go to
+        # the kernels as they are (their packed rows), the batch in torch's sorted order: order[j] is
+        # the batch row at sorted position j (None: the identity), inverse its inverse.
+        self.packed = packed is not None
+        self.lengths, self.order, self.inverse = packed if packed is not None else (lengths, None, None)
+        self.rows_count = int(self.lengths.sum()) if self.packed else steps * batch  # (packed: the data's N)
 
     def weights(self, flat):
         """Per layer and direction (w_ih, w_hh, b_ih, b_hh) as C-contiguous NumPy arrays (biases None
@@ -146,26 +150,27 @@ class _Stack:
             out.append(tuple(w) if self.per_direction == 4 else (w[0], w[1], None, None))
         return out
 
-    def noise(self, steps, batch, features, dtype):
-        """The multiplier of one layer's (T, B, D·H) output: torch's dropout noise, drawn as torch's
-        module draws it (for packed input, over the packed data only; 0 at the padding)."""
+    def rows(self):
+        """The leading shape of one layer's input or output: (T, B), or (N,) packed rows."""
+        return (self.rows_count,) if self.packed else (self.steps, self.batch)
+
+    def noise(self, shape, dtype):
+        """The multiplier of one layer's output (T, B, D·H) — (N, D·H) packed: torch's dropout noise,
+        drawn as torch's module draws it (for packed input, over the packed data)."""
         p = self.dropout
         if p == 1:  # (as torch: everything dropped, nothing drawn)
-            return np.zeros((steps, batch, features), dtype)
+            return np.zeros(shape, dtype)
         torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
-        shape = (steps, batch, features) if self.index is None else (self.index.size, features)
-        noise = torch.empty(shape, dtype=torch_dtype).bernoulli_(1 - p).div_(1 - p).numpy()
-        return noise if self.index is None else self.padded(noise)
+        return torch.empty(shape, dtype=torch_dtype).bernoulli_(1 - p).div_(1 - p).numpy()
 
-    def padded(self, packed):
-        """Packed rows (N, F) scattered into a zero-padded (T, B, F) block (NumPy: no torch threads woken)."""
-        block = np.zeros((self.steps * self.batch, packed.shape[1]), packed.dtype)
-        block[self.index] = packed
-        return block.reshape(self.steps, self.batch, -1)
+    def sorted_states(self, states):
+        """(L·D, B, H) states in the batch's order, as the kernels take them for packed input (sorted)."""
+        return states if self.order is None else tuple(None if s is None else np.take(s, self.order, axis=1)
+                                                       for s in states)
 
-    def packed(self, block):
-        """The rows of a (T, B, F) block that hold tokens, (N, F) in packed order."""
-        return np.take(block.reshape(self.steps * self.batch, -1), self.index, axis=0)  # (faster than [index])
+    def batch_states(self, states):
+        """The kernels' states of packed input, back in the batch's order."""
+        return states if self.order is None else tuple(np.take(s, self.inverse, axis=1) for s in states)
 
 
 def _numpy(tensor):
@@ -187,17 +192,17 @@ def _run_stack(stack, x, states0, weights, save):
     (L·D, B, H), the saved passes (per layer a list of SavedPass; None unless ``save``) and the dropout
     masks (one per layer but the last).
     """
-    if stack.index is not None:
-        x = stack.padded(x)
-    steps, batch, _ = x.shape
-    hidden, directions = stack.hidden, stack.directions
+    batch, hidden, directions = stack.batch, stack.hidden, stack.directions
+    rows = stack.rows()
     num_states = 2 if stack.lstm else 1
+    if states0 is not None:
+        states0 = stack.sorted_states(states0)
     states_n = tuple(np.empty((stack.layers * directions, batch, hidden), x.dtype) for _ in range(num_states))
     saved, masks = [], []
     layer_input = x
     for layer in range(stack.layers):
-        # One (T, B, D·H) output per layer: the directions write their halves in place, at once.
-        out = np.empty((steps, batch, directions * hidden), x.dtype)
+        # One output per layer: the directions write their halves in place, at once.
+        out = np.empty((*rows, directions * hidden), x.dtype)
         halves = [out[..., d * hidden:(d + 1) * hidden] for d in range(directions)] if directions > 1 else [out]
         indices = [layer * directions + d for d in range(directions)]
         layer_states0 = [None if states0 is None else tuple(s[i] for s in states0) for i in indices]
@@ -214,10 +219,9 @@ def _run_stack(stack, x, states0, weights, save):
         layer_input = out
         if stack.dropout > 0 and layer < stack.layers - 1:
             # A new array: the saved pass refers to out (its h_t), which must stay undropped.
-            masks.append(stack.noise(steps, batch, directions * hidden, x.dtype))
+            masks.append(stack.noise(out.shape, x.dtype))
             layer_input = out * masks[-1]
-    y = layer_input if stack.index is None else stack.packed(layer_input)
-    return y, states_n, (saved if save else None), masks
+    return layer_input, stack.batch_states(states_n), (saved if save else None), masks
 
 
 def _backward_stack(stack, saved, masks, dy, dstates_n, dtype, need_dx=True):
@@ -225,17 +229,18 @@ def _backward_stack(stack, saved, masks, dy, dstates_n, dtype, need_dx=True):
     dstates_n None or a tuple of S arrays (L·D, B, H) (None entries: zeros).  Returns dx (T, B, I) —
     (N, I) packed; None unless ``need_dx``: then the kernels skip its products —, the tuple of S
     dstates0 and, per layer and direction, (dw_ih, dw_hh, db_ih, db_hh), each its own array."""
-    steps, batch, inputs = stack.steps, stack.batch, stack.input_size
-    if dy is not None and stack.index is not None:
-        dy = stack.padded(dy)
+    batch, inputs = stack.batch, stack.input_size
+    rows = stack.rows()
     hidden, directions = stack.hidden, stack.directions
     num_states = 2 if stack.lstm else 1
+    if dstates_n is not None:
+        dstates_n = stack.sorted_states(dstates_n)
     dstates0 = tuple(np.empty((stack.layers * directions, batch, hidden), dtype) for _ in range(num_states))
     dweights = [None] * (stack.layers * directions)
-    d_output = dy  # gradient wrt the current layer's (T, B, D·H) output
+    d_output = dy  # gradient wrt the current layer's output
     for layer in reversed(range(stack.layers)):
         d_input = None if layer == 0 and not need_dx else np.empty(
-            (steps, batch, inputs if layer == 0 else directions * hidden), dtype)
+            (*rows, inputs if layer == 0 else directions * hidden), dtype)
         indices = [layer * directions + d for d in range(directions)]
         if d_output is None or directions == 1:
             dys = [d_output] * directions
@@ -252,8 +257,7 @@ def _backward_stack(stack, saved, masks, dy, dstates_n, dtype, need_dx=True):
         if masks and layer > 0:
             d_input *= masks[layer - 1]  # through the dropout below this layer: the same mask
         d_output = d_input
-    dx = d_output if stack.index is None or d_output is None else stack.packed(d_output)
-    return dx, dstates0, dweights
+    return d_output, stack.batch_states(dstates0), dweights
 
 
 class _StackFunction(torch.autograd.Function):
@@ -299,21 +303,17 @@ class _StackFunction(torch.autograd.Function):
         return tuple(grads)
 
 
-def _packed_layout(batch_sizes, sorted_indices):
-    """(lengths (B,) int64 in the batch's order, index (N,) int64): where each packed token of a
-    PackedSequence sits in a time-major (T·B) block whose rows keep the batch's own order — token j of
-    step t is row sorted_indices[j] (the sequences sorted by length, longest first)."""
+def _packed_layout(batch_sizes, sorted_indices, unsorted_indices):
+    """(lengths, order, inverse) of a PackedSequence for the kernels' packed rows: lengths (B,) int64
+    of the sorted batch (longest first, non-increasing), order the sorted position -> batch row
+    permutation and inverse its inverse (both None when the batch is already in that order)."""
     sizes = batch_sizes.numpy().astype(np.int64, copy=False)  # (T,), non-increasing
     steps, batch = len(sizes), int(sizes[0])
     # sorted row j runs the steps whose batch size exceeds j
-    lengths = steps - np.searchsorted(sizes[::-1], np.arange(batch), side="right")
-    order = np.arange(batch) if sorted_indices is None else sorted_indices.numpy()
-    step_of = np.repeat(np.arange(steps) * batch, sizes)  # each token's step, times B
-    position = np.arange(step_of.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)  # its j within the step
-    if sorted_indices is not None:
-        lengths_sorted, lengths = lengths, np.empty(batch, np.int64)
-        lengths[order] = lengths_sorted
-    return lengths.astype(np.int64, copy=False), step_of + order[position]
+    lengths = (steps - np.searchsorted(sizes[::-1], np.arange(batch), side="right")).astype(np.int64)
+    if sorted_indices is None:
+        return lengths, None, None
+    return lengths, sorted_indices.numpy(), unsorted_indices.numpy()
 
 
 class _Bridge:
@@ -363,13 +363,13 @@ class _Bridge:
         lstm = self.mode == "LSTM"
         packed = isinstance(input, PackedSequence)
         unbatched = False
-        lengths = index = None
+        lengths = packed_layout = None
         if packed:
             data, batch_sizes, sorted_indices, unsorted_indices = input
             _check_device("input", data, name)
             self.check_input(data, batch_sizes)  # torch's checks and messages
             steps, batch = len(batch_sizes), int(batch_sizes[0])
-            lengths, index = _packed_layout(batch_sizes, sorted_indices)
+            packed_layout = _packed_layout(batch_sizes, sorted_indices, unsorted_indices)
             x = data
         else:
             if not isinstance(input, torch.Tensor):
@@ -392,8 +392,7 @@ class _Bridge:
         grad = torch.is_grad_enabled() and (
             x.requires_grad or any(w.requires_grad for w in weights)
             or (states is not None and any(s.requires_grad for s in states)))
-        stack = _Stack(self, steps, batch, None if lengths is None or (lengths == steps).all() else lengths, index,
-                       self.dropout if self.training else 0.0)
+        stack = _Stack(self, steps, batch, lengths, self.dropout if self.training else 0.0, packed_layout)
         if grad:
             h0, c0 = (None, None) if states is None else (states[0], states[1] if lstm else None)
             y, *states_n = _StackFunction.apply(stack, x, h0, c0, *weights)

@@ -83,9 +83,15 @@ struct DirectionForward {
 };
 // x: IN (T, B, I), row stride ldx.  training = false: nothing is saved, and the scratch does not
 // grow with T (the input projection runs a chunk of steps at a time).
+// packed_rows: x, every y, and the backward's dy and dx hold only the real rows, in torch's
+// PackedSequence order — step t's rows one after another, row b of it at (sum of the batch sizes of
+// the steps before t) + b — with lengths non-increasing (the rows sorted longest first; the caller
+// checks).  No padding is read or written, and the forward direction's training pass keeps the
+// caller's x and y instead of copies.
 template <typename Real>
 void sequence_forward(int64_t steps, int64_t batch, int64_t input, const Real* x, int64_t ldx,
-                      const int64_t* lengths, bool training, DirectionForward<Real>* dirs, int directions);
+                      const int64_t* lengths, bool training, DirectionForward<Real>* dirs, int directions,
+                      bool packed_rows = false);
 
 // Gradients of sum(y * dy) + sum(h_n * dh_n) [+ sum(c_n * dc_n)] with respect to everything the
 // forward read.  dy at padding is ignored.  Overwrites dh0, dc0, dw_ih, dw_hh, db_ih, db_hh; dx is
@@ -112,7 +118,12 @@ void sequence_backward(DirectionBackward<Real>* dirs, int directions, Real* dx /
 // the padding is left as it is (the caller zeroes it).
 template <typename Real> void saved_cells(const Saved<Real>& saved, Real* out, int64_t ldout);
 // Facts of a Saved, for the bindings' checks.
-template <typename Real> struct SavedShape { int64_t steps, batch, input, hidden; Cell cell; const void* sequence; };
+template <typename Real> struct SavedShape {
+  int64_t steps, batch, input, hidden;
+  Cell cell;
+  const void* sequence;
+  int64_t packed_rows;  // -1: (T, B, .) arrays; else the forward's packed_rows count of rows
+};
 template <typename Real> SavedShape<Real> saved_shape(const Saved<Real>& saved);
 
 // Streaming: a stack of unidirectional layers (layer l's h is layer l+1's x) stepped one timestep at a

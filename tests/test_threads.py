@@ -149,9 +149,9 @@ def test_a_bad_rnnkit_num_threads_is_named_at_import(value, problem):
 
 
 def test_idle_helpers_stop_spinning_soon_after_the_last_call():
-    """A helper spins for up to about twice the gaps it has seen between calls (at most 1 ms) before
-    it sleeps, so that calls a few hundred microseconds apart find it awake; once the calls stop, the
-    process must stop using the cores.  A helper that never slept would burn the whole idle second."""
+    """A helper spins for up to about twice the gaps it has seen between calls (at most 400 us) before
+    it sleeps, so that calls a hundred or two microseconds apart find it awake; once the calls stop,
+    the process must stop using the cores.  A helper that never slept would burn the whole idle second."""
     code = (
         "import time, numpy as np, rnnkit\n"
         "from rnnkit import _core\n"
@@ -161,7 +161,7 @@ def test_idle_helpers_stop_spinning_soon_after_the_last_call():
         "x = rng.standard_normal((20, 1, 8), dtype=np.float32)\n"
         "w_ih, w_hh = (rng.standard_normal((32, n), dtype=np.float32) * 0.1 for n in (8, 32))\n"
         "b = np.zeros(32, np.float32)\n"
-        "for gap in (0, 0.0003, 0.0006):\n"  # (gaps that teach the helper to spin long)
+        "for gap in (0, 0.0001, 0.0002):\n"  # (gaps that teach the helper to spin long)
         "    for _ in range(300):\n"
         "        rnnkit.rnn_forward(x, None, w_ih, w_hh, b, b, training=False)\n"
         "        if gap: time.sleep(gap)\n"

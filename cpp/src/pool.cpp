@@ -34,12 +34,14 @@ constexpr auto kHelperPatience = std::chrono::milliseconds(5);
 std::atomic<int64_t> g_helper_delay_us{0};
 
 // How long an idle helper spins before it sleeps: about twice the idle gaps it has been seeing
-// (smoothed), between kShortSpin and kLongSpin, so that a caller whose calls come every few hundred
-// microseconds (a server's batch-1 forward, a training loop's Python between kernel calls) finds it
-// awake instead of paying a wake-up; gaps longer than kLongSpin get the short spin, so an idle
-// process stops using the cores within about kShortSpin of its last call.
+// (smoothed), between kShortSpin and kLongSpin, so that a caller whose calls come every hundred or
+// two microseconds (a server's batch-1 forward with its Python around it) finds it awake instead of
+// paying a wake-up.  Gaps longer than kLongSpin get the short spin: there the caller is doing other
+// work between the calls (a training loop's optimizer step, NumPy's or torch's threads), which a
+// spinning helper would take a core from; and an idle process stops using the cores within about
+// kShortSpin of its last call.
 constexpr std::chrono::nanoseconds kShortSpin = std::chrono::microseconds(50);
-constexpr std::chrono::nanoseconds kLongSpin = std::chrono::microseconds(1000);
+constexpr std::chrono::nanoseconds kLongSpin = std::chrono::microseconds(400);
 constexpr std::chrono::nanoseconds kIdleCap = 4 * kLongSpin;  // (one long sleep moves the average this far)
 inline std::chrono::nanoseconds spin_budget(std::chrono::nanoseconds idle_average) {
   if (idle_average > kLongSpin) return kShortSpin;

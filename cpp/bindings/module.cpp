@@ -9,7 +9,6 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -124,29 +123,15 @@ Sequence<Real> sequence(const py::object& obj, const char* name, int64_t T, int6
   return s;
 }
 
-// The same for packed rows (sequence_forward's packed_rows): an (N, F) array of evenly spaced rows
-// with contiguous features.  N < 0: a (T, B, F) sequence as above.
+// The same for packed rows (sequence_forward's packed_rows): an (N, F) array, checked as the (N, 1, F)
+// sequence it is a view of.  N < 0: a (T, B, F) sequence.
 template <typename Real>
 Sequence<Real> sequence_or_rows(const py::object& obj, const char* name, int64_t T, int64_t B, int64_t F, int64_t N,
                                 bool optional, bool writable) {
   if (N < 0 || obj.is_none()) return sequence<Real>(obj, name, T, B, F, optional, writable);
   if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + " must be a numpy array");
-  py::array a = py::reinterpret_borrow<py::array>(obj);
-  check_array<Real>(a, name, {N, F}, writable);
-  const py::ssize_t item = py::ssize_t(sizeof(Real));
-  int64_t ld = F;
-  bool ok = a.size() == 0 || F <= 1 || a.strides(1) == item;
-  if (a.size() != 0 && N > 1) {
-    ok = ok && a.strides(0) > 0 && a.strides(0) % item == 0;
-    ld = a.strides(0) / item;
-  }
-  if (!ok || ld < F)
-    throw py::value_error(std::string(name) + " must be C-contiguous or a slice of the last axis of a C-contiguous array");
-  Sequence<Real> s;
-  s.data = static_cast<const Real*>(a.data());
-  if (writable) s.mutable_data = static_cast<Real*>(a.mutable_data());
-  s.ld = ld;
-  return s;
+  check_array<Real>(py::reinterpret_borrow<py::array>(obj), name, {N, F}, writable);
+  return sequence<Real>(obj.attr("reshape")(N, 1, F), name, N, 1, F, false, writable);
 }
 
 // ---- plans and saved passes, as Python objects --------------------------------------------------
@@ -218,7 +203,8 @@ PyPlan make_py_plan(const std::string& cell_name, const py::object& w_ih, const 
   return p;
 }
 
-// lengths: None, or a C-contiguous int64 (B,) array with values in [0, T] (functional.py converts).
+// lengths: None, or a C-contiguous int64 (B,) array with values in [0, T] (functional.py converts);
+// T < 0: no upper bound (packed rows, whose T is the longest length).
 const int64_t* lengths_in(const py::object& obj, int64_t T, int64_t B) {
   if (obj.is_none()) return nullptr;
   if (!py::isinstance<py::array_t<int64_t>>(obj)) throw py::type_error("lengths must be an int64 array");
@@ -227,10 +213,13 @@ const int64_t* lengths_in(const py::object& obj, int64_t T, int64_t B) {
     throw py::value_error("lengths must have shape (" + std::to_string(B) + ",), got " + shape_str(a));
   if (!(a.flags() & py::array::c_style)) throw py::value_error("lengths must be C-contiguous");
   const int64_t* p = static_cast<const int64_t*>(a.data());
-  for (int64_t b = 0; b < B; ++b)
-    if (p[b] < 0 || p[b] > T)
+  for (int64_t b = 0; b < B; ++b) {
+    if (T < 0 && p[b] < 0)
+      throw py::value_error("lengths[" + std::to_string(b) + "] = " + std::to_string(p[b]) + " is negative");
+    if (T >= 0 && (p[b] < 0 || p[b] > T))
       throw py::value_error("lengths[" + std::to_string(b) + "] = " + std::to_string(p[b]) + " is not in [0, T = " +
                             std::to_string(T) + "]");
+  }
   return p;
 }
 
@@ -266,12 +255,7 @@ py::object run_forward(const std::vector<const PyPlan*>& plans, const std::vecto
     const auto l = py::reinterpret_borrow<py::array>(lengths);
     if (l.ndim() != 1) throw py::value_error("lengths must have shape (B,), got " + shape_str(l));
     B = l.shape(0);
-    if (py::isinstance<py::array_t<int64_t>>(lengths) && (l.flags() & py::array::c_style))
-      for (int64_t b = 0; b < B; ++b)
-        if (static_cast<const int64_t*>(l.data())[b] < 0)
-          throw py::value_error("lengths[" + std::to_string(b) + "] = " +
-                                std::to_string(static_cast<const int64_t*>(l.data())[b]) + " is negative");
-    const int64_t* p = lengths_in(lengths, std::numeric_limits<int64_t>::max(), B);
+    const int64_t* p = lengths_in(lengths, -1, B);
     N = 0;
     for (int64_t b = 0; b < B; ++b) {
       if (b > 0 && p[b] > p[b - 1])

@@ -1018,12 +1018,9 @@ void sequence_forward(int64_t T, int64_t B, int64_t I, const Real* x, int64_t ld
 
     const int64_t rows = st.rows();
     if (training) {
-      if (st.packed && st.packed_rows && !in.reverse) {
-        // The caller's packed rows are the buffer rows themselves: x and y in place.
-        saved->x = x, saved->ldx = ldx;
-        saved->y = in.y, saved->ldy = in.ldy;
-        d.Y = in.y, d.ldY = in.ldy;
-      } else if (st.packed) {
+      // The caller's x and y are the buffer rows themselves without lengths, and for the forward
+      // direction of packed rows; otherwise x is gathered into packed rows and y copied out of them.
+      if (st.packed && !(st.packed_rows && !in.reverse)) {
         saved->xp = allocate<Real>(rows * I);
         saved->x = saved->xp.get(), saved->ldx = I;
         saved->yp = allocate<Real>(rows * H);

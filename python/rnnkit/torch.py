@@ -125,7 +125,7 @@ class _Stack:
     __slots__ = ("batch", "cell", "directions", "dropout", "hidden", "input_size", "inverse", "layers", "lengths",
                  "lstm", "order", "packed", "per_direction", "rows_count", "steps")
 
-    def __init__(self, module, steps, batch, lengths, dropout, packed=None):
+    def __init__(self, module, steps, batch, dropout, packed=None):
         self.cell = _CELL[module.mode]
         self.lstm = module.mode == "LSTM"
         self.layers, self.hidden, self.input_size = module.num_layers, module.hidden_size, module.input_size
@@ -137,7 +137,7 @@ class _Stack:
         # the kernels as they are (their packed rows), the batch in torch's sorted order: order[j] is
         # the batch row at sorted position j (None: the identity), inverse its inverse.
         self.packed = packed is not None
-        self.lengths, self.order, self.inverse = packed if packed is not None else (lengths, None, None)
+        self.lengths, self.order, self.inverse = packed if packed is not None else (None, None, None)
         self.rows_count = int(self.lengths.sum()) if self.packed else steps * batch  # (packed: the data's N)
 
     def weights(self, flat):
@@ -310,7 +310,7 @@ def _packed_layout(batch_sizes, sorted_indices, unsorted_indices):
     sizes = batch_sizes.numpy().astype(np.int64, copy=False)  # (T,), non-increasing
     steps, batch = len(sizes), int(sizes[0])
     # sorted row j runs the steps whose batch size exceeds j
-    lengths = (steps - np.searchsorted(sizes[::-1], np.arange(batch), side="right")).astype(np.int64)
+    lengths = (steps - np.searchsorted(sizes[::-1], np.arange(batch), side="right")).astype(np.int64, copy=False)
     if sorted_indices is None:
         return lengths, None, None
     return lengths, sorted_indices.numpy(), unsorted_indices.numpy()
@@ -363,7 +363,7 @@ class _Bridge:
         lstm = self.mode == "LSTM"
         packed = isinstance(input, PackedSequence)
         unbatched = False
-        lengths = packed_layout = None
+        packed_layout = None
         if packed:
             data, batch_sizes, sorted_indices, unsorted_indices = input
             _check_device("input", data, name)
@@ -392,7 +392,7 @@ class _Bridge:
         grad = torch.is_grad_enabled() and (
             x.requires_grad or any(w.requires_grad for w in weights)
             or (states is not None and any(s.requires_grad for s in states)))
-        stack = _Stack(self, steps, batch, lengths, self.dropout if self.training else 0.0, packed_layout)
+        stack = _Stack(self, steps, batch, self.dropout if self.training else 0.0, packed_layout)
         if grad:
             h0, c0 = (None, None) if states is None else (states[0], states[1] if lstm else None)
             y, *states_n = _StackFunction.apply(stack, x, h0, c0, *weights)

@@ -6,9 +6,9 @@ import pytest
 import rnnkit
 from rnnkit import _core
 
-# Maximum error in units in the last place, as documented in the README (measured: exp 1.14,
-# tanh 1.34, sigmoid 2.66 over the samples below, on every path).
-MAX_ULP = {"exp": 1.5, "tanh": 2.0, "sigmoid": 3.0}
+# Maximum error in units in the last place, as documented in the README (measured: exp 1.02,
+# tanh 1.27, sigmoid 2.06 over the samples below, on every path: avx512, avx2 and scalar).
+MAX_ULP = {"exp": 1.5, "tanh": 2.0, "sigmoid": 2.5}
 
 
 def exact(function, x):

@@ -433,10 +433,10 @@ struct StepProgram {
           k.step_tile_rows(m, H, h[l] + r * H, H, p.panel(jb, g), dst, GH, nullptr, true, n);
       }
     const CellKernels<Real>& cell = k.cells[int(p.cell)];
+    cell.forward(p.act, B, n, H, {pre + u0, GH}, {ct.last_gate_apart ? extra + u0 : nullptr, H}, {h[l] + u0, H},
+                 {lstm ? c[l] + u0 : nullptr, H}, {hn + u0, H}, {lstm ? c_new + u0 : nullptr, H});
     for (int64_t r = 0; r < B; ++r) {
       const int64_t o = r * H + u0;
-      cell.forward_row(p.act, n, pre + r * GH + u0, H, ct.last_gate_apart ? extra + o : nullptr, h[l] + o,
-                       lstm ? c[l] + o : nullptr, hn + o, lstm ? c_new + o : nullptr);
       if (lstm) std::memcpy(c[l] + o, c_new + o, size_t(n) * sizeof(Real));
       if (l > 0) std::memcpy(h[l - 1] + o, in + o, size_t(n) * sizeof(Real));  // the layer below's new h
     }
@@ -706,23 +706,25 @@ class ForwardJob final : public Job {
         }
     }
     clock_.mark(team, Phase::recurrent_gemm);
-    // Then the cell over the item's units (contiguous), row by row, while they are in cache.
+    // Then the cell over the item's units (contiguous) and rows, while they are in cache: one call,
+    // as every row map above is a base of the step plus the row (rows of h0 and c0 are H apart).
     const int64_t units = u_end - u_begin;
     const CellKernels<Real>& cell = k.cells[int(p.cell)];
+    const Real* hp = h_prev(r0);
+    const Real* cp = !d.C ? nullptr : s > 0 ? d.C + cell_row(d, s - 1, r0) * H : d.c0 ? d.c0 + r0 * H : nullptr;
+    Real* h = d.Y + state_row(d, s, r0) * d.ldY + u_begin;
+    Real* c = d.C ? d.C + cell_row(d, s, r0) * H + u_begin : nullptr;
+    cell.forward(p.act, r1 - r0, units, H, {d.pre + pre_row(d, s, r0) * d.ld_pre + u_begin, d.ld_pre},
+                 {d.extra ? d.extra + extra_row(d, s, r0) * H + u_begin : nullptr, H},
+                 {hp ? hp + u_begin : nullptr, ld_prev}, {cp ? cp + u_begin : nullptr, H}, {h, d.ldY}, {c, H});
     const int64_t next_active = st.active(s + 1);
-    for (int64_t i = r0; i < r1; ++i) {
-      const Real* hp = h_prev(i);
-      const Real* cp = !d.C ? nullptr : s > 0 ? d.C + cell_row(d, s - 1, i) * H : d.c0 ? d.c0 + i * H : nullptr;
-      Real* h = d.Y + state_row(d, s, i) * d.ldY + u_begin;
-      Real* c = d.C ? d.C + cell_row(d, s, i) * H + u_begin : nullptr;
-      cell.forward_row(p.act, units, d.pre + pre_row(d, s, i) * d.ld_pre + u_begin, H,
-                       d.extra ? d.extra + extra_row(d, s, i) * H + u_begin : nullptr, hp ? hp + u_begin : nullptr,
-                       cp ? cp + u_begin : nullptr, h, c);
-      if (d.y) copy_units(d.y + st.user_row(s, i, d.reverse) * d.ldy + u_begin, h, units, sizeof(Real));
+    for (int64_t i = d.y ? r0 : std::max(r0, next_active); i < r1; ++i) {
+      const Real* hi = h + (i - r0) * d.ldY;
+      if (d.y) copy_units(d.y + st.user_row(s, i, d.reverse) * d.ldy + u_begin, hi, units, sizeof(Real));
       if (i >= next_active) {  // the row's last step: its final state
         const int64_t b = st.batch_row(i);
-        copy_units(d.h_n + b * H + u_begin, h, units, sizeof(Real));
-        if (d.c_n) copy_units(d.c_n + b * H + u_begin, c, units, sizeof(Real));
+        copy_units(d.h_n + b * H + u_begin, hi, units, sizeof(Real));
+        if (d.c_n) copy_units(d.c_n + b * H + u_begin, c + (i - r0) * H, units, sizeof(Real));
       }
     }
     clock_.mark(team, Phase::cell);
@@ -859,24 +861,34 @@ class BackwardJob final : public Job {
     const int64_t c = st.chunk_of[size_t(s)];
     const int64_t cmin = st.chunk_min(c, sv.reverse);
     const CellKernels<Real>& cell = k.cells[int(p.cell)];
-    for (int64_t i = r0; i < r1; ++i) {
-      const int64_t row = st.base(s, sv.reverse) + i;
-      const int64_t prev_row = s > 0 ? st.base(s - 1, sv.reverse) + i : -1;
-      const Real* hp = s > 0 ? sv.y + prev_row * sv.ldy : sv.h0 ? sv.h0.get() + i * H : nullptr;
-      const Real* cp = !sv.cells ? nullptr : s > 0 ? sv.cells.get() + prev_row * H : sv.c0 ? sv.c0.get() + i * H : nullptr;
-      auto offset = [&](const Real* base, int64_t r, int64_t ld) -> const Real* {
-        return base ? base + r * ld + u_begin : nullptr;
+    // The rows [i0, i1) in one call: every array's row is a base of the step plus the position (h0's
+    // and c0's H apart) — but dy's, whose rows are the caller's: with lengths those follow the batch
+    // order (and packed rows run backwards in reverse), so there each row is a call of its own.
+    const bool dy_by_row = d.dy && st.packed && !(st.packed_rows && !sv.reverse);
+    auto rows = [&](int64_t i0, int64_t i1) {
+      const int64_t row = st.base(s, sv.reverse) + i0;
+      const int64_t prev_row = s > 0 ? st.base(s - 1, sv.reverse) + i0 : -1;
+      const Real* hp = s > 0 ? sv.y + prev_row * sv.ldy : sv.h0 ? sv.h0.get() + i0 * H : nullptr;
+      const Real* cp = !sv.cells ? nullptr : s > 0 ? sv.cells.get() + prev_row * H : sv.c0 ? sv.c0.get() + i0 * H : nullptr;
+      auto at = [&](const Real* base, int64_t r, int64_t ld) -> Rows<const Real> {
+        return {base ? base + r * ld + u_begin : nullptr, ld};
       };
       Real* dextra = d.dextra[c & 1] ? d.dextra[c & 1] + (row - cmin) * H + u_begin : nullptr;
-      cell.backward_row(p.act, units, offset(sv.gates.get(), row, GH), H, offset(sv.extra.get(), row, H),
-                        hp ? hp + u_begin : nullptr, cp ? cp + u_begin : nullptr, sv.y + row * sv.ldy + u_begin,
-                        offset(sv.cells.get(), row, H), d.dy ? d.dy + st.user_row(s, i, sv.reverse) * d.lddy + u_begin : nullptr,
-                        d.dh + i * H + u_begin, d.dc ? d.dc + i * H + u_begin : nullptr,
-                        d.dpre[c & 1] + (row - cmin) * GH + u_begin, dextra);
-      Real* keep = d.h_prev + (row - cmin) * H + u_begin;
-      if (hp) copy_units(keep, hp + u_begin, units, sizeof(Real));
-      else std::memset(keep, 0, size_t(units) * sizeof(Real));
-    }
+      cell.backward(p.act, i1 - i0, units, H, at(sv.gates.get(), row, GH), at(sv.extra.get(), row, H),
+                    at(hp, 0, s > 0 ? sv.ldy : H), at(cp, 0, H), at(sv.y, row, sv.ldy), at(sv.cells.get(), row, H),
+                    at(d.dy ? d.dy + st.user_row(s, i0, sv.reverse) * d.lddy : nullptr, 0, d.lddy),
+                    {d.dh + i0 * H + u_begin, H}, {d.dc ? d.dc + i0 * H + u_begin : nullptr, H},
+                    {d.dpre[c & 1] + (row - cmin) * GH + u_begin, GH}, {dextra, H});
+      for (int64_t i = i0; i < i1; ++i) {
+        Real* keep = d.h_prev + (row + i - i0 - cmin) * H + u_begin;
+        if (hp) copy_units(keep, hp + (i - i0) * (s > 0 ? sv.ldy : H) + u_begin, units, sizeof(Real));
+        else std::memset(keep, 0, size_t(units) * sizeof(Real));
+      }
+    };
+    if (dy_by_row)
+      for (int64_t i = r0; i < r1; ++i) rows(i, i + 1);
+    else if (r0 < r1)
+      rows(r0, r1);
     clock_.mark(team, Phase::cell);
   }
 

@@ -286,6 +286,27 @@ void lstm_forward_row(Activation, int64_t n, typename S::T* pre, int64_t gate_st
   });
 }
 
+// A cell's forward over rows (CellKernels::forward), its row function inlined into the loop.
+template <class S, auto Row>
+void forward_rows(Activation act, int64_t rows, int64_t n, int64_t gate_stride, Rows<typename S::T> pre,
+                  Rows<const typename S::T> extra, Rows<const typename S::T> h_prev,
+                  Rows<const typename S::T> c_prev, Rows<typename S::T> h, Rows<typename S::T> c) {
+  for (int64_t r = 0; r < rows; ++r)
+    Row(act, n, pre.row(r), gate_stride, extra.row(r), h_prev.row(r), c_prev.row(r), h.row(r), c.row(r));
+}
+
+// And its backward (CellKernels::backward).
+template <class S, auto Row>
+void backward_rows(Activation act, int64_t rows, int64_t n, int64_t gate_stride, Rows<const typename S::T> gates,
+                   Rows<const typename S::T> extra, Rows<const typename S::T> h_prev, Rows<const typename S::T> c_prev,
+                   Rows<const typename S::T> h, Rows<const typename S::T> c, Rows<const typename S::T> dy,
+                   Rows<typename S::T> dh, Rows<typename S::T> dc, Rows<typename S::T> dpre,
+                   Rows<typename S::T> dextra) {
+  for (int64_t r = 0; r < rows; ++r)
+    Row(act, n, gates.row(r), gate_stride, extra.row(r), h_prev.row(r), c_prev.row(r), h.row(r), c.row(r),
+        dy.row(r), dh.row(r), dc.row(r), dpre.row(r), dextra.row(r));
+}
+
 // Backward: from the saved activations and c, c_prev; dh IN dL/dh_t (from step t+1), dy the
 // output's gradient (or null); dc IN dL/dc_t from step t+1, OUT dL/dc_{t-1}.  Writes dpre (same
 // layout as the gates).  tanh(c) is recomputed rather than saved.
@@ -545,9 +566,9 @@ KernelTable<typename S::T> make_table(const char* name, int kc, int mc, int nc) 
   t.gemm_tile_cols = &gemm_tile_cols<S, MR, NV>;
   t.step_tile_rows = &step_tile_rows<S, MR, NV>;
   // One line per cell: its pointwise pair (the portable traits are in cells.hpp).
-  t.cells[int(Cell::vanilla)] = {&vanilla_forward_row<S>, &vanilla_backward_row<S>};
-  t.cells[int(Cell::lstm)] = {&lstm_forward_row<S>, &lstm_backward_row<S>};
-  t.cells[int(Cell::gru)] = {&gru_forward_row<S>, &gru_backward_row<S>};
+  t.cells[int(Cell::vanilla)] = {&forward_rows<S, vanilla_forward_row<S>>, &backward_rows<S, vanilla_backward_row<S>>};
+  t.cells[int(Cell::lstm)] = {&forward_rows<S, lstm_forward_row<S>>, &backward_rows<S, lstm_backward_row<S>>};
+  t.cells[int(Cell::gru)] = {&forward_rows<S, gru_forward_row<S>>, &backward_rows<S, gru_backward_row<S>>};
   t.math = &math<S>;
   t.pack_transposed = &pack_transposed<typename S::T>;
   return t;

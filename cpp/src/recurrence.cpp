@@ -611,14 +611,22 @@ class ForwardJob final : public Job {
     run_packing(team, pack, &Plan<Real>::forward_items, &Plan<Real>::pack_forward);
     clock_.mark(team, Phase::setup);
     if (training_) {
+      // The input projection a chunk at a time, right before the chunk's steps, into the saved array:
+      // the steps' products then accumulate onto pre-activations still in cache, where one product over
+      // all T x B rows left them in L3 or DRAM (GRU forward at B=64, T=50, H=128: 10% faster; the LSTM
+      // and tanh cells unchanged).  Bitwise the same: each row's sum is its own.
       for (auto& d : dirs_)
         if (d.gather_x) gather(team, d, 0, st.S, const_cast<Real*>(d.x));
-      for (auto& d : dirs_) {
-        gemm<Real>(team, k, ws_, st.rows(), d.plan->GH, I, MatrixView<Real>{d.x, d.ldx, 1}, MatrixView<Real>{},
-                   d.pre, d.ld_pre, d.plan->bias.get(), false, &d.plan->w_ih_t);
+      for (int64_t c = 0; c < st.chunks(); ++c) {
+        for (auto& d : dirs_) {
+          const int64_t row0 = st.chunk_min(c, d.reverse);
+          gemm<Real>(team, k, ws_, st.chunk_rows(c), d.plan->GH, I, MatrixView<Real>{d.x + row0 * d.ldx, d.ldx, 1},
+                     MatrixView<Real>{}, d.pre + row0 * d.ld_pre, d.ld_pre, d.plan->bias.get(), false,
+                     &d.plan->w_ih_t);
+        }
+        clock_.mark(team, Phase::input_gemm);
+        for (int64_t s = st.chunk_first[size_t(c)]; s < st.chunk_first[size_t(c + 1)]; ++s) step(team, s);
       }
-      clock_.mark(team, Phase::input_gemm);
-      for (int64_t s = 0; s < st.S; ++s) step(team, s);
       return;
     }
     for (int64_t c = 0; c < st.chunks(); ++c) {

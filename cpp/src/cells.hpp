@@ -51,7 +51,8 @@ struct CellKernels {
   // vanilla cell's h itself (pre may alias h).  extra: IN the apart product (or absent).  h_prev,
   // c_prev: IN the previous state (absent: zeros).  h, c: OUT this step's state (c: LSTM only).
   // One call for all of an item's rows: the constants stay in registers and the rows' dependent
-  // chains overlap (a call per row of 32 units cost 3.4% of an LSTM forward at B=64, H=128).
+  // chains overlap (a call per row of 32 units made the forward 9-11% and the backward 5-14% slower
+  // at B=64, H=128 on AVX-512: BENCHMARKS.md).
   void (*forward)(Activation act, int64_t rows, int64_t n, int64_t gate_stride, Rows<Real> pre,
                   Rows<const Real> extra, Rows<const Real> h_prev, Rows<const Real> c_prev, Rows<Real> h,
                   Rows<Real> c);

@@ -40,16 +40,23 @@ def test_phases_add_up_and_belong_to_their_pass(cell, profiling, threads, num_th
     threads(num_threads)
     problem = make_problem(cell, 12, 5, 24, 40, np.float32)
     grads = upstream(cell, 12, 5, 40, np.float32)
-    _, backward = run(cell, problem, grads)
-    forward = _core._last_profile()
-    backward()
-    back = _core._last_profile()
-    for name, profile in (("forward", forward), ("backward", back)):
-        assert set(profile) == set(PHASES) | {"total"}
-        assert all(profile[p] >= 0 for p in PHASES), (name, profile)
-        attributed = sum(profile[p] for p in PHASES)
-        # every mark attributes the time since the previous one: the phases tile the call
-        assert 0.5 * profile["total"] <= attributed <= profile["total"] * (1 + 1e-9), (name, profile)
+    # Every mark attributes the time since the previous one, so the phases tile the call: never more
+    # than its total, and most of it.  The call is ~0.2 ms, so a preemption of the caller between the
+    # call's start and its first mark can leave most of one call unattributed: the lower bound holds
+    # for the best of three calls (a clock that dropped phases would fail all three).
+    best = {"forward": 0.0, "backward": 0.0}
+    for _ in range(3):
+        _, backward = run(cell, problem, grads)
+        forward = _core._last_profile()
+        backward()
+        back = _core._last_profile()
+        for name, profile in (("forward", forward), ("backward", back)):
+            assert set(profile) == set(PHASES) | {"total"}
+            assert all(profile[p] >= 0 for p in PHASES), (name, profile)
+            attributed = sum(profile[p] for p in PHASES)
+            assert attributed <= profile["total"] * (1 + 1e-9), (name, profile)
+            best[name] = max(best[name], attributed / profile["total"])
+    assert min(best.values()) >= 0.5, best
     for phase in ("weight_grad_gemm", "dx_gemm"):
         assert forward[phase] == 0, phase
     assert back["input_gemm"] == 0

@@ -98,17 +98,27 @@ inline typename S::V scale_pow2(typename S::V p, typename S::V n) {
   }
 }
 
+// e^r for x = n ln 2 + r, x already clamped to exp's range: returns e^r, sets n.
+template <class S>
+inline typename S::V exp_reduced(typename S::V xc, typename S::V& n) {
+  using T = typename S::T;
+  using V = typename S::V;
+  using C = ExpConstants<T>;
+  n = S::round(S::mul(xc, S::set1(T(1.4426950408889634))));
+  V r = S::fnmadd(n, S::set1(C::ln2_hi), xc);
+  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
+  return exp_series<S>(r);
+}
+
 template <class S>
 inline typename S::V vexp(typename S::V x) {
   using T = typename S::T;
   using V = typename S::V;
   using C = ExpConstants<T>;
   const auto nan = S::isnan(x);
-  V xc = S::min(S::max(x, S::set1(C::lo)), S::set1(C::hi));
-  const V n = S::round(S::mul(xc, S::set1(T(1.4426950408889634))));
-  V r = S::fnmadd(n, S::set1(C::ln2_hi), xc);
-  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
-  return S::select(nan, x, scale_pow2<S>(exp_series<S>(r), n));
+  V n;
+  const V p = exp_reduced<S>(S::min(S::max(x, S::set1(C::lo)), S::set1(C::hi)), n);
+  return S::select(nan, x, scale_pow2<S>(p, n));
 }
 
 // e^x for x >= 0 or NaN, whose result is never subnormal: 2^n as one factor, and no NaN test (minps
@@ -116,14 +126,10 @@ inline typename S::V vexp(typename S::V x) {
 // NaN).  Used by tanh, whose argument is 2|x|.
 template <class S>
 inline typename S::V vexp_nonnegative(typename S::V x) {
-  using T = typename S::T;
   using V = typename S::V;
-  using C = ExpConstants<T>;
-  const V xc = S::min(x, S::set1(C::hi));
-  const V n = S::round(S::mul(xc, S::set1(T(1.4426950408889634))));
-  V r = S::fnmadd(n, S::set1(C::ln2_hi), xc);
-  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
-  return S::mul(exp_series<S>(r), S::pow2n(n));
+  V n;
+  const V p = exp_reduced<S>(S::min(x, S::set1(ExpConstants<typename S::T>::hi)), n);
+  return S::mul(p, S::pow2n(n));
 }
 
 // tanh: for |x| < 0.625 the odd minimax forms of Cephes (tanhf: polynomial; tanh: rational), else

@@ -12,6 +12,34 @@
 
 namespace rnnkit {
 
+// Cache lines for a per-step product's tile to ask for while it computes (step_tile_rows_prefetching):
+// up to kPrefetchRuns runs of `rows` rows, each row `segments` segments of `lines` lines.  The tile
+// asks for one line per kPrefetchLanes multiply-adds of its own (every 4 k-iterations of AVX-512's
+// 12 x 32 float tile, every 16 of AVX2's 6 x 16), in order, until the runs are done; a prefetch
+// changes no result.  Data only: the ISA's kernels (src/isa/kernels.inl) walk it.
+constexpr int kPrefetchRuns = 3;
+constexpr int kPrefetchLanes = 1536;
+struct PrefetchRun {
+  const char* first;
+  int64_t row_bytes, segment_bytes, rows;
+  int segments, lines;
+};
+struct RowPrefetch {
+  PrefetchRun runs[kPrefetchRuns];
+  int count = 0;
+  // the next line: runs[run], its row, segment and line
+  int run = 0, segment = 0, line = 0;
+  int64_t row = 0;
+  void add(const void* first, int64_t row_bytes, int64_t rows, int segments, int64_t segment_bytes,
+           int64_t bytes_per_segment) {
+    if (!first || rows <= 0 || count == kPrefetchRuns) return;
+    // (the lines a segment's bytes touch, from a first byte anywhere in a line)
+    const int64_t offset = int64_t(reinterpret_cast<uintptr_t>(first) % 64);
+    runs[count++] = {static_cast<const char*>(first), row_bytes, segment_bytes, rows, segments,
+                     int((offset + bytes_per_segment + 63) / 64)};
+  }
+};
+
 template <typename Real>
 struct KernelTable {
   const char* isa;  // "avx512", "avx2", "scalar"
@@ -46,6 +74,12 @@ struct KernelTable {
   // split, so their results do not depend on where a block of rows starts.
   void (*step_tile_rows)(int m, int64_t k, const Real* a, int64_t lda, const Real* b, Real* c, int64_t ldc,
                          const Real* bias, bool accumulate, int n_valid);
+  // The same (bit for bit) while it asks for `prefetch`'s lines, a few k-iterations apart: for the
+  // backward's product, which runs FMA-bound while the memory system idles, to fetch the saved rows
+  // its step's cell reads next (rows the forward wrote long before, no longer in cache).
+  void (*step_tile_rows_prefetching)(int m, int64_t k, const Real* a, int64_t lda, const Real* b, Real* c,
+                                     int64_t ldc, const Real* bias, bool accumulate, int n_valid,
+                                     RowPrefetch& prefetch);
 
   // Each cell's pointwise pair, indexed by Cell (see CellKernels in cells.hpp).
   CellKernels<Real> cells[kCellKinds];

@@ -840,6 +840,25 @@ class BackwardJob final : public Job {
       const int64_t row0 = st.base(s + 1, sv.reverse) - st.chunk_min(c1, sv.reverse);
       const Real* dpre = d.dpre[c1 & 1] + row0 * GH;
       const Real* dextra = d.dextra[c1 & 1] ? d.dextra[c1 & 1] + row0 * H : nullptr;
+      // While the product runs, the rows of step s that the cell reads next: written by the forward
+      // long before, they are no longer in cache, and the cell would wait on each in turn.
+      RowPrefetch prefetch;
+      const int64_t cell_rows = s >= 0 ? std::min(item.row_end, st.active(s)) - r0 : 0;
+      if (ct.prefetch_saved && cell_rows > 0) {
+        const int64_t row = st.base(s, sv.reverse) + r0, bytes = units * int64_t(sizeof(Real));
+        const int64_t prev = s > 0 ? st.base(s - 1, sv.reverse) + r0 : -1;
+        prefetch.add(sv.gates ? sv.gates.get() + row * sv.ld_gates + u_begin : nullptr,
+                     sv.ld_gates * int64_t(sizeof(Real)), cell_rows, p.G, H * int64_t(sizeof(Real)), bytes);
+        if (prev >= 0) {
+          const int64_t h_bytes = H * int64_t(sizeof(Real));
+          prefetch.add(sv.cells ? sv.cells.get() + prev * H + u_begin : nullptr, h_bytes, cell_rows, 1, 0, bytes);
+          prefetch.add(sv.y + prev * sv.ldy + u_begin, sv.ldy * int64_t(sizeof(Real)), cell_rows, 1, 0, bytes);
+        }
+      }
+      auto tile = [&](int m, int64_t kk, const Real* a, int64_t lda, const Real* b, Real* c, bool accumulate, int n) {
+        if (prefetch.count) k.step_tile_rows_prefetching(m, kk, a, lda, b, c, H, nullptr, accumulate, n, prefetch);
+        else k.step_tile_rows(m, kk, a, lda, b, c, H, nullptr, accumulate, n);
+      };
       for (int64_t jb = item.block_begin; jb < item.block_end; ++jb) {
         const int n = int(std::min<int64_t>(nr, H - jb * nr));
         const Real* panel = p.backward_panel(jb);
@@ -847,10 +866,10 @@ class BackwardJob final : public Job {
           const int m = int(std::min<int64_t>(mr, n1 - r));
           Real* c = d.dh + r * H + jb * nr;
           if (ct.last_gate_apart) {
-            k.step_tile_rows(m, GH - H, dpre + r * GH, GH, panel, c, H, nullptr, ct.direct_dh, n);
-            k.step_tile_rows(m, H, dextra + r * H, H, panel + (GH - H) * nr, c, H, nullptr, true, n);
+            tile(m, GH - H, dpre + r * GH, GH, panel, c, ct.direct_dh, n);
+            tile(m, H, dextra + r * H, H, panel + (GH - H) * nr, c, true, n);
           } else {
-            k.step_tile_rows(m, GH, dpre + r * GH, GH, panel, c, H, nullptr, ct.direct_dh, n);
+            tile(m, GH, dpre + r * GH, GH, panel, c, ct.direct_dh, n);
           }
         }
       }

@@ -379,6 +379,19 @@ void gru_backward_row(Activation, int64_t n, const typename S::T* gates, int64_t
 }
 
 // ---- GEMM register tile ----------------------------------------------------------------------------
+// Asks for the cache line after the last one asked for: the next line of q's runs (none once
+// they are done).  For step_tile_rows_prefetching.
+inline void prefetch_next(RowPrefetch& q) {
+  while (q.run < q.count && q.row >= q.runs[q.run].rows) ++q.run, q.row = 0, q.segment = 0, q.line = 0;
+  if (q.run == q.count) return;
+  const PrefetchRun& r = q.runs[q.run];
+  __builtin_prefetch(r.first + q.row * r.row_bytes + q.segment * r.segment_bytes + q.line * 64, 0, 3);
+  if (++q.line == r.lines) {
+    q.line = 0;
+    if (++q.segment == r.segments) q.segment = 0, ++q.row;
+  }
+}
+
 // C[M x NV*N] (+)= A * B over k, accumulators held in registers for the whole k loop.  Tiles of one to
 // three rows have too few independent FMA chains to hide the FMA latency, so they split k into KS
 // interleaved partial sums, added in a fixed order at the end; each C element's arithmetic depends
@@ -388,11 +401,12 @@ void gru_backward_row(Activation, int64_t n, const typename S::T* gates, int64_t
 // lda > 0: the input projection, and the per-step products, which read h_{t-1} and dpre_t where the
 // cell wrote them — packing them would make every line cross between cores twice per step), or, with
 // Cols, straight from a column-major block (a[p*lda + i]: dpre^T in the weight gradients).  The
-// arithmetic is the same in all three.
-template <class S, int M, int NV, int KS, bool Cols = false>
+// arithmetic is the same in all three.  With Prefetch, the k loop also asks for `prefetch`'s lines,
+// one per kPrefetchLanes multiply-adds (kernel_table.hpp).
+template <class S, int M, int NV, int KS, bool Cols = false, bool Prefetch = false>
 void gemm_tile_fixed(int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
                      typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate,
-                     int n_valid) {
+                     int n_valid, RowPrefetch* prefetch = nullptr) {
   using V = typename S::V;
   using T = typename S::T;
   constexpr int NR = NV * S::N;
@@ -430,6 +444,16 @@ void gemm_tile_fixed(int64_t k, const typename S::T* a, int64_t lda, const typen
     }
   };
   int64_t p = 0;
+  if constexpr (Prefetch) {  // (one line per kPrefetchLanes multiply-adds: every `every` groups of KS)
+    constexpr int lanes = M * NR * KS;
+    constexpr int every = lanes >= kPrefetchLanes ? 1 : kPrefetchLanes / lanes;
+    int tick = 0;
+    for (; p + KS <= k; p += KS) {
+#pragma GCC unroll 4
+      for (int s = 0; s < KS; ++s) step(p + s, acc[s]);
+      if (++tick == every) tick = 0, prefetch_next(*prefetch);
+    }
+  }
   for (; p + KS <= k; p += KS)
 #pragma GCC unroll 4
     for (int s = 0; s < KS; ++s) step(p + s, acc[s]);
@@ -482,21 +506,23 @@ void gemm_tile_fixed(int64_t k, const typename S::T* a, int64_t lda, const typen
 // whatever the blocking — a chunk of rows gives what all rows at once give.
 constexpr int k_split(int rows) { return rows == 1 ? 4 : rows <= 3 ? 2 : 1; }
 
-template <class S, int NV, int M, bool Split, bool Cols = false>
+template <class S, int NV, int M, bool Split, bool Cols = false, bool Prefetch = false>
 struct TileDispatch {
   static void call(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
                    typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate,
-                   int n_valid) {
+                   int n_valid, RowPrefetch* prefetch = nullptr) {
     if (m == M)
-      gemm_tile_fixed<S, M, NV, Split ? k_split(M) : 1, Cols>(k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+      gemm_tile_fixed<S, M, NV, Split ? k_split(M) : 1, Cols, Prefetch>(k, a, lda, b, c, ldc, bias, accumulate,
+                                                                         n_valid, prefetch);
     else
-      TileDispatch<S, NV, M - 1, Split, Cols>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+      TileDispatch<S, NV, M - 1, Split, Cols, Prefetch>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid,
+                                                              prefetch);
   }
 };
-template <class S, int NV, bool Split, bool Cols>
-struct TileDispatch<S, NV, 0, Split, Cols> {
+template <class S, int NV, bool Split, bool Cols, bool Prefetch>
+struct TileDispatch<S, NV, 0, Split, Cols, Prefetch> {
   static void call(int, int64_t, const typename S::T*, int64_t, const typename S::T*, typename S::T*,
-                   int64_t, const typename S::T*, bool, int) {}
+                   int64_t, const typename S::T*, bool, int, RowPrefetch* = nullptr) {}
 };
 
 template <class S, int MR, int NV>
@@ -521,6 +547,13 @@ template <class S, int MR, int NV>
 void step_tile_rows(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
                     typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate, int n_valid) {
   TileDispatch<S, NV, MR, true>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid);
+}
+
+template <class S, int MR, int NV>
+void step_tile_rows_prefetching(int m, int64_t k, const typename S::T* a, int64_t lda, const typename S::T* b,
+                                typename S::T* c, int64_t ldc, const typename S::T* bias, bool accumulate,
+                                int n_valid, RowPrefetch& prefetch) {
+  TileDispatch<S, NV, MR, true, false, true>::call(m, k, a, lda, b, c, ldc, bias, accumulate, n_valid, &prefetch);
 }
 
 // ---- packing a transposed panel --------------------------------------------------------------------
@@ -559,6 +592,7 @@ KernelTable<typename S::T> make_table(const char* name, int kc, int mc, int nc) 
   t.gemm_tile_rows = &gemm_tile_rows<S, MR, NV>;
   t.gemm_tile_cols = &gemm_tile_cols<S, MR, NV>;
   t.step_tile_rows = &step_tile_rows<S, MR, NV>;
+  t.step_tile_rows_prefetching = &step_tile_rows_prefetching<S, MR, NV>;
   // One line per cell: its pointwise pair (the portable traits are in cells.hpp).
   t.cells[int(Cell::vanilla)] = {&forward_rows<S, vanilla_forward_row<S>>, &backward_rows<S, vanilla_backward_row<S>>};
   t.cells[int(Cell::lstm)] = {&forward_rows<S, lstm_forward_row<S>>, &backward_rows<S, lstm_backward_row<S>>};

@@ -28,7 +28,7 @@ struct CellTraits {
   bool direct_dh;
   // The backward's recurrent product asks for the saved rows its step's cell reads next (gates,
   // c_{t-1}, h_{t-1}), a line every few FMAs, instead of the cell waiting on each in turn.  Chosen
-  // by measurement (Zen 4, T=50 B=64 H=128, BENCHMARKS.md): the LSTM's backward is 4-6% faster on
+  // by measurement (Zen 4, T=50 B=64 H=128, BENCHMARKS.md): the LSTM's backward is 4-7% faster on
   // AVX-512 and 0-3% on AVX2; the GRU's and the vanilla cell's are not faster (within noise).
   bool prefetch_saved;
 };

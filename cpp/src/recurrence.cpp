@@ -834,6 +834,7 @@ class BackwardJob final : public Job {
     const int64_t H = p.H, GH = p.GH, nr = k.nr, mr = k.mr;
     const int64_t u_begin = item.block_begin * nr, u_end = std::min(H, item.block_end * nr), units = u_end - u_begin;
     const int64_t r0 = item.row_begin;
+    const int64_t r1 = s >= 0 ? std::min(item.row_end, st.active(s)) : r0;  // the cell's rows (none at s = -1)
     if (s + 1 < st.S) {
       const int64_t n1 = std::min(item.row_end, st.active(s + 1));
       const int64_t c1 = st.chunk_of[size_t(s + 1)];
@@ -843,7 +844,7 @@ class BackwardJob final : public Job {
       // While the product runs, the rows of step s that the cell reads next: written by the forward
       // long before, they are no longer in cache, and the cell would wait on each in turn.
       RowPrefetch prefetch;
-      const int64_t cell_rows = s >= 0 ? std::min(item.row_end, st.active(s)) - r0 : 0;
+      const int64_t cell_rows = r1 - r0;
       if (ct.prefetch_saved && cell_rows > 0) {
         const int64_t row = st.base(s, sv.reverse) + r0, bytes = units * int64_t(sizeof(Real));
         const int64_t prev = s > 0 ? st.base(s - 1, sv.reverse) + r0 : -1;
@@ -883,7 +884,6 @@ class BackwardJob final : public Job {
       }
       return;
     }
-    const int64_t r1 = std::min(item.row_end, st.active(s));
     const int64_t c = st.chunk_of[size_t(s)];
     const int64_t cmin = st.chunk_min(c, sv.reverse);
     const CellKernels<Real>& cell = k.cells[int(p.cell)];
